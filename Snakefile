@@ -1,0 +1,30 @@
+# egonlq: Ego4D Natural Language Queries, from annotations and narrations to trained models and metrics.
+# This file is the table of contents; every stage lives in workflow/rules/<stage>.smk, all logic in src/egonlq/.
+
+from snakemake.utils import min_version
+
+min_version("9.27")
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/baselines.smk"
+include: "workflow/rules/evaluation.smk"
+
+
+localrules:
+    all,
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

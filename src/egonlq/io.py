@@ -1,0 +1,94 @@
+"""Atomic file writes and strict JSON reading.
+
+Every artefact is written to a temporary file in the destination folder and renamed into place, so an
+interrupted job never leaves a half-written file that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from egonlq.errors import InputError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_json(obj: Any, path: str | Path, *, indent: int | None = None) -> None:
+    """Write ``obj`` as JSON atomically (NaN/Inf are refused: they are not JSON)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=indent, allow_nan=False, ensure_ascii=False)
+            f.write("\n")
+
+
+def write_text(text: str, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+
+def write_parquet(table: pa.Table, path: str | Path, schema: pa.Schema | None = None) -> None:
+    """Write ``table`` atomically, cast to ``schema`` first when given (the schema is the contract)."""
+    if schema is not None:
+        table = table.select(schema.names).cast(schema)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def read_parquet(path: str | Path, schema: pa.Schema | None = None) -> pa.Table:
+    """Read a parquet table; when ``schema`` is given, check that every column is there with its type."""
+    table = pq.read_table(path)
+    if schema is not None:
+        for field in schema:
+            if field.name not in table.schema.names:
+                raise InputError(path, "column missing", field=field.name, expected=str(field.type))
+            got = table.schema.field(field.name).type
+            if got != field.type:
+                raise InputError(path, f"column has type {got}", field=field.name, expected=str(field.type))
+        table = table.select(schema.names)
+    return table
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file, turning a syntax error into an error that names the file, line and column."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise InputError(path, f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from e
+    except UnicodeDecodeError as e:
+        raise InputError(path, f"not UTF-8 text: {e}") from e
+
+
+def write_manifest(folder: str | Path, out: str | Path | None = None, *, pattern: str = "*") -> dict:
+    """List the files of ``folder`` (name, bytes) into ``folder/manifest.json``: one file stands for many."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.glob(pattern) if p.is_file() and p.name != "manifest.json")
+    manifest = {"folder": str(folder), "files": {p.name: p.stat().st_size for p in files}}
+    write_json(manifest, out or folder / "manifest.json", indent=1)
+    return manifest

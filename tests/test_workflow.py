@@ -1,0 +1,118 @@
+"""The Snakemake workflow, driven as a user would: dry-run, a tiny end-to-end run, --summary, param edits."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import FIXTURES, REPO, snakemake
+
+pytestmark = pytest.mark.workflow
+
+# Jobs of the default DAG on a fresh folder (the foundation stages).
+EXPECTED_JOBS = {
+    "demo_world": 1,
+    "ingest_metadata": 1,
+    "ingest_nlq": 3,
+    "ingest_narrations": 1,
+    "ingest_egoclip": 1,
+    "validation_report": 1,
+    "clip_features": 3,
+    "fit_prior": 1,
+    "predict_baseline": 4,
+    "evaluate": 4,
+    "metrics_table": 1,
+    "all": 1,
+}
+
+
+def job_counts(dry_run_stdout: str) -> Counter:
+    """Parse the job-count table that ``snakemake -n`` prints."""
+    counts: Counter = Counter()
+    in_table = False
+    for line in dry_run_stdout.splitlines():
+        if line.startswith("job") and "count" in line:
+            in_table = True
+            continue
+        if in_table:
+            m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+            if m and m.group(1) != "total":
+                counts[m.group(1)] = int(m.group(2))
+            elif line.strip().startswith("total"):
+                break
+    return counts
+
+
+def summary(workdir: Path, *args: str) -> list[dict]:
+    proc = snakemake(workdir, "--summary", *args)
+    rows = list(csv.DictReader(io.StringIO(proc.stdout), delimiter="\t"))
+    assert rows and {"output_file", "rule", "status", "plan"} <= set(rows[0])
+    return rows
+
+
+def test_dry_run_lists_expected_jobs(tmp_path: Path) -> None:
+    shutil.copy(FIXTURES / "tiny" / "config.yaml", tmp_path / "config.yaml")
+    proc = snakemake(tmp_path, "-n")
+    counts = job_counts(proc.stdout)
+    for rule, n in EXPECTED_JOBS.items():
+        assert counts[rule] == n, (rule, counts)
+
+
+def test_bad_config_fails_at_parse_time(tmp_path: Path) -> None:
+    cfg = yaml.safe_load((FIXTURES / "tiny" / "config.yaml").read_text())
+    cfg["features"] = {"cut_mode": "rounded"}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0
+    assert "cut_mode" in proc.stdout + proc.stderr
+
+
+def test_slurm_profile_dry_run(tmp_path: Path) -> None:
+    shutil.copy(FIXTURES / "tiny" / "config.yaml", tmp_path / "config.yaml")
+    proc = snakemake(tmp_path, "-n", "--workflow-profile", str(REPO / "workflow/profiles/slurm"))
+    assert job_counts(proc.stdout)["clip_features"] == 3
+
+
+def test_end_to_end_outputs(tiny_run: Path) -> None:
+    metrics = pd.read_parquet(tiny_run / "results/eval/metrics.parquet")
+    assert set(metrics["predictor"]) >= {"uniform", "prior"}
+    assert set(metrics["split"]) == {"val", "test"}
+    assert set(metrics["mode"]) == {"official", "strict"}
+    assert (tiny_run / "results/eval/metrics.md").read_text().count("|") > 10
+    preds = json.loads((tiny_run / "results/predictions/prior/val.json").read_text())
+    assert preds["version"] == "1.0" and preds["challenge"] == "ego4d_nlq_challenge"
+    assert all(len(r["predicted_times"]) == 5 for r in preds["results"])
+    report = json.loads((tiny_run / "results/data/validation_report.json").read_text())
+    assert report["quirk_totals"], "the demo world plants quirks; the report must count them"
+    for split in ("train", "val", "test"):
+        assert (tiny_run / f"results/features/{split}_clips.parquet").stat().st_size > 0
+
+
+def test_second_run_has_nothing_to_do(tiny_run: Path) -> None:
+    proc = snakemake(tiny_run, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_summary_is_parseable_and_up_to_date(tiny_run: Path) -> None:
+    rows = summary(tiny_run)
+    pending = [r["output_file"] for r in rows if r["plan"] != "no update"]
+    assert not pending, pending
+    assert {r["rule"] for r in rows} >= {"demo_world", "evaluate", "metrics_table"}
+
+
+def test_editing_an_evaluation_param_leaves_only_evaluation_pending(tiny_run: Path, tmp_path: Path) -> None:
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"evaluation": {"thresholds": [0.3, 0.5, 0.7]}}))
+    rows = summary(tiny_run, "--configfile", str(tiny_run / "config.yaml"), str(overlay))
+    pending = {r["rule"] for r in rows if r["plan"] == "update pending"}
+    assert pending == {"evaluate", "metrics_table"}, pending
+    assert all(r["status"] == "params changed" for r in rows if r["rule"] == "evaluate")

@@ -1,0 +1,33 @@
+# The embedded demo world: official-format Ego4D files with a learnable signal (synthetic data).
+# Defined only when data.root is the demo's folder; real data are inputs, never outputs.
+
+if IS_DEMO:
+
+    rule demo_world:
+        input:
+            code=src_files(*COMMON_CODE, "demo_world.py", "demo_render.py", "egoclip.py", "timegrid.py"),
+        output:
+            metadata=data_path(DATA["metadata"]),
+            nlq=[nlq_json(s) for s in SPLITS],
+            test_gt=TEST_GT,
+            narrations=data_path(DATA["narrations"]),
+            egoclip=EGOCLIP,
+            em_train=[data_path(p) for p in DATA["em_train"]],
+            features=FEATURE_INPUT,
+            videos=data_path(f"{DATA['videos']}/manifest.json"),
+            stats="results/demo/stats.json",
+        params:
+            preset=config["demo"]["preset"],
+            seed=config["demo"]["seed"],
+            feature_name=FEATURE_NAME,
+            feature_dim=FEATURE_DIM,
+        log:
+            "results/logs/demo_world/demo_world.log",
+        benchmark:
+            "results/benchmarks/demo_world/demo_world.tsv"
+        resources:
+            mem_mb=4000,
+        shell:
+            "{CLI} demo-world --out {DEMO_ROOT} --preset {params.preset} --seed {params.seed}"
+            " --feature-name {params.feature_name} --feature-dim {params.feature_dim}"
+            " --stats {output.stats} > {log} 2>&1"

@@ -1,0 +1,42 @@
+# Evaluation: the official Recall@k at IoU thresholds (compatible with the official script) and strict mode.
+
+
+def predictor_names():
+    """Every predictor whose predictions are scored; later stages add trained models here."""
+    return list(BASELINES)
+
+
+rule evaluate:
+    input:
+        gt=lambda wc: gt_json(wc.split),
+        predictions="results/predictions/{predictor}/{split}.json",
+        queries="results/data/nlq/{split}_queries.parquet",
+        code=src_files(*COMMON_CODE, "evaluation.py", "predictions.py"),
+    output:
+        "results/eval/{predictor}/{split}.json",
+    params:
+        thresholds=" ".join(str(t) for t in config["evaluation"]["thresholds"]),
+        ks=" ".join(str(k) for k in config["evaluation"]["ks"]),
+        exclude=" ".join(config["evaluation"]["strict_exclude"]),
+    log:
+        "results/logs/evaluate/{predictor}_{split}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{predictor}_{split}.tsv"
+    shell:
+        "{CLI} evaluate --gt {input.gt} --predictions {input.predictions} --queries {input.queries}"
+        " --predictor {wildcards.predictor} --split {wildcards.split} --thresholds {params.thresholds}"
+        " --ks {params.ks} --exclude {params.exclude} --out {output} > {log} 2>&1"
+
+
+rule metrics_table:
+    input:
+        metrics=expand("results/eval/{predictor}/{split}.json", predictor=predictor_names(), split=EVAL_SPLITS),
+        code=src_files(*COMMON_CODE, "evaluation.py"),
+    output:
+        parquet="results/eval/metrics.parquet",
+        markdown=report("results/eval/metrics.md", caption="../report/metrics.rst", category="2. Metrics"),
+    log:
+        "results/logs/metrics_table/metrics_table.log",
+    shell:
+        "{CLI} metrics-table --inputs {input.metrics} --parquet {output.parquet} --markdown {output.markdown}"
+        " > {log} 2>&1"
