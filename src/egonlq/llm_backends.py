@@ -357,6 +357,15 @@ class OpenAIBackend:
         return Generation(text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
 
 
+def source_name(kind: str, model: str | None = None) -> str:
+    """The ``source`` tag a backend gives its queries, known without loading it (for planning runs)."""
+    if kind == "template":
+        return "template"
+    if kind in ("hf", "openai"):
+        return f"llm:{_model_name(model or DEFAULT_HF_MODEL)}"
+    raise ValueError(f"unknown backend {kind!r}; expected one of ['hf', 'openai', 'template']")
+
+
 def make_backend(kind: str, **kwargs: object) -> Backend:
     """``"template"`` -> :class:`TemplateBackend`, ``"hf"`` -> :class:`HFBackend`, ``"openai"`` ->
     :class:`OpenAIBackend`; ``kwargs`` go to the constructor."""

@@ -1,5 +1,6 @@
 # Shared definitions: config validation, paths, the code each rule depends on, and target lists.
 
+import json
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 REPO = Path(workflow.basedir)
 SRC = REPO / "src"
+sys.path.insert(0, str(SRC))  # parse-time helpers (experiment planning) come from the package
 # Rules run the interpreter that runs Snakemake (or, with --sdm conda, the rule's env's python),
 # with the repository's src/ first on the path.
 USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
@@ -105,8 +107,52 @@ def all_targets():
         "results/data/validation_report.json",
         expand("results/features/{split}_clips.parquet", split=SPLITS),
         "results/eval/metrics.md",
+        "results/queries/training_queries.parquet",
+        "results/features/training_clips.parquet",
     ]
     targets += expand(
         "results/predictions/{predictor}/{split}.json", predictor=BASELINES, split=PREDICT_SPLITS
     )
     return targets
+
+
+# ---------------------------------------------------------------------------------------------- query sources
+
+QCFG = config["queries"]
+GENERATORS = {g["name"]: g for g in QCFG["generators"]}
+NUM_SHARDS = QCFG["generation"]["shards"]
+
+
+def repo_path(path):
+    """A file of the repository (prompts): relative paths are relative to the repository, not the workdir."""
+    p = Path(path)
+    return str(p if p.is_absolute() else REPO / p)
+
+
+def generator_source(name):
+    """The `source` tag of a generator's queries (template, llm:<model>), known at parse time."""
+    from egonlq.llm_backends import source_name
+
+    g = GENERATORS[name]
+    return source_name(g["backend"], g["options"].get("model_path") or g["options"].get("model"))
+
+
+REPHRASE = QCFG["rephrase"]
+if REPHRASE["enabled"]:
+    if REPHRASE["generator"] not in GENERATORS:
+        raise ValueError(f"config.yaml: queries.rephrase.generator {REPHRASE['generator']!r} is not a generator")
+    if REPHRASE["origin"] != "narration" and REPHRASE["origin"] not in GENERATORS:
+        raise ValueError(f"config.yaml: queries.rephrase.origin {REPHRASE['origin']!r} is neither narration nor a generator")
+
+# Every source a training run may name: NaQ, one per generator, and the rephrasings.
+QUERY_SOURCES = {"naq"} | {generator_source(g) for g in GENERATORS}
+if REPHRASE["enabled"]:
+    origin = "narration" if REPHRASE["origin"] == "narration" else generator_source(REPHRASE["origin"])
+    QUERY_SOURCES.add(f"rephrase:{origin}")
+
+
+def generated_tables():
+    tables = expand("results/queries/{generator}/generated.parquet", generator=sorted(GENERATORS))
+    if REPHRASE["enabled"]:
+        tables.append("results/queries/rephrase/generated.parquet")
+    return tables

@@ -25,3 +25,30 @@ rule clip_features:
         "{CLI} clip-features --clips {input.clips} --videos {input.videos} --feature-dir {params.feature_dir}"
         " --dim {params.dim} --mode {params.mode} --out {output.table} --shapes {output.shapes}"
         " --stats {output.stats} > {log} 2>&1"
+
+
+rule training_clip_features:
+    input:
+        clips="results/queries/training_clips.parquet",
+        videos="results/data/videos.parquet",
+        features=FEATURE_INPUT,
+        code=src_files(*COMMON_CODE, "features.py", "timegrid.py", "tables.py"),
+    output:
+        table="results/features/training_clips.parquet",
+        shapes="results/features/training_feature_shapes.json",
+        stats="results/features/training_stats.json",
+    params:
+        feature_dir=FEATURE_DIR,
+        dim=FEATURE_DIM,
+        mode=config["features"]["cut_mode"],
+    log:
+        "results/logs/training_clip_features/training_clip_features.log",
+    benchmark:
+        "results/benchmarks/training_clip_features/training_clip_features.tsv"
+    resources:
+        mem_mb=8000,
+    shell:
+        # NaQ's VQ/MQ clips may lack features in real downloads: skipped and counted, never silently lost.
+        "{CLI} clip-features --clips {input.clips} --videos {input.videos} --feature-dir {params.feature_dir}"
+        " --dim {params.dim} --mode {params.mode} --on-missing skip --out {output.table}"
+        " --shapes {output.shapes} --stats {output.stats} > {log} 2>&1"

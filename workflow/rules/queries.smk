@@ -1,0 +1,192 @@
+# Query sources: curated narrations, NaQ, LLM/template-generated questions (sharded, cached, resumable),
+# optional rephrasing, and the single training-queries table with a `source` column.
+
+NLQ_TABLES = {
+    "clips": expand("results/data/nlq/{split}_clips.parquet", split=SPLITS),
+    "queries": expand("results/data/nlq/{split}_queries.parquet", split=SPLITS),
+}
+
+
+rule curate_narrations:
+    input:
+        narrations="results/data/narrations.parquet",
+        videos="results/data/videos.parquet",
+        split_clips=NLQ_TABLES["clips"],
+        split_queries=NLQ_TABLES["queries"],
+        code=src_files(*COMMON_CODE, "curation.py", "egoclip.py"),
+    output:
+        curated="results/queries/curated.parquet",
+        assigned="results/queries/assigned.parquet",
+        pseudo_clips="results/queries/pseudo_clips.parquet",
+        stats="results/queries/curation_stats.json",
+    params:
+        allow_train="--allow-train" if QCFG["curation"]["allow_train_videos"] else "",
+        drop_other="" if QCFG["curation"]["keep_other"] else "--drop-other",
+        passes=QCFG["curation"]["passes"],
+        alpha=f"--alpha {QCFG['curation']['alpha']}" if QCFG["curation"]["alpha"] else "",
+        window_scale=QCFG["curation"]["window_scale"],
+        clip_len=QCFG["curation"]["clip_len"],
+    log:
+        "results/logs/curate_narrations/curate_narrations.log",
+    benchmark:
+        "results/benchmarks/curate_narrations/curate_narrations.tsv"
+    resources:
+        mem_mb=8000,
+    shell:
+        "{CLI} curate --narrations {input.narrations} --videos {input.videos} --split-clips {input.split_clips}"
+        " --split-queries {input.split_queries} {params.allow_train} {params.drop_other} --passes {params.passes}"
+        " {params.alpha} --window-scale {params.window_scale} --clip-len {params.clip_len}"
+        " --curated {output.curated} --assigned {output.assigned} --pseudo-clips {output.pseudo_clips}"
+        " --stats {output.stats} > {log} 2>&1"
+
+
+rule generate_queries:
+    input:
+        assigned="results/queries/assigned.parquet",
+        prompt=repo_path(QCFG["generation"]["prompt"]),
+        code=src_files(*COMMON_CODE, "blocks.py", "llm_queries.py", "llm_backends.py", "llm_parsing.py",
+                       "generation_cache.py", "template_writer.py"),
+    output:
+        table="results/queries/{generator}/shards/shard{shard}.parquet",
+        stats="results/queries/{generator}/shards/shard{shard}.json",
+    params:
+        # The append-only cache is not an output: Snakemake must not delete it, so a killed job resumes.
+        cache="results/queries/{generator}/cache/shard{shard}.jsonl",
+        backend=lambda wc: GENERATORS[wc.generator]["backend"],
+        options=lambda wc: json.dumps(GENERATORS[wc.generator]["options"], sort_keys=True),
+        num_shards=NUM_SHARDS,
+        block_size=QCFG["generation"]["block_size"],
+        batch_size=QCFG["generation"]["batch_size"],
+        retries=QCFG["generation"]["retries"],
+        zero_length=QCFG["generation"]["zero_length"],
+        min_window_sec=QCFG["generation"]["min_window_sec"],
+    log:
+        "results/logs/generate_queries/{generator}_shard{shard}.log",
+    benchmark:
+        "results/benchmarks/generate_queries/{generator}_shard{shard}.tsv"
+    resources:
+        mem_mb=8000,
+        gpu=lambda wc: 1 if GENERATORS[wc.generator]["backend"] == "hf" else 0,
+    shell:
+        "{CLI} generate-queries --backend {params.backend} --backend-options '{params.options}'"
+        " --assigned {input.assigned} --prompt {input.prompt} --block-size {params.block_size}"
+        " --shard {wildcards.shard} --num-shards {params.num_shards} --batch-size {params.batch_size}"
+        " --retries {params.retries} --zero-length {params.zero_length} --min-window-sec {params.min_window_sec}"
+        " --cache {params.cache} --out {output.table} --stats {output.stats} > {log} 2>&1"
+
+
+rule merge_queries:
+    input:
+        shards=expand("results/queries/{{generator}}/shards/shard{shard}.parquet", shard=range(NUM_SHARDS)),
+        stats=expand("results/queries/{{generator}}/shards/shard{shard}.json", shard=range(NUM_SHARDS)),
+        pseudo_clips="results/queries/pseudo_clips.parquet",
+        code=src_files(*COMMON_CODE, "llm_queries.py"),
+    output:
+        table="results/queries/{generator}/generated.parquet",
+        stats="results/queries/{generator}/stats.json",
+        export="results/queries/{generator}/nlq_train.json",
+    log:
+        "results/logs/merge_queries/{generator}.log",
+    shell:
+        "{CLI} merge-queries --shards {input.shards} --shard-stats {input.stats}"
+        " --pseudo-clips {input.pseudo_clips} --out {output.table} --stats {output.stats}"
+        " --export {output.export} > {log} 2>&1"
+
+
+if REPHRASE["enabled"]:
+
+    rule rephrase_queries:
+        input:
+            rows=(
+                "results/queries/assigned.parquet"
+                if REPHRASE["origin"] == "narration"
+                else f"results/queries/{REPHRASE['origin']}/generated.parquet"
+            ),
+            prompt=repo_path(REPHRASE["prompt"]),
+            code=src_files(*COMMON_CODE, "llm_queries.py", "llm_backends.py", "llm_parsing.py",
+                           "generation_cache.py", "template_writer.py"),
+        output:
+            table="results/queries/rephrase/generated.parquet",
+            stats="results/queries/rephrase/stats.json",
+        params:
+            cache="results/queries/rephrase/cache/rephrase.jsonl",
+            narrations="--narrations" if REPHRASE["origin"] == "narration" else "",
+            backend=GENERATORS[REPHRASE["generator"]]["backend"],
+            options=json.dumps(GENERATORS[REPHRASE["generator"]]["options"], sort_keys=True),
+            num_variants=REPHRASE["num_variants"],
+            batch_size=QCFG["generation"]["batch_size"],
+        log:
+            "results/logs/rephrase_queries/rephrase_queries.log",
+        shell:
+            "{CLI} rephrase --backend {params.backend} --backend-options '{params.options}'"
+            " --input {input.rows} {params.narrations} --prompt {input.prompt}"
+            " --num-variants {params.num_variants} --batch-size {params.batch_size} --cache {params.cache}"
+            " --out {output.table} --stats {output.stats} > {log} 2>&1"
+
+
+def naq_inputs(wc):
+    inputs = {
+        "em_train": [data_path(p) for p in DATA["em_train"]],
+        "nlq_train": nlq_json("train"),
+        "code": src_files(*COMMON_CODE, "naq.py", "egoclip.py", "training_queries.py"),
+    }
+    if EGOCLIP:
+        inputs["egoclip"] = "results/data/egoclip.parquet"
+    else:
+        inputs["narrations"] = "results/data/narrations.parquet"
+        inputs["videos"] = "results/data/videos.parquet"
+    return inputs
+
+
+rule naq:
+    input:
+        unpack(naq_inputs),
+    output:
+        table="results/queries/naq/naq.parquet",
+        clips="results/queries/naq/clips.parquet",
+        naq_json="results/queries/naq/naq_train.json",
+        merged_json="results/queries/naq/nlq_aug_naq_train.json",
+        stats="results/queries/naq/stats.json",
+    params:
+        windows=lambda wc, input: (
+            f"--egoclip {input.egoclip}" if EGOCLIP
+            else f"--narrations {input.narrations} --videos {input.videos}"
+        ),
+        subsample="" if QCFG["naq"]["subsample_v1"] else "--no-subsample",
+        seed=QCFG["naq"]["seed"],
+        alpha=f"--alpha {QCFG['curation']['alpha']}" if QCFG["curation"]["alpha"] else "",
+    log:
+        "results/logs/naq/naq.log",
+    benchmark:
+        "results/benchmarks/naq/naq.tsv"
+    resources:
+        mem_mb=8000,
+    shell:
+        "{CLI} naq {params.windows} {params.alpha} --em-train {input.em_train} --nlq-train {input.nlq_train}"
+        " {params.subsample} --seed {params.seed} --table {output.table} --clips {output.clips}"
+        " --naq-json {output.naq_json} --merged-json {output.merged_json} --stats {output.stats} > {log} 2>&1"
+
+
+rule training_queries:
+    input:
+        nlq_queries="results/data/nlq/train_queries.parquet",
+        nlq_clips="results/data/nlq/train_clips.parquet",
+        naq=rules.naq.output.table,
+        naq_clips=rules.naq.output.clips,
+        generated=generated_tables(),
+        pseudo_clips="results/queries/pseudo_clips.parquet",
+        guard_clips=expand("results/data/nlq/{split}_clips.parquet", split=["val", "test"]),
+        guard_queries=expand("results/data/nlq/{split}_queries.parquet", split=["val", "test"]),
+        code=src_files(*COMMON_CODE, "training_queries.py", "naq.py"),
+    output:
+        queries="results/queries/training_queries.parquet",
+        clips="results/queries/training_clips.parquet",
+        stats="results/queries/training_stats.json",
+    log:
+        "results/logs/training_queries/training_queries.log",
+    shell:
+        "{CLI} training-queries --nlq-queries {input.nlq_queries} --nlq-clips {input.nlq_clips}"
+        " --naq {input.naq} --naq-clips {input.naq_clips} --generated {input.generated}"
+        " --pseudo-clips {input.pseudo_clips} --guard-clips {input.guard_clips}"
+        " --guard-queries {input.guard_queries} --queries-out {output.queries} --clips-out {output.clips}"
+        " --stats {output.stats} > {log} 2>&1"
