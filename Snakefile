@@ -18,6 +18,7 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/queries.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/baselines.smk"
+include: "workflow/rules/vslnet.smk"
 include: "workflow/rules/evaluation.smk"
 
 

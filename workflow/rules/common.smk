@@ -110,6 +110,8 @@ def all_targets():
         "results/queries/training_queries.parquet",
         "results/features/training_clips.parquet",
     ]
+    if RUNS:
+        targets.append("results/experiments/table.md")
     targets += expand(
         "results/predictions/{predictor}/{split}.json", predictor=BASELINES, split=PREDICT_SPLITS
     )
@@ -156,3 +158,48 @@ def generated_tables():
     if REPHRASE["enabled"]:
         tables.append("results/queries/rephrase/generated.parquet")
     return tables
+
+
+# ---------------------------------------------------------------------------------------------- VSLNet runs
+
+from egonlq.experiments import parse_experiments, predictor_name
+
+VCFG = config["vslnet"]
+RUNS = {
+    r.name: r
+    for r in parse_experiments(
+        {k: VCFG[k] for k in ("label_mode", "model", "train")},
+        config["experiments"],
+        available_sources=QUERY_SOURCES,
+    )
+}
+SEEDS = list(config["experiments"]["seeds"])
+TEXT_ENCODER = VCFG["text_encoder"]
+TEXT_TAG = "minilm" if TEXT_ENCODER == "default" else Path(TEXT_ENCODER).name
+TEXT_CACHE = f"results/text/{TEXT_TAG}/embeddings.safetensors"
+
+
+def run_dir(run, seed):
+    return f"results/vslnet/{run}/seed{seed}"
+
+
+def checkpoint_dir(run, seed):
+    """Where a run's scored checkpoint lives: zeroshot runs use their pretrain run's."""
+    spec = RUNS[run]
+    if not spec.trains:
+        run, seed = spec.depends_on(int(seed))
+    return run_dir(run, seed)
+
+
+def scored_predictors():
+    return [predictor_name(r, s) for r, spec in RUNS.items() if spec.scored for s in SEEDS]
+
+
+def predictor_names():
+    """Every predictor whose predictions are scored: the baselines and the scored VSLNet runs."""
+    return list(BASELINES) + scored_predictors()
+
+
+wildcard_constraints:
+    run="|".join(RUNS) if RUNS else "NO_RUNS",
+    seed=r"\d+",

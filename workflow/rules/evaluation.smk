@@ -1,11 +1,6 @@
 # Evaluation: the official Recall@k at IoU thresholds (compatible with the official script) and strict mode.
 
 
-def predictor_names():
-    """Every predictor whose predictions are scored; later stages add trained models here."""
-    return list(BASELINES)
-
-
 rule evaluate:
     input:
         gt=lambda wc: gt_json(wc.split),

@@ -1,0 +1,237 @@
+"""Benchmark VSLNet training throughput: cached text embeddings (the default) vs the encoder run per batch.
+
+Both runs are :func:`egonlq.train.train` with the same :class:`~egonlq.train.TrainSpec` on the same synthetic
+set, except ``text``: ``cache`` reads the frozen encoder's token embeddings from a text cache built once
+(:func:`egonlq.text_encoder.build_text_cache`, timed separately), ``encoder`` runs the real MiniLM
+(``default_model_path()``) on every training batch. Throughput is training queries per second of training
+time (the summary's ``queries_per_second``: evaluation excluded). After one uncounted warm-up run of each,
+the runs alternate, ``--repeat`` times each; the table gives medians and the ratio cache / encoder.
+
+Synthetic set: ``--clips`` clips of ``--seconds`` s with random ``--dim``-d features (1.875 rows/s, pooled to
+128 units), ``--queries`` NLQ-style queries from templates spread over them, and a 16-query val split.
+
+    .venv/bin/python bench/bench_train_throughput.py [--queries 256] [--clips 32] [--dim 256] [--seconds 480]
+        [--batch 32] [--epochs 1] [--repeat 2] [--threads 0] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+
+from egonlq.features import cut_clips
+from egonlq.io import write_json, write_parquet
+from egonlq.models.vslnet import VSLNetConfig
+from egonlq.tables import CLIPS, QUERIES
+from egonlq.text_encoder import TextEncoder, build_text_cache, default_model_path
+from egonlq.train import TrainSpec, train
+from egonlq.training_queries import TRAINING_CLIPS, TRAINING_QUERIES
+
+OBJECTS = ["knife", "cup", "bowl", "spoon", "pan", "towel", "lid", "plate", "bottle", "phone", "keys", "bag"]
+PLACES = ["drawer", "fridge", "table", "sink", "shelf", "counter", "cabinet", "floor"]
+TEMPLATES = [
+    "Where did I put the {o}?",
+    "Where was the {o} before I picked it up?",
+    "What did I put in the {p}?",
+    "How many {o}s did I take from the {p}?",
+    "In what location did I see the {o} after I left the {p}?",
+    "Did I close the {p}?",
+]
+VAL_QUERIES = 16
+
+
+def synthetic_set(
+    root: Path, *, n_queries: int, n_clips: int, dim: int, seconds: float, seed: int = 0
+) -> dict:
+    """Training and val tables, clip features and the val GT JSON; returns the train() path arguments."""
+    rng = np.random.default_rng(seed)
+    feature_dir = root / "video_features"
+    feature_dir.mkdir(parents=True)
+    clips = []
+    for c in range(n_clips):
+        rows = int(seconds * 1.875) + 1
+        torch.save(
+            torch.from_numpy(rng.standard_normal((rows, dim), dtype=np.float32)), feature_dir / f"v{c}.pt"
+        )
+        clips.append(
+            {
+                "clip_uid": f"clip{c:04d}",
+                "video_uid": f"v{c}",
+                "video_start_sec": 0.0,
+                "video_end_sec": seconds,
+                "clip_end_sec": seconds,
+            }
+        )
+    features = root / "clip_features.parquet"
+    cut_clips(pd.DataFrame(clips), feature_dir, features, expected_dim=dim)
+
+    def query(i: int, clip: int) -> dict:
+        start = float(rng.uniform(0, seconds - 20))
+        text = TEMPLATES[i % len(TEMPLATES)].format(o=rng.choice(OBJECTS), p=rng.choice(PLACES))
+        return {
+            "video_uid": f"v{clip}",
+            "clip_uid": f"clip{clip:04d}",
+            "annotation_uid": f"ann{clip:04d}",
+            "query": text,
+            "clip_start_sec": round(start, 3),
+            "clip_end_sec": round(start + float(rng.uniform(1, 20)), 3),
+        }
+
+    train_rows, per_clip = [], [0] * n_clips
+    for i in range(n_queries):
+        row = query(i, i % n_clips)
+        idx = per_clip[i % n_clips]
+        per_clip[i % n_clips] += 1
+        train_rows.append(
+            {
+                **row,
+                "query_uid": f"{row['clip_uid']}:{row['annotation_uid']}:{idx}",
+                "source": "nlq",
+                "query_idx": idx,
+                "zero_length": False,
+                "ends_after_clip": False,
+            }
+        )
+    write_parquet(pa.Table.from_pylist(train_rows, schema=TRAINING_QUERIES), root / "train_queries.parquet")
+    write_parquet(
+        pa.Table.from_pylist([{**c, "sources": ["nlq"]} for c in clips], schema=TRAINING_CLIPS),
+        root / "train_clips.parquet",
+    )
+
+    val_rows = []
+    for i in range(VAL_QUERIES):
+        row = query(i, i % n_clips)
+        val_rows.append(
+            {
+                **row,
+                "split": "val",
+                "query_idx": i // n_clips,
+                "query_clean": row["query"],
+                "annotated": True,
+                "has_text": True,
+                "zero_length": False,
+                "ends_after_clip": False,
+            }
+        )
+    write_parquet(pa.Table.from_pylist(val_rows, schema=QUERIES), root / "val_queries.parquet")
+    val_clips = sorted({r["clip_uid"] for r in val_rows})
+    write_parquet(
+        pa.Table.from_pylist(
+            [
+                {**c, "split": "val", "num_annotations": 1, "num_queries": 1}
+                for c in clips
+                if c["clip_uid"] in val_clips
+            ],
+            schema=CLIPS,
+        ),
+        root / "val_clips.parquet",
+    )
+    gt: dict[str, dict] = {}
+    for r in val_rows:
+        clip = gt.setdefault(
+            r["clip_uid"],
+            {
+                "clip_uid": r["clip_uid"],
+                "annotations": [{"annotation_uid": r["annotation_uid"], "language_queries": []}],
+            },
+        )
+        clip["annotations"][0]["language_queries"].append(
+            {"clip_start_sec": r["clip_start_sec"], "clip_end_sec": r["clip_end_sec"], "query": r["query"]}
+        )
+    write_json({"videos": [{"video_uid": "v", "clips": list(gt.values())}]}, root / "val_gt.json")
+    return {
+        "train_queries": root / "train_queries.parquet",
+        "train_clips": root / "train_clips.parquet",
+        "train_features": features,
+        "val_queries": root / "val_queries.parquet",
+        "val_clips": root / "val_clips.parquet",
+        "val_features": features,
+        "val_gt": root / "val_gt.json",
+        "texts": [r["query"] for r in train_rows + val_rows],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--queries", type=int, default=256, help="training queries (the --scale knob)")
+    parser.add_argument("--clips", type=int, default=32)
+    parser.add_argument("--dim", type=int, default=256, help="video feature size (256: EgoVLP)")
+    parser.add_argument("--seconds", type=float, default=480.0, help="clip length")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model_path = default_model_path()
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
+        root = Path(tmp)
+        inputs = synthetic_set(
+            root, n_queries=args.queries, n_clips=args.clips, dim=args.dim, seconds=args.seconds
+        )
+        texts = inputs.pop("texts")
+        started = time.perf_counter()
+        cache_stats = build_text_cache(
+            texts, TextEncoder(model_path, max_len=128), root / "text_cache.safetensors"
+        )
+        cache_seconds = time.perf_counter() - started
+        spec = TrainSpec(
+            epochs=args.epochs,
+            batch_size=args.batch,
+            eval_per_epoch=1,
+            model=VSLNetConfig(video_dim=args.dim, text_dim=384),
+        )
+        rates: dict[str, list[float]] = {"cache": [], "encoder": []}
+        for r in range(-1, args.repeat):  # repeat -1: warm-up of both paths, not counted
+            for text in rates:
+                summary = train(
+                    replace(spec, text=text),
+                    **inputs,
+                    text_cache=root / "text_cache.safetensors",
+                    text_model=model_path,
+                    out_dir=root / f"run_{text}_{r}",
+                    progress=False,
+                    device=args.device,
+                )
+                if r < 0:
+                    continue
+                rates[text].append(summary["queries_per_second"])
+                print(
+                    f"  repeat {r}: {text:8s} {summary['queries_per_second']:8.1f} queries/s "
+                    f"({summary['samples_trained']} queries in {summary['train_seconds']:.2f} s)",
+                    flush=True,
+                )
+    cache, encoder = statistics.median(rates["cache"]), statistics.median(rates["encoder"])
+    print(
+        json.dumps(
+            {
+                "queries": args.queries,
+                "batch": args.batch,
+                "dim": args.dim,
+                "device": args.device,
+                "threads": torch.get_num_threads(),
+                "unique_texts": cache_stats["n_unique"],
+            }
+        )
+    )
+    print(f"text cache built once: {cache_stats['n_unique']} unique texts in {cache_seconds:.2f} s")
+    print(f"{'text':10s} {'queries/s':>10s}")
+    print(f"{'cache':10s} {cache:10.1f}")
+    print(f"{'encoder':10s} {encoder:10.1f}")
+    print(f"ratio cache / encoder: {cache / encoder:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

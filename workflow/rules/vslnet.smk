@@ -1,0 +1,139 @@
+# VSLNet: frozen-encoder text embeddings, the two-stage recipe (pretrain on synthetic queries, fine-tune on
+# NLQ train), predictions in the challenge format, and the experiment table over runs x seeds.
+
+
+rule text_embeddings:
+    input:
+        training="results/queries/training_queries.parquet",
+        queries=expand("results/data/nlq/{split}_queries.parquet", split=["val", "test"]),
+        code=src_files(*COMMON_CODE, "text_encoder.py"),
+    output:
+        cache=TEXT_CACHE,
+        stats=f"results/text/{TEXT_TAG}/stats.json",
+    params:
+        model=TEXT_ENCODER,
+        max_len=VCFG["model"]["max_pos_len"],
+    log:
+        f"results/logs/text_embeddings/{TEXT_TAG}.log",
+    benchmark:
+        f"results/benchmarks/text_embeddings/{TEXT_TAG}.tsv"
+    resources:
+        mem_mb=4000,
+    shell:
+        "{CLI} text-cache --tables {input.training} {input.queries} --model {params.model}"
+        " --max-len {params.max_len} --out {output.cache} --stats {output.stats} > {log} 2>&1"
+
+
+def train_inputs(wc):
+    spec = RUNS[wc.run]
+    inputs = {
+        "train_queries": "results/queries/training_queries.parquet",
+        "train_clips": "results/queries/training_clips.parquet",
+        "train_features": "results/features/training_clips.parquet",
+        "val_queries": "results/data/nlq/val_queries.parquet",
+        "val_clips": "results/data/nlq/val_clips.parquet",
+        "val_features": "results/features/val_clips.parquet",
+        "val_gt": nlq_json("val"),
+        "code": src_files(*COMMON_CODE, "train.py", "nlq_dataset.py", "predict.py", "spans.py",
+                          "models/vslnet.py", "text_encoder.py", "evaluation.py", "features.py"),
+    }
+    if VCFG["text"] == "cache":
+        inputs["text_cache"] = TEXT_CACHE
+    dep = spec.depends_on(int(wc.seed))
+    if dep:
+        inputs["init"] = f"{run_dir(*dep)}/model.safetensors"
+    return inputs
+
+
+rule train_vslnet:
+    input:
+        unpack(train_inputs),
+    output:
+        model=f"{run_dir('{run}', '{seed}')}/model.safetensors",
+        config=f"{run_dir('{run}', '{seed}')}/config.json",
+        metrics=f"{run_dir('{run}', '{seed}')}/metrics.csv",
+        summary=f"{run_dir('{run}', '{seed}')}/summary.json",
+    params:
+        # Everything that affects the run's results; the resumable state (last.pt) is not an output.
+        spec=lambda wc: json.dumps(RUNS[wc.run].train_spec_dict(int(wc.seed)) | {"text": VCFG["text"]},
+                                   sort_keys=True),
+        out_dir=lambda wc: run_dir(wc.run, wc.seed),
+        text_model=TEXT_ENCODER,
+        video_dim=FEATURE_DIM,
+        init=lambda wc, input: f"--init-from {Path(input.init).parent}" if "init" in input.keys() else "",
+        text_cache=lambda wc, input: f"--text-cache {input.text_cache}" if "text_cache" in input.keys() else "",
+    log:
+        "results/logs/train_vslnet/{run}_seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train_vslnet/{run}_seed{seed}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,
+    shell:
+        "{CLI} train --spec '{params.spec}' --video-dim {params.video_dim} --train-queries {input.train_queries}"
+        " --train-clips {input.train_clips} --train-features {input.train_features}"
+        " --val-queries {input.val_queries} --val-clips {input.val_clips} --val-features {input.val_features}"
+        " --val-gt {input.val_gt} {params.text_cache} --text-model {params.text_model} {params.init}"
+        " --threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+def predict_inputs(wc):
+    ckpt = checkpoint_dir(wc.run, wc.seed)
+    inputs = {
+        "model": f"{ckpt}/model.safetensors",
+        "queries": f"results/data/nlq/{wc.split}_queries.parquet",
+        "clips": f"results/data/nlq/{wc.split}_clips.parquet",
+        "features": f"results/features/{wc.split}_clips.parquet",
+        "code": src_files(*COMMON_CODE, "predict.py", "nlq_dataset.py", "spans.py", "models/vslnet.py"),
+    }
+    if VCFG["text"] == "cache":
+        inputs["text_cache"] = TEXT_CACHE
+    return inputs
+
+
+rule predict_vslnet:
+    input:
+        unpack(predict_inputs),
+    output:
+        "results/predictions/vslnet_{run}_seed{seed}/{split}.json",
+    params:
+        model_dir=lambda wc, input: Path(input.model).parent,
+        text_model=TEXT_ENCODER,
+        label_mode=VCFG["label_mode"],
+        text_cache=lambda wc, input: f"--text-cache {input.text_cache}" if "text_cache" in input.keys() else "",
+    log:
+        "results/logs/predict_vslnet/{run}_seed{seed}_{split}.log",
+    threads: 2
+    shell:
+        "{CLI} predict --model-dir {params.model_dir} --queries {input.queries} --clips {input.clips}"
+        " --features {input.features} {params.text_cache} --text-model {params.text_model}"
+        " --label-mode {params.label_mode} --threads {threads} --out {output} > {log} 2>&1"
+
+
+rule experiment_table:
+    input:
+        metrics=expand("results/eval/{predictor}/{split}.json", predictor=predictor_names(), split=EVAL_SPLITS),
+        curves=[f"{run_dir(r, s)}/metrics.csv" for r, spec in RUNS.items() if spec.trains for s in SEEDS],
+        code=src_files(*COMMON_CODE, "experiments.py", "plots.py", "evaluation.py"),
+    output:
+        parquet="results/experiments/table.parquet",
+        markdown=report("results/experiments/table.md", caption="../report/experiments.rst",
+                        category="3. Experiments"),
+        curves=report("results/experiments/training_curves.png", caption="../report/curves.rst",
+                      category="3. Experiments"),
+        recall=report("results/experiments/recall_by_run.png", caption="../report/recall.rst",
+                      category="3. Experiments"),
+    params:
+        synthetic="--synthetic" if IS_DEMO else "",
+        vslnet=json.dumps({k: VCFG[k] for k in ("label_mode", "model", "train")}, sort_keys=True),
+        experiments=json.dumps(config["experiments"], sort_keys=True),
+        sources=",".join(sorted(QUERY_SOURCES)),
+    log:
+        "results/logs/experiment_table/experiment_table.log",
+    shell:
+        "{CLI} experiment-table --metrics {input.metrics} --curves {input.curves} --vslnet '{params.vslnet}'"
+        " --experiments '{params.experiments}' --sources '{params.sources}' {params.synthetic}"
+        " --parquet {output.parquet} --markdown {output.markdown} --curves-png {output.curves}"
+        " --recall-png {output.recall} > {log} 2>&1"
