@@ -29,8 +29,18 @@ EXPECTED_JOBS = {
     "clip_features": 3,
     "fit_prior": 1,
     "predict_baseline": 4,
-    "evaluate": 4,
+    "evaluate": 8,
     "metrics_table": 1,
+    "curate_narrations": 1,
+    "generate_queries": 2,
+    "merge_queries": 1,
+    "naq": 1,
+    "training_queries": 1,
+    "training_clip_features": 1,
+    "text_embeddings": 1,
+    "train_vslnet": 3,
+    "predict_vslnet": 4,
+    "experiment_table": 1,
     "all": 1,
 }
 
@@ -114,5 +124,47 @@ def test_editing_an_evaluation_param_leaves_only_evaluation_pending(tiny_run: Pa
     overlay.write_text(yaml.safe_dump({"evaluation": {"thresholds": [0.3, 0.5, 0.7]}}))
     rows = summary(tiny_run, "--configfile", str(tiny_run / "config.yaml"), str(overlay))
     pending = {r["rule"] for r in rows if r["plan"] == "update pending"}
-    assert pending == {"evaluate", "metrics_table"}, pending
+    assert pending == {"evaluate", "metrics_table", "experiment_table"}, pending
     assert all(r["status"] == "params changed" for r in rows if r["rule"] == "evaluate")
+
+
+def test_editing_one_runs_hyperparameter_reruns_that_run_and_the_aggregation(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    cfg = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    runs = cfg["experiments"]["runs"]
+    edited = next(r for r in runs if r["name"] == "naq_ft")
+    edited["train"] = {"lr": 0.0005}
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"experiments": {"runs": runs}}))
+    rows = summary(tiny_run, "--configfile", str(tiny_run / "config.yaml"), str(overlay))
+    pending = [r for r in rows if r["plan"] == "update pending"]
+    assert {r["rule"] for r in pending} == {
+        "train_vslnet",
+        "predict_vslnet",
+        "evaluate",
+        "metrics_table",
+        "experiment_table",
+    }
+    for r in pending:
+        if r["rule"] in ("train_vslnet", "predict_vslnet", "evaluate"):
+            assert "naq_ft" in r["output_file"], r["output_file"]
+    assert any(r["status"] == "params changed" for r in pending if r["rule"] == "train_vslnet")
+
+
+def test_end_to_end_trains_and_scores_runs(tiny_run: Path) -> None:
+    table = pd.read_parquet(tiny_run / "results/experiments/table.parquet")
+    assert {"scratch", "naq_ft"} <= set(table["run"])
+    assert (tiny_run / "results/experiments/training_curves.png").stat().st_size > 1000
+    ckpt = tiny_run / "results/vslnet/naq_ft/seed0"
+    assert json.loads((ckpt / "config.json").read_text())["dim"] == 32
+    from egonlq.models.vslnet import VSLNet
+
+    model = VSLNet.from_pretrained(ckpt)
+    assert model.config.video_dim == 256
+    training = pd.read_parquet(tiny_run / "results/queries/training_queries.parquet")
+    assert {"nlq", "naq", "template"} == set(training["source"])
+    guard = pd.concat(
+        pd.read_parquet(tiny_run / f"results/data/nlq/{split}_queries.parquet") for split in ("val", "test")
+    )
+    assert not set(training["video_uid"]) & set(guard["video_uid"]), "val/test videos leaked into training"

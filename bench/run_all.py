@@ -1,0 +1,77 @@
+"""Run every benchmark of bench/ in turn (each prints its own table and ratios against its baseline).
+
+`make bench` runs them at the sizes the closing notes quote; `--quick` runs each at a small size to check that
+they still work. Also times `snakemake -n` on the demo configuration (the dry-run a user waits for).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+
+FULL = {
+    "bench_ingest.py": ["--preset", "full"],
+    "bench_queries.py": ["--preset", "full"],
+    "bench_clip_features.py": [],
+    "bench_train_throughput.py": ["--threads", "1"],
+    "bench_llm_hf.py": [],
+    "bench_video_decode.py": [],
+    "bench_aks.py": [],
+    "bench_frame_scoring.py": [],
+}
+QUICK = {
+    "bench_ingest.py": ["--narrations", "50000"],
+    "bench_queries.py": ["--narrations", "50000"],
+    "bench_clip_features.py": ["--clips", "30", "--repeat", "2"],
+    "bench_train_throughput.py": ["--queries", "64", "--clips", "8", "--repeat", "1", "--threads", "1"],
+    "bench_llm_hf.py": ["--prompts", "4"],
+    "bench_video_decode.py": ["--frames", "300", "--sizes", "96", "--repeat", "1"],
+    "bench_aks.py": ["--repeat", "2", "--number", "2"],
+    "bench_frame_scoring.py": [],
+}
+
+
+def dry_run_seconds(repeat: int = 3) -> float:
+    """Median wall time of `snakemake -n` on the repository's configuration."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "snakemake", "-n", "-q", "rules"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="small sizes: check that every benchmark runs")
+    ap.add_argument("--only", nargs="*", help="run only these scripts")
+    args = ap.parse_args()
+    plan = QUICK if args.quick else FULL
+    failed = []
+    for script, extra in plan.items():
+        if args.only and script not in args.only:
+            continue
+        if not (BENCH / script).exists():
+            continue
+        print(f"\n===== {script} {' '.join(extra)}", flush=True)
+        if subprocess.run([sys.executable, str(BENCH / script), *extra], cwd=REPO).returncode != 0:
+            failed.append(script)
+    if not args.only:
+        print(f"\n===== snakemake -n on config.yaml: {dry_run_seconds():.2f} s (median of 3)")
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
