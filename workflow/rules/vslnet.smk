@@ -66,7 +66,7 @@ rule train_vslnet:
         "results/logs/train_vslnet/{run}_seed{seed}.log",
     benchmark:
         "results/benchmarks/train_vslnet/{run}_seed{seed}.tsv"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=240,
@@ -105,7 +105,7 @@ rule predict_vslnet:
         text_cache=lambda wc, input: f"--text-cache {input.text_cache}" if "text_cache" in input.keys() else "",
     log:
         "results/logs/predict_vslnet/{run}_seed{seed}_{split}.log",
-    threads: 2
+    threads: 1
     shell:
         "{CLI} predict --model-dir {params.model_dir} --queries {input.queries} --clips {input.clips}"
         " --features {input.features} {params.text_cache} --text-model {params.text_model}"
