@@ -15,10 +15,12 @@ only changes the root path (demo-world.md, ego4d-formats.md):
 World model: each video is a sequence of scenes (a place each) filled with non-overlapping events
 ``(verb, object, place)`` of 1-20 s, some done by another person (``#O``). Every vocabulary item has a fixed
 random unit vector; the feature at index ``i`` is the normalised sum of the vectors active at ``i / 1.875`` s
-(the event's verb, object and person, the scene's place, weighted) plus Gaussian noise. A model can only
-localise a query by learning which words map to which directions. Narrations, NLQ queries (13 official
-templates) and EgoClip rows are written from the same events; the real files' quirks are planted at about the
-real rates (at least once per split, so that even ``tiny`` exercises every code path) and counted.
+(the event's verb, object and person, the scene's place, weighted) plus Gaussian noise, times ``sqrt(D)`` so
+that entries are of order 1 like real features (unit-norm rows would be drowned by VSLNet's N(0, 1) position
+table, and the model would not learn). A model can only localise a query by learning which words map to which
+directions. Narrations, NLQ queries (13 official templates) and EgoClip rows are written from the same events;
+the real files' quirks are planted at about the real rates (at least once per split, so that even ``tiny``
+exercises every code path) and counted.
 
 Randomness: one ``numpy`` Generator per purpose, seeded from ``(seed, purpose, index)``, so that e.g. the
 features or the rendering never shift the annotations. Same seed, same bytes.
@@ -331,20 +333,23 @@ PRESETS: dict[str, DemoPreset] = {
     ),
     "demo": DemoPreset(
         name="demo",
+        # short videos (each NLQ clip is the whole video, ~20 events) and longer events than the real data:
+        # fewer recurrences of an object per clip and event spans of about one unit at max_pos_len 32, so
+        # that VSLNet learns within the demo's CPU budget
         nlq_train_videos=36,
         nlq_val_videos=22,
         nlq_test_videos=22,
         em_train_videos=40,
         narration_only_videos=100,
-        duration_median=480.0,
+        duration_median=240.0,
         duration_sigma=0.3,
-        duration_min=240.0,
-        duration_max=720.0,
+        duration_min=150.0,
+        duration_max=420.0,
         clips_per_video=(1.0,),
         two_annotations_rate=0.5,
         queries_per_annotation=_QUERIES_PER_ANNOTATION,
-        event_mean_sec=4.5,
-        gap_mean_sec=2.5,
+        event_mean_sec=6.0,
+        gap_mean_sec=4.0,
         scene_mean_events=8.0,
         other_person_rate=0.12,
         objects_per_video=(8, 14),
@@ -1117,6 +1122,7 @@ def video_features(world: World, video: Video, vectors: dict[str, np.ndarray]) -
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     rng = world_rng(world.seed, "features", video.index, dim)
     x += (p.noise / math.sqrt(dim)) * rng.standard_normal((n, dim), dtype=np.float32)
+    x *= math.sqrt(dim)  # entries of order 1, the scale of real features and of VSLNet's positions
     return x.astype(np.float16)
 
 
