@@ -19,6 +19,7 @@ include: "workflow/rules/queries.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/vslnet.smk"
+include: "workflow/rules/keyframes.smk"
 include: "workflow/rules/evaluation.smk"
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from tests.conftest import FIXTURES, REPO, snakemake
@@ -41,6 +42,10 @@ EXPECTED_JOBS = {
     "train_vslnet": 3,
     "predict_vslnet": 4,
     "experiment_table": 1,
+    "frame_features": 1,
+    "keyframes_encoder": 1,
+    "keyframes_vslnet": 1,
+    "moment_hits": 1,
     "all": 1,
 }
 
@@ -145,9 +150,11 @@ def test_editing_one_runs_hyperparameter_reruns_that_run_and_the_aggregation(
         "evaluate",
         "metrics_table",
         "experiment_table",
+        "keyframes_vslnet",  # naq_ft is also the tiny config's keyframe scorer
+        "moment_hits",
     }
     for r in pending:
-        if r["rule"] in ("train_vslnet", "predict_vslnet", "evaluate"):
+        if r["rule"] in ("train_vslnet", "predict_vslnet", "evaluate", "keyframes_vslnet"):
             assert "naq_ft" in r["output_file"], r["output_file"]
     assert any(r["status"] == "params changed" for r in pending if r["rule"] == "train_vslnet")
 
@@ -168,3 +175,39 @@ def test_end_to_end_trains_and_scores_runs(tiny_run: Path) -> None:
         pd.read_parquet(tiny_run / f"results/data/nlq/{split}_queries.parquet") for split in ("val", "test")
     )
     assert not set(training["video_uid"]) & set(guard["video_uid"]), "val/test videos leaked into training"
+
+
+def test_end_to_end_keyframes(tiny_run: Path) -> None:
+    from egonlq import timegrid
+    from egonlq.features import cut_clips
+
+    hits = pd.read_parquet(tiny_run / "results/keyframes/moment_hits.parquet")
+    assert set(hits["scorer"].dropna()) == {"cosine:demo-visual-code", "vslnet:highlight"}
+    assert set(hits["method"]) == {"aks_reference", "aks_improved", "uniform", "topk"}
+    assert hits["scorer"].isna().sum() == 1, "uniform reads no score: counted once"
+    assert (hits["n_queries"] > 0).all() and hits["query_hit_share"].between(0, 1).all()
+    assert (tiny_run / "results/keyframes/moment_hits.png").read_bytes()[:4] == b"\x89PNG"
+    for tag in ("encoder_demo", "vslnet_naq_ft_seed0"):
+        stats = json.loads((tiny_run / f"results/keyframes/{tag}/stats.json").read_text())
+        assert stats["queries_scored"] == stats["queries_eligible"] > 0 and stats["queries_failed"] == 0
+        assert any((tiny_run / f"results/keyframes/{tag}/frames").rglob("*.png"))
+        assert not (tiny_run / f"results/keyframes/{tag}/progress.jsonl").stat().st_size == 0
+    # the frame features follow the official per-video layout and cut like the official ones
+    folder = tiny_run / "results/frames/demo/features"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    videos = pd.read_parquet(tiny_run / "results/data/videos.parquet").set_index("video_uid")
+    for name in manifest["files"]:
+        rows = torch.load(folder / name).shape[0]
+        assert rows == timegrid.num_features(int(videos.loc[name.removesuffix(".pt"), "num_frames"]))
+    clips = pd.read_parquet(tiny_run / "results/data/nlq/val_clips.parquet")
+    clips = clips[clips["video_uid"].isin([n.removesuffix(".pt") for n in manifest["files"]])]
+    stats = cut_clips(clips, folder, tiny_run / "frame_clips.parquet", expected_dim=109, mode="compatible")
+    assert stats["clips_written"] == clips["clip_uid"].nunique() > 0, stats
+
+
+def test_editing_an_aks_param_reselects_from_stored_scores(tiny_run: Path, tmp_path: Path) -> None:
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"keyframes": {"aks": [{"M": 4, "depth": 2, "t1": 0.5}]}}))
+    rows = summary(tiny_run, "--configfile", str(tiny_run / "config.yaml"), str(overlay))
+    pending = {r["rule"] for r in rows if r["plan"] == "update pending"}
+    assert pending == {"keyframes_encoder", "keyframes_vslnet", "moment_hits"}, pending

@@ -62,10 +62,11 @@ class FrameEncoder(Protocol):
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
-    """Rows divided by their L2 norm, float32; rows of norm 0 stay 0."""
-    x = np.asarray(x, dtype=np.float32)
+    """Rows divided by their L2 norm (computed in float64: tiny float32 rows do not underflow), float32; rows
+    of norm 0 stay 0."""
+    x = np.asarray(x, dtype=np.float64)
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
+    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0).astype(np.float32)
 
 
 def check_frames(frames: np.ndarray) -> np.ndarray:
@@ -310,9 +311,8 @@ class DemoEncoder:
         out = np.zeros((b, self.dim), dtype=np.float32)
 
         # object: shape x verb from template IoU, hue from the saturated pixels only
-        m = saturated.astype(np.float32)  # [B, P]
-        inter = m @ t.masks.T  # [B, V*S]
-        iou = inter / np.maximum(m.sum(axis=1, keepdims=True) + t.areas[None, :] - inter, 1.0)
+        inter = _intersections(saturated, t.pixel_masks)  # [B, V*S]
+        iou = inter / np.maximum(saturated.sum(axis=1, keepdims=True) + t.areas[None, :] - inter, 1.0)
         present = np.clip((iou.max(axis=1) - 0.2) / 0.4, 0.0, 1.0)  # [B]
         joint = _softmax(iou / _IOU_TEMPERATURE).reshape(b, len(VERBS), len(SHAPES))
         p_verb, p_shape = joint.sum(axis=2), joint.sum(axis=1)
@@ -421,8 +421,9 @@ class _Templates:
             shape: next(o for o, (_, s) in OBJECT_STYLE.items() if s == shape) for shape in SHAPES
         }
         masks = [object_mask(shape_object[s], v, _SIZE).ravel() for v in VERBS for s in SHAPES]
-        self.masks = np.stack(masks).astype(np.float32)  # [V*S, P], verb-major
-        self.areas = self.masks.sum(axis=1)
+        # [P, V*S], verb-major: pixel p lies in the mask of (verb v, shape s) at column v * len(SHAPES) + s
+        self.pixel_masks = np.ascontiguousarray(np.stack(masks, axis=1), dtype=np.uint8)
+        self.areas = self.pixel_masks.sum(axis=0, dtype=np.float64)
         hues = sorted({rgb for rgb, _ in OBJECT_STYLE.values()}, key=lambda c: _rgb_hue(c))
         self.hue_centres = np.array([_rgb_hue(c) for c in hues])  # [10]
         self.object_hue = np.array([hues.index(rgb) for rgb, _ in OBJECT_STYLE.values()])
@@ -439,7 +440,7 @@ class _Templates:
                 with_person = render_frame(p, None, None, rng, person=who).astype(np.int16)
                 person |= np.abs(with_person - frame).max(axis=2) > 12
             border |= np.abs(frame - np.array(PLACE_STYLE[p][0])).max(axis=2) > 12
-        objects = self.masks.max(axis=0).reshape(_SIZE, _SIZE) > 0
+        objects = self.pixel_masks.max(axis=1).reshape(_SIZE, _SIZE) > 0
         self.person = np.flatnonzero(person & ~border)  # pixel indices of the glyph
         self.background = np.flatnonzero(~(person | border | objects))[::4]  # a quarter is plenty for a mean
         yy, xx = np.mgrid[:_SIZE, :_SIZE]
@@ -493,6 +494,23 @@ def _lemma(word: str) -> str:
 
 
 _VOCABULARY = frozenset(w for _, words, _ in _BLOCKS for phrase in words for w in phrase.split())
+
+
+def _intersections(mask: np.ndarray, pixel_masks: np.ndarray, chunk: int = 32) -> np.ndarray:
+    """``|mask_b & template_t|`` of boolean masks ``[B, P]`` and 0/1 templates ``[P, T]``, float ``[B, T]``.
+
+    Sums the template rows of the set pixels (sparse: demo frames set a few hundred of 9216), a chunk of
+    frames at a time; no BLAS call, whose thread start-up dominates at these sizes.
+    """
+    out = np.zeros((len(mask), pixel_masks.shape[1]), dtype=np.float64)
+    for start in range(0, len(mask), chunk):
+        frame, pixel = np.nonzero(mask[start : start + chunk])
+        if len(frame) == 0:
+            continue
+        firsts = np.flatnonzero(np.diff(frame, prepend=-1))  # frames are sorted: where each one starts
+        sums = np.add.reduceat(pixel_masks[pixel], firsts, axis=0, dtype=np.int64)
+        out[start + frame[firsts]] = sums
+    return out
 
 
 def _resample(frames: np.ndarray) -> np.ndarray:

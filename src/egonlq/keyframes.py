@@ -110,6 +110,7 @@ _SELECTION_ORDER = ["query_uid", "method", "M", "L", "t1", "t2", "ratio"]
 MOMENT_HITS = pa.schema(
     [
         pa.field("setting", pa.string(), nullable=False),  # method and parameters, for tables and plots
+        pa.field("scorer", pa.string()),  # null for uniform (it reads no score) or a single-scorer table
         pa.field("method", pa.string(), nullable=False),
         pa.field("mode", pa.string()),
         pa.field("M", pa.int32(), nullable=False),
@@ -840,7 +841,9 @@ def moment_hit_table(
     clip_end_sec]``, over all selected frames (pooled over queries); ``query_hit_share``: queries with at
     least one such frame; ``mean_n_selected``. Only queries with a GT window count. With ``clips``,
     ``chance_frame_share`` is the mean of GT length / clip length: the share of a uniformly random frame.
-    Rows follow :data:`MOMENT_HITS`, sorted by method and parameters.
+    Rows follow :data:`MOMENT_HITS`, sorted by method and parameters. A ``selection`` pooling several scorers
+    (its ``scorer`` column) gets one row per scorer and setting, the scorer named in the label; ``uniform``
+    reads no score, so its rows count once (scorer null).
     """
     gt = queries.assign(query_uid=query_uids(queries)).dropna(subset=["clip_start_sec", "clip_end_sec"])
     gt = gt.drop_duplicates("query_uid").set_index("query_uid")
@@ -851,8 +854,15 @@ def moment_hit_table(
         share = np.clip((gt["clip_end_sec"] - gt["clip_start_sec"]).to_numpy() / length, 0.0, 1.0)
         chance = pd.Series(share, index=gt.index)
     rows = []
-    keys = ["method", "mode", "M", "L", "t1", "t2", "ratio"]
+    keys = ["scorer", "method", "mode", "M", "L", "t1", "t2", "ratio"]
     sel = selection[selection["query_uid"].isin(gt.index)]
+    several = "scorer" in sel.columns and sel["scorer"].nunique() > 1
+    if several:
+        uniform = sel["method"] == "uniform"
+        sel = sel.assign(scorer=sel["scorer"].where(~uniform, None))
+        sel = sel.drop_duplicates(["query_uid", *keys[1:]])  # uniform rows: the same frames for any scorer
+    else:
+        sel = sel.assign(scorer=None)
     for values, group in sel.groupby(keys, dropna=False, sort=True):
         start = gt.loc[group["query_uid"], "clip_start_sec"].to_numpy()
         end = gt.loc[group["query_uid"], "clip_end_sec"].to_numpy()
@@ -881,9 +891,10 @@ def moment_hit_table(
 
 
 def _setting_label(s: dict) -> str:
+    scorer = "" if s.get("scorer") is None or pd.isna(s["scorer"]) else f"{s['scorer']}: "
     if s["method"] in ("uniform", "topk"):
-        return f"{s['method']} M={int(s['M'])}"
-    return f"{s['method']} M={int(s['M'])} L={int(s['L'])} t1={s['t1']:g}"
+        return f"{scorer}{s['method']} M={int(s['M'])}"
+    return f"{scorer}{s['method']} M={int(s['M'])} L={int(s['L'])} t1={s['t1']:g}"
 
 
 def write_moment_hits(
@@ -950,10 +961,10 @@ def plot_moment_hits(table: pd.DataFrame, out_png: Path, *, synthetic: bool = Fa
         )
     ax.set_xticks(x, table["setting"], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("%")
-    ax.set_ylim(0, 105)
+    ax.set_ylim(0, 120)  # room for the legend above 100 %
     title = "Does keyframe selection find the moment?"
     ax.set_title(f"{title} [SYNTHETIC demo data]" if synthetic else title)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper center", ncol=3)
     fig.tight_layout()
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=120)

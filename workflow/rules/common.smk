@@ -115,6 +115,7 @@ def all_targets():
     targets += expand(
         "results/predictions/{predictor}/{split}.json", predictor=BASELINES, split=PREDICT_SPLITS
     )
+    targets += keyframe_targets()  # defined in keyframes.smk
     return targets
 
 

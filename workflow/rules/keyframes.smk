@@ -1,0 +1,184 @@
+# Keyframes: decord-read videos encoded frame by frame (features in the official per-video layout plus
+# per-frame embeddings), query relevance scores, AKS and baseline selections, and whether they find the moment.
+
+KCFG = config["keyframes"]
+KSPLIT = KCFG["split"]
+VIDEO_DIR = data_path(DATA["videos"])
+# The demo's rendered videos come with a manifest (one file for the DAG); real videos are a folder.
+VIDEO_INPUT = f"{VIDEO_DIR}/manifest.json" if IS_DEMO else VIDEO_DIR
+if KCFG["encoder"] == "clip" and not KCFG["clip_model"]:
+    raise ValueError("config.yaml: keyframes.encoder is 'clip' but keyframes.clip_model is not set")
+ENCODER_TAG = "demo" if KCFG["encoder"] == "demo" else f"clip_{Path(KCFG['clip_model']).name}"
+FRAMES_DIR = f"results/frames/{ENCODER_TAG}"
+KEYFRAME_CODE = ("keyframes.py", "aks.py", "video.py", "frame_encoders.py", "frame_features.py", "tables.py")
+
+
+def vslnet_scorer_tags():
+    tags = []
+    for run in KCFG["vslnet_scorers"]:
+        if run not in RUNS:
+            raise ValueError(
+                f"config.yaml: keyframes.vslnet_scorers names {run!r}, which is not a run of experiments.runs "
+                f"({', '.join(RUNS) or 'none'})"
+            )
+        tags.append(f"vslnet_{run}_seed{SEEDS[0]}")
+    return tags
+
+
+SCORER_TAGS = [f"encoder_{ENCODER_TAG}", *vslnet_scorer_tags()]
+
+
+def keyframe_targets():
+    if not KCFG["enabled"]:
+        return []
+    return [f"{FRAMES_DIR}/features/manifest.json", "results/keyframes/moment_hits.md"]
+
+
+def keyframe_params():
+    """Selection parameters shared by every scorer (params, so that editing one reruns the selections)."""
+    return {
+        "aks": json.dumps(KCFG["aks"], sort_keys=True),
+        "methods": " ".join(KCFG["methods"]),
+        "rate": KCFG["frame_rate"],
+        "batch": KCFG["batch_size"],
+        "save": KCFG["save_frames"],
+    }
+
+
+def keyframe_command(tag):
+    """The shared tail of the keyframes command: selection parameters and the outputs of scorer ``tag``."""
+    return (
+        " --aks '{params.aks}' --methods {params.methods} --sample-rate {params.rate}"
+        " --batch-size {params.batch} --save-frames {params.save} --threads {threads}"
+        f" --progress results/keyframes/{tag}/progress.jsonl --scores {{output.scores}}"
+        " --selection {output.selection} --frames-dir {output.frames} --stats {output.stats}"
+    )
+
+
+def keyframe_outputs(tag):
+    return {
+        "scores": f"results/keyframes/{tag}/scores.parquet",
+        "selection": f"results/keyframes/{tag}/selection.parquet",
+        "frames": directory(f"results/keyframes/{tag}/frames"),
+        "stats": f"results/keyframes/{tag}/stats.json",
+    }
+
+
+rule frame_features:
+    input:
+        clips=f"results/data/nlq/{KSPLIT}_clips.parquet",
+        videos="results/data/videos.parquet",
+        mp4=VIDEO_INPUT,
+        code=src_files(*COMMON_CODE, *KEYFRAME_CODE, "timegrid.py"),
+    output:
+        # <video_uid>.pt files ([N, D] at 1.875 rows/s, the official layout) listed by the manifest
+        features=f"{FRAMES_DIR}/features/manifest.json",
+        frames=f"{FRAMES_DIR}/frame_embeddings.parquet",
+        stats=f"{FRAMES_DIR}/stats.json",
+    params:
+        video_dir=VIDEO_DIR,
+        encoder=KCFG["encoder"],
+        model=f"--model-path {KCFG['clip_model']}" if KCFG["encoder"] == "clip" else "",
+        rate=KCFG["frame_rate"],
+        batch=KCFG["batch_size"],
+    log:
+        f"results/logs/frame_features/{ENCODER_TAG}.log",
+    benchmark:
+        f"results/benchmarks/frame_features/{ENCODER_TAG}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    shell:
+        "{CLI} frame-features --clips {input.clips} --videos {input.videos} --video-dir {params.video_dir}"
+        " --encoder {params.encoder} {params.model} --frame-rate {params.rate} --batch-size {params.batch}"
+        " --threads {threads} --out-dir $(dirname {output.features}) --frames {output.frames}"
+        " --stats {output.stats} > {log} 2>&1"
+
+
+rule keyframes_encoder:
+    input:
+        queries=f"results/data/nlq/{KSPLIT}_queries.parquet",
+        clips=f"results/data/nlq/{KSPLIT}_clips.parquet",
+        frames=f"{FRAMES_DIR}/frame_embeddings.parquet",
+        mp4=VIDEO_INPUT,
+        code=src_files(*COMMON_CODE, *KEYFRAME_CODE),
+    output:
+        **keyframe_outputs(f"encoder_{ENCODER_TAG}"),
+    params:
+        **keyframe_params(),
+        video_dir=VIDEO_DIR,
+        encoder=KCFG["encoder"],
+        model=f"--model-path {KCFG['clip_model']}" if KCFG["encoder"] == "clip" else "",
+    log:
+        f"results/logs/keyframes/encoder_{ENCODER_TAG}.log",
+    benchmark:
+        f"results/benchmarks/keyframes/encoder_{ENCODER_TAG}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    shell:
+        "{CLI} keyframes --queries {input.queries} --clips {input.clips} --video-dir {params.video_dir}"
+        " --scorer encoder --encoder {params.encoder} {params.model} --frame-table {input.frames}"
+        + keyframe_command(f"encoder_{ENCODER_TAG}")
+        + " > {log} 2>&1"
+
+
+def vslnet_scorer_inputs(wc):
+    inputs = {
+        "queries": f"results/data/nlq/{KSPLIT}_queries.parquet",
+        "clips": f"results/data/nlq/{KSPLIT}_clips.parquet",
+        "features": f"results/features/{KSPLIT}_clips.parquet",
+        "model": f"{checkpoint_dir(wc.run, wc.seed)}/model.safetensors",
+        "text_cache": TEXT_CACHE,
+        "mp4": VIDEO_INPUT,
+        "code": src_files(*COMMON_CODE, *KEYFRAME_CODE, "models/vslnet.py", "spans.py", "text_encoder.py"),
+    }
+    return inputs
+
+
+rule keyframes_vslnet:
+    input:
+        unpack(vslnet_scorer_inputs),
+    output:
+        **keyframe_outputs("vslnet_{run}_seed{seed}"),
+    params:
+        **keyframe_params(),
+        video_dir=VIDEO_DIR,
+        model_dir=lambda wc, input: Path(input.model).parent,
+        label_mode=VCFG["label_mode"],
+        unit_score=KCFG["unit_score"],
+    log:
+        "results/logs/keyframes/vslnet_{run}_seed{seed}.log",
+    benchmark:
+        "results/benchmarks/keyframes/vslnet_{run}_seed{seed}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    shell:
+        "{CLI} keyframes --queries {input.queries} --clips {input.clips} --video-dir {params.video_dir}"
+        " --scorer vslnet --vslnet-dir {params.model_dir} --clip-features {input.features}"
+        " --text-cache {input.text_cache} --label-mode {params.label_mode} --unit-score {params.unit_score}"
+        + keyframe_command("vslnet_{wildcards.run}_seed{wildcards.seed}")
+        + " > {log} 2>&1"
+
+
+rule moment_hits:
+    input:
+        selections=[f"results/keyframes/{tag}/selection.parquet" for tag in SCORER_TAGS],
+        queries=f"results/data/nlq/{KSPLIT}_queries.parquet",
+        clips=f"results/data/nlq/{KSPLIT}_clips.parquet",
+        code=src_files(*COMMON_CODE, "keyframes.py", "tables.py"),
+    output:
+        parquet="results/keyframes/moment_hits.parquet",
+        markdown=report("results/keyframes/moment_hits.md", caption="../report/moment_hits.rst",
+                        category="4. Keyframes"),
+        plot=report("results/keyframes/moment_hits.png", caption="../report/moment_hits.rst",
+                    category="4. Keyframes"),
+    params:
+        synthetic="--synthetic" if IS_DEMO else "",
+    log:
+        "results/logs/moment_hits/moment_hits.log",
+    shell:
+        "{CLI} moment-hits --selections {input.selections} --queries {input.queries} --clips {input.clips}"
+        " {params.synthetic} --parquet {output.parquet} --markdown {output.markdown} --plot {output.plot}"
+        " > {log} 2>&1"
