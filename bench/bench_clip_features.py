@@ -110,8 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clips", type=int, default=300, help="number of clips (the size knob)")
     parser.add_argument("--dim", type=int, default=256, help="feature dim")
     parser.add_argument("--seconds", type=float, default=480.0, help="clip length (480 s -> 901 rows)")
-    parser.add_argument("--data", choices=("normal", "relu", "fp16"), default="normal",
-                        help="feature values: dense floats, half zeros, or float16 source files")
+    parser.add_argument(
+        "--data",
+        choices=("normal", "relu", "fp16"),
+        default="normal",
+        help="feature values: dense floats, half zeros, or float16 source files",
+    )
     parser.add_argument("--repeat", type=int, default=7, help="repetitions per measurement (median)")
     parser.add_argument("--workdir", type=Path, help="where to write (default: a temporary folder, removed)")
     parser.add_argument("--seed", type=int, default=0)
@@ -121,22 +125,38 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_clip_features.", dir=args.workdir))
     try:
         videos = work / "videos"
-        clips = make_videos(videos, clips=args.clips, dim=args.dim, seconds=args.seconds, data=args.data,
-                            seed=args.seed)
-        print(f"{len(clips)} clips of {args.seconds:g} s x {args.dim} ({args.data}) from "
-              f"{clips.video_uid.nunique()} videos in {work}", file=sys.stderr)
-        parquet, zstd, pt, pt_ref = (work / "clips.parquet", work / "clips-zstd.parquet", work / "pt",
-                                     work / "pt-reference")
+        clips = make_videos(
+            videos, clips=args.clips, dim=args.dim, seconds=args.seconds, data=args.data, seed=args.seed
+        )
+        print(
+            f"{len(clips)} clips of {args.seconds:g} s x {args.dim} ({args.data}) from "
+            f"{clips.video_uid.nunique()} videos in {work}",
+            file=sys.stderr,
+        )
+        parquet, zstd, pt, pt_ref = (
+            work / "clips.parquet",
+            work / "clips-zstd.parquet",
+            work / "pt",
+            work / "pt-reference",
+        )
         # name: (path, write, load)
         layouts: dict[str, tuple[Path, Callable[[], object], Callable[[], dict]]] = {
-            "parquet": (parquet, lambda: cut_clips(clips, videos, parquet, expected_dim=args.dim),
-                        lambda: read_clip_features(parquet)),
-            "parquet-zstd": (zstd, lambda: cut_clips(clips, videos, zstd, expected_dim=args.dim,
-                                                     compression="zstd"),
-                             lambda: read_clip_features(zstd)),
+            "parquet": (
+                parquet,
+                lambda: cut_clips(clips, videos, parquet, expected_dim=args.dim),
+                lambda: read_clip_features(parquet),
+            ),
+            "parquet-zstd": (
+                zstd,
+                lambda: cut_clips(clips, videos, zstd, expected_dim=args.dim, compression="zstd"),
+                lambda: read_clip_features(zstd),
+            ),
             "pt": (pt, lambda: write_pt_compact(clips, videos, pt, args.dim), lambda: load_pt(pt)),
-            "pt-reference": (pt_ref, lambda: write_pt_reference(clips, videos, pt_ref),
-                             lambda: load_pt(pt_ref)),
+            "pt-reference": (
+                pt_ref,
+                lambda: write_pt_reference(clips, videos, pt_ref),
+                lambda: load_pt(pt_ref),
+            ),
         }
         written = {}
         for name, (_, write, _) in layouts.items():
@@ -158,8 +178,13 @@ def main(argv: list[str] | None = None) -> None:
         for name, (path, _, _) in layouts.items():
             files = files_of(path)
             cold = statistics.median(cold_times[name]) if cold_ok else float("nan")
-            results[name] = (len(files), sum(p.stat().st_size for p in files), written[name], cold,
-                             statistics.median(warm_times[name]))
+            results[name] = (
+                len(files),
+                sum(p.stat().st_size for p in files),
+                written[name],
+                cold,
+                statistics.median(warm_times[name]),
+            )
 
         reference = load_pt(pt)
         for name, (_, _, load) in layouts.items():
@@ -168,16 +193,22 @@ def main(argv: list[str] | None = None) -> None:
             assert all(np.array_equal(loaded[k], reference[k]) for k in reference), name
 
         total = sum(a.nbytes for a in reference.values())
-        print(f"\n{len(reference)} clips, {total / 2**20:.1f} MiB of float32 features; median of "
-              f"{args.repeat}; ratio = pt time / layout time (higher is faster)")
-        header = (f"{'layout':<14}{'files':>7}{'MiB':>9}{'write s':>9}{'cold s':>9}{'warm s':>9}"
-                  f"{'cold ratio':>12}{'warm ratio':>12}{'GiB/s warm':>12}")
+        print(
+            f"\n{len(reference)} clips, {total / 2**20:.1f} MiB of float32 features; median of "
+            f"{args.repeat}; ratio = pt time / layout time (higher is faster)"
+        )
+        header = (
+            f"{'layout':<14}{'files':>7}{'MiB':>9}{'write s':>9}{'cold s':>9}{'warm s':>9}"
+            f"{'cold ratio':>12}{'warm ratio':>12}{'GiB/s warm':>12}"
+        )
         print(header)
         print("-" * len(header))
         _, _, _, pt_cold, pt_warm = results["pt"]
         for name, (n, size, write_s, cold, warm) in results.items():
-            print(f"{name:<14}{n:>7}{size / 2**20:>9.1f}{write_s:>9.2f}{cold:>9.3f}{warm:>9.3f}"
-                  f"{pt_cold / cold:>12.2f}{pt_warm / warm:>12.2f}{total / warm / 2**30:>12.2f}")
+            print(
+                f"{name:<14}{n:>7}{size / 2**20:>9.1f}{write_s:>9.2f}{cold:>9.3f}{warm:>9.3f}"
+                f"{pt_cold / cold:>12.2f}{pt_warm / warm:>12.2f}{total / warm / 2**30:>12.2f}"
+            )
         if not cold_ok:
             print("(cold loads not measured: os.posix_fadvise is not available here)")
     finally:

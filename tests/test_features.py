@@ -79,9 +79,15 @@ def test_clip_starting_after_last_row_names_the_clip():
     assert e.value.field == "video_start_sec"
 
 
-@pytest.mark.parametrize("vs, ve, field", [(-1.0, 5.0, "video_start_sec"), (5.0, 4.0, "video_end_sec"),
-                                           (float("nan"), 5.0, "video_start_sec"),
-                                           (0.0, float("inf"), "video_end_sec")])
+@pytest.mark.parametrize(
+    "vs, ve, field",
+    [
+        (-1.0, 5.0, "video_start_sec"),
+        (5.0, 4.0, "video_end_sec"),
+        (float("nan"), 5.0, "video_start_sec"),
+        (0.0, float("inf"), "video_end_sec"),
+    ],
+)
 def test_bad_clip_times(vs, ve, field):
     with pytest.raises(InputError) as e:
         F.cut_clip(row_ids(10), vs, ve, clip_uid="c1")
@@ -217,8 +223,12 @@ def videos(tmp_path):
     feature_dir.mkdir()
     save(feature_dir / "v1.pt", torch.from_numpy(v1))
     save(feature_dir / "v2.pt", torch.from_numpy(v2))
-    rows = [("c2", "v2", 0.0, 40.0), ("c1", "v1", 0.0, 480.0), ("c3", "v1", 100.0, 600.0),
-            ("c4", "v1", 8.0, 9.0)]
+    rows = [
+        ("c2", "v2", 0.0, 40.0),
+        ("c1", "v1", 0.0, 480.0),
+        ("c3", "v1", 100.0, 600.0),
+        ("c4", "v1", 8.0, 9.0),
+    ]
     clips = pd.DataFrame(rows, columns=COLUMNS)
     return feature_dir, clips, {"v1": v1, "v2": v2.astype(np.float32)}
 
@@ -230,19 +240,36 @@ def test_cut_clips_round_trip_bit_exact(tmp_path, videos, monkeypatch, group_byt
         monkeypatch.setattr(F, "ROW_GROUP_BYTES", group_bytes)
     out, shapes = tmp_path / "out" / "clips.parquet", tmp_path / "out" / "feature_shapes.json"
     stats = F.cut_clips(clips, feature_dir, out, expected_dim=8, shapes_json=shapes)
-    expected = {c.clip_uid: F.cut_clip(sources[c.video_uid], c.video_start_sec, c.video_end_sec)
-                for c in clips.itertuples()}
+    expected = {
+        c.clip_uid: F.cut_clip(sources[c.video_uid], c.video_start_sec, c.video_end_sec)
+        for c in clips.itertuples()
+    }
     got = F.read_clip_features(out)
     assert list(got) == ["c1", "c3", "c4", "c2"]  # sorted by (video_uid, clip_uid)
     for uid, array in expected.items():
         assert got[uid].dtype == np.float32 and got[uid].tobytes() == array.tobytes()
     assert np.signbit(got["c1"][3, 0])  # -0.0 survives
     assert json.loads(shapes.read_text()) == {"c1": 901, "c3": 813, "c4": 2, "c2": 50}
-    assert {k: stats[k] for k in ("clips_in", "clips_written", "videos_loaded", "rows_written",
-                                  "clips_cut_short", "clips_skipped_missing_video", "row_count_off_by_one",
-                                  "videos_row_count_unchecked")} == {
-        "clips_in": 4, "clips_written": 4, "videos_loaded": 2, "rows_written": 901 + 813 + 2 + 50,
-        "clips_cut_short": 2, "clips_skipped_missing_video": 0, "row_count_off_by_one": 0,
+    assert {
+        k: stats[k]
+        for k in (
+            "clips_in",
+            "clips_written",
+            "videos_loaded",
+            "rows_written",
+            "clips_cut_short",
+            "clips_skipped_missing_video",
+            "row_count_off_by_one",
+            "videos_row_count_unchecked",
+        )
+    } == {
+        "clips_in": 4,
+        "clips_written": 4,
+        "videos_loaded": 2,
+        "rows_written": 901 + 813 + 2 + 50,
+        "clips_cut_short": 2,
+        "clips_skipped_missing_video": 0,
+        "row_count_off_by_one": 0,
         "videos_row_count_unchecked": 2,
     }
     assert stats["bytes_written"] == out.stat().st_size and stats["mode"] == "compatible"
@@ -251,8 +278,14 @@ def test_cut_clips_round_trip_bit_exact(tmp_path, videos, monkeypatch, group_byt
     assert table.schema.equals(F.CLIP_FEATURES)
     row = table.slice(0, 1).to_pylist()[0]
     assert {k: v for k, v in row.items() if k != "features"} == {
-        "clip_uid": "c1", "video_uid": "v1", "video_start_sec": 0.0, "video_end_sec": 480.0,
-        "mode": "compatible", "num_rows": 901, "dim": 8}
+        "clip_uid": "c1",
+        "video_uid": "v1",
+        "video_start_sec": 0.0,
+        "video_end_sec": 480.0,
+        "mode": "compatible",
+        "num_rows": 901,
+        "dim": 8,
+    }
 
 
 def test_cut_clips_tiny_values_round_trip(tmp_path):
@@ -260,8 +293,9 @@ def test_cut_clips_tiny_values_round_trip(tmp_path):
     for name, dim in (("v3", 3), ("v1", 1)):
         (tmp_path / name).mkdir()
         save(tmp_path / name / "v.pt", torch.from_numpy(row_ids(5, dim)))
-        clips = pd.DataFrame([("one", "v", 0.0, 0.0), ("two", "v", 0.0, 0.6), ("all", "v", 0.0, 9.0)],
-                             columns=COLUMNS)
+        clips = pd.DataFrame(
+            [("one", "v", 0.0, 0.0), ("two", "v", 0.0, 0.6), ("all", "v", 0.0, 9.0)], columns=COLUMNS
+        )
         F.cut_clips(clips, tmp_path / name, tmp_path / f"{name}.parquet", expected_dim=dim)
         got = F.read_clip_features(tmp_path / f"{name}.parquet")
         np.testing.assert_array_equal(got["one"], row_ids(5, dim)[:1])
@@ -304,16 +338,21 @@ def test_cut_clips_missing_video(tmp_path, videos):
     assert e.value.record == "video_uid=v3" and e.value.path == str(feature_dir / "v3.pt")
     assert not (tmp_path / "a.parquet").exists()
     stats = F.cut_clips(clips, feature_dir, tmp_path / "b.parquet", expected_dim=8, on_missing="skip")
-    assert (stats["clips_in"], stats["clips_written"], stats["clips_skipped_missing_video"],
-            stats["videos_missing"]) == (6, 4, 2, 1)
+    assert (
+        stats["clips_in"],
+        stats["clips_written"],
+        stats["clips_skipped_missing_video"],
+        stats["videos_missing"],
+    ) == (6, 4, 2, 1)
     assert sorted(F.read_clip_features(tmp_path / "b.parquet")) == ["c1", "c2", "c3", "c4"]
 
 
 def test_cut_clips_row_count_check(tmp_path, videos):
     feature_dir, clips, _ = videos
     # v1 has 1000 rows: 16000 frames -> 999 features (one off, accepted); v2 has 50: 816 frames -> 50
-    stats = F.cut_clips(clips, feature_dir, tmp_path / "a.parquet", expected_dim=8,
-                        num_frames={"v1": 16_000, "v2": 816})
+    stats = F.cut_clips(
+        clips, feature_dir, tmp_path / "a.parquet", expected_dim=8, num_frames={"v1": 16_000, "v2": 816}
+    )
     assert (stats["row_count_off_by_one"], stats["videos_row_count_unchecked"]) == (1, 0)
     with pytest.raises(InputError, match="1000 rows but a video of 15984 frames has 998"):
         F.cut_clips(clips, feature_dir, tmp_path / "b.parquet", expected_dim=8, num_frames={"v1": 15_984})
@@ -354,8 +393,9 @@ def test_cut_clips_duplicates(tmp_path, videos):
 
 def test_cut_clips_accepts_clips_table_and_checks_columns(tmp_path, videos):
     feature_dir, clips, _ = videos
-    table = clips.assign(split="val", clip_end_sec=480.0, source_clip_uid=None, num_annotations=1,
-                         num_queries=3)
+    table = clips.assign(
+        split="val", clip_end_sec=480.0, source_clip_uid=None, num_annotations=1, num_queries=3
+    )
     assert F.cut_clips(table, feature_dir, tmp_path / "a.parquet", expected_dim=8)["clips_written"] == 4
     with pytest.raises(InputError, match="lacks a column") as e:
         F.cut_clips(clips.drop(columns="video_end_sec"), feature_dir, tmp_path / "b.parquet", expected_dim=8)

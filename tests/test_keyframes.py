@@ -272,15 +272,17 @@ class Counting:
 
 def test_kill_and_resume(world, tmp_path):
     clean = tmp_path / "clean"
-    run(world, clean, Counting())
+    run(world, clean, Counting(), frames_dir=clean / "png", save_frames=5)
     out = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
-        run(world, out, Counting(kill_at=4))  # dies while scoring the 4th query
+        run(world, out, Counting(kill_at=4), frames_dir=out / "png", save_frames=5)  # dies at the 4th query
     assert not (out / "selection.parquet").exists()
     with open(out / "progress.jsonl", "ab") as f:  # and left half a record behind
         f.write(b'{"format":"egonlq-keyframes-progress/1","key":"scores|tor')
     encoder = Counting()
-    stats = run(world, out, encoder)
+    stats = run(world, out, encoder, frames_dir=out / "png", save_frames=5)
+    pngs = sorted(str(p.relative_to(clean / "png")) for p in (clean / "png").rglob("*.png"))
+    assert pngs and pngs == sorted(str(p.relative_to(out / "png")) for p in (out / "png").rglob("*.png"))
     n = world.n_eligible
     assert stats["progress_torn_lines"] == 1 and stats["progress_duplicates"] == 0
     assert stats["queries_done_before"] == 3 and stats["queries_scored"] == n - 3 == encoder.texts
@@ -408,7 +410,7 @@ def test_vslnet_scorer(world, vslnet_files, tmp_path):
 # ------------------------------------------------------------------------------------ moment hits
 
 
-def literal_hits() -> pd.DataFrame:
+def literal_hits(second_scorer: bool = False) -> pd.DataFrame:
     queries = pd.DataFrame(
         {
             "clip_uid": ["c", "c", "c"],
@@ -439,6 +441,10 @@ def literal_hits() -> pd.DataFrame:
         }
     )
     clips = pd.DataFrame({"clip_uid": ["c"], "video_start_sec": [5.0], "video_end_sec": [105.0]})
+    if second_scorer:  # scorer b puts query 0's top-k frames elsewhere; uniform frames do not depend on it
+        other = selection.assign(scorer="b")
+        other.at[0, "selected_time_s"] = [0.0, 1.0, 2.0, 3.0]
+        selection = pd.concat([selection.assign(scorer="a"), other], ignore_index=True)
     return moment_hit_table(selection, queries, clips=clips)
 
 
@@ -451,6 +457,16 @@ def test_moment_hit_table_on_literal_inputs():
     assert t.loc["uniform", "query_hit_share"] == pytest.approx(1 / 2)
     assert t.loc["topk", "chance_frame_share"] == pytest.approx(0.1)  # 10 s of a 100 s clip
     assert t.loc["topk", "setting"] == "topk M=4"
+
+
+def test_moment_hit_table_pools_scorers():
+    t = literal_hits(second_scorer=True).set_index("setting")
+    assert list(t.index) == ["a: topk M=4", "b: topk M=4", "uniform M=4"]
+    assert t.loc["a: topk M=4", "frame_share_in_window"] == pytest.approx(3 / 6)
+    assert t.loc["b: topk M=4", "frame_share_in_window"] == pytest.approx(0 / 6)
+    assert t.loc["b: topk M=4", "query_hit_share"] == pytest.approx(0.0)
+    assert t.loc["uniform M=4", "n_queries"] == 2 and pd.isna(t.loc["uniform M=4", "scorer"])
+    assert t.loc["uniform M=4", "frame_share_in_window"] == pytest.approx(1 / 8)  # counted once
 
 
 def test_moment_hits_outputs(tmp_path):
@@ -481,3 +497,62 @@ def test_demo_encoder_reads_the_rendered_video(world, demo):
     assert (objects[on].argmax(axis=1) == video.ev_obj[event[on]]).mean() >= 0.97
     assert objects[~on].sum(axis=1).max() < 0.05  # no object drawn: no object found
     assert (places.argmax(axis=1) == place).mean() >= 0.97
+
+
+def test_clip_backend_end_to_end_through_the_cli(world, tmp_path):
+    """A tiny random CLIP through the workflow's commands: frame features, then scoring from its frame table
+    (no second decode) and every selection method; the selections are those of its own scores."""
+    from egonlq.cli import main
+    from egonlq.frame_encoders import write_tiny_random_clip
+    from egonlq.io import write_parquet
+    from egonlq.tables import CLIPS, QUERIES, VIDEOS
+
+    clip = write_tiny_random_clip(tmp_path / "tiny-clip", seed=0)
+    frames = pd.Series(world.num_frames)
+    videos = pd.DataFrame(
+        {
+            "video_uid": frames.index,
+            "duration_sec": frames.to_numpy() / 30.0,
+            "fps": 30.0,
+            "num_frames": frames,
+        }
+    )
+
+    write_parquet(pa_table(world.clips, CLIPS), tmp_path / "clips.parquet", CLIPS)
+    write_parquet(pa_table(world.queries, QUERIES), tmp_path / "queries.parquet", QUERIES)
+    write_parquet(pa_table(videos, VIDEOS), tmp_path / "videos.parquet", VIDEOS)
+    common = ["--clips", str(tmp_path / "clips.parquet"), "--video-dir", str(world.video_dir)]
+    main(
+        ["frame-features", *common, "--videos", str(tmp_path / "videos.parquet"), "--encoder", "clip",
+         "--model-path", str(clip), "--out-dir", str(tmp_path / "features"),
+         "--frames", str(tmp_path / "frames.parquet"), "--stats", str(tmp_path / "ff.json")]
+    )  # fmt: skip
+    ff = json.loads((tmp_path / "ff.json").read_text())
+    assert (ff["videos_ok"], ff["videos_failed"], ff["videos_without_mp4"]) == (1, 0, ff["split_videos"] - 1)
+    assert (
+        ff["encoder"].startswith("clip")
+        and ff["dim"] == torch.load(tmp_path / "features" / f"{world.video_uid}.pt").shape[1]
+    )
+    main(
+        ["keyframes", *common, "--queries", str(tmp_path / "queries.parquet"), "--scorer", "encoder",
+         "--encoder", "clip", "--model-path", str(clip), "--frame-table", str(tmp_path / "frames.parquet"),
+         "--aks", json.dumps([{"M": 8, "depth": 2}]), "--progress", str(tmp_path / "progress.jsonl"),
+         "--scores", str(tmp_path / "scores.parquet"), "--selection", str(tmp_path / "selection.parquet"),
+         "--frames-dir", str(tmp_path / "png"), "--save-frames", "1", "--stats", str(tmp_path / "kf.json")]
+    )  # fmt: skip
+    stats = json.loads((tmp_path / "kf.json").read_text())
+    assert stats["queries_scored"] == world.n_eligible and stats["scorer_stats"]["frames_encoded"] == 0
+    scores = pd.read_parquet(tmp_path / "scores.parquet")
+    selection = pd.read_parquet(tmp_path / "selection.parquet")
+    assert set(selection["method"]) == {"aks_reference", "aks_improved", "uniform", "topk"}
+    for r in selection[selection["method"] == "topk"].itertuples():
+        s = scores.set_index("query_uid").loc[r.query_uid]
+        expected = topk_selection(np.asarray(s["scores"]), np.asarray(s["sampled_frame_idx"]), 8).frame_ids
+        assert list(r.selected_frame_idx) == list(expected)
+    assert any((tmp_path / "png").rglob("topk_*.png"))
+
+
+def pa_table(frame: pd.DataFrame, schema):
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame.loc[:, schema.names], schema=schema, preserve_index=False)

@@ -746,7 +746,7 @@ def _frame_features_args(p: argparse.ArgumentParser) -> None:
 
 @command("frame-features", _frame_features_args)
 def frame_features(a: argparse.Namespace) -> None:
-    """Encode the rendered (or real) mp4s of a split's videos: features at 1.875/s plus per-frame embeddings."""
+    """Encode the mp4s of a split's videos: features at 1.875 rows/s plus per-frame embeddings."""
     from egonlq.frame_encoders import make_encoder
     from egonlq.frame_features import extract_many
     from egonlq.io import read_parquet, write_json, write_manifest
@@ -812,7 +812,7 @@ def _keyframes_args(p: argparse.ArgumentParser) -> None:
 
 @command("keyframes", _keyframes_args)
 def keyframes(a: argparse.Namespace) -> None:
-    """Score a split's queries frame by frame and select keyframes (AKS reference/improved, uniform, top-k)."""
+    """Score a split's queries frame by frame and select keyframes (AKS, uniform, top-k)."""
     from egonlq.aks import AKSParams
     from egonlq.frame_encoders import make_encoder
     from egonlq.io import read_parquet, write_json
@@ -824,7 +824,9 @@ def keyframes(a: argparse.Namespace) -> None:
     if a.scorer == "vslnet":
         missing = [n for n in ("vslnet_dir", "clip_features", "text_cache") if getattr(a, n) is None]
         if missing:
-            raise SystemExit(f"the vslnet scorer needs {', '.join('--' + m.replace('_', '-') for m in missing)}")
+            raise SystemExit(
+                f"the vslnet scorer needs {', '.join('--' + m.replace('_', '-') for m in missing)}"
+            )
         scorer = VSLNetScorer(
             a.vslnet_dir,
             a.clip_features,
@@ -876,7 +878,9 @@ def moment_hits(a: argparse.Namespace) -> None:
 
     selection = pd.concat([read_parquet(p, SELECTION).to_pandas() for p in a.selections], ignore_index=True)
     table = moment_hit_table(
-        selection, read_parquet(a.queries, QUERIES).to_pandas(), clips=read_parquet(a.clips, CLIPS).to_pandas()
+        selection,
+        read_parquet(a.queries, QUERIES).to_pandas(),
+        clips=read_parquet(a.clips, CLIPS).to_pandas(),
     )
     write_moment_hits(table, a.parquet, a.markdown, synthetic=a.synthetic)
     plot_moment_hits(table, a.plot, synthetic=a.synthetic)

@@ -29,7 +29,6 @@ features or the rendering never shift the annotations. Same seed, same bytes.
 from __future__ import annotations
 
 import functools
-import io
 import logging
 import math
 import time
@@ -40,10 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from egonlq.egoclip import alpha_of, egoclip_windows, mean_gaps
+from egonlq.features import save_video_features
 from egonlq.io import atomic_path, write_json
 from egonlq.timegrid import CANONICAL_FPS, FEATURES_PER_SEC, num_features
 
@@ -1126,14 +1125,6 @@ def video_features(world: World, video: Video, vectors: dict[str, np.ndarray]) -
     return x.astype(np.float16)
 
 
-def _tensor_bytes(array: np.ndarray) -> bytes:
-    """``torch.save`` of the array as a tensor, via memory: saving to a path would embed the (temporary)
-    file name in the archive and break byte-identical rebuilds."""
-    buf = io.BytesIO()
-    torch.save(torch.from_numpy(np.ascontiguousarray(array)), buf)
-    return buf.getvalue()
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Writers
 # ----------------------------------------------------------------------------------------------------------
@@ -1317,8 +1308,7 @@ def build_world(
         vectors = vocabulary_vectors(seed, feature_dim)
         for video in tqdm(world.videos, desc="demo world: features", disable=None):
             path = out_dir / "v1" / feature_name / f"{video.uid}.pt"
-            with atomic_path(path) as tmp:
-                tmp.write_bytes(_tensor_bytes(video_features(world, video, vectors)))
+            save_video_features(video_features(world, video, vectors), path)
             written.append(path)
             n_features += 1
 

@@ -82,7 +82,9 @@ def read_egoclip_csv(path: Path) -> tuple[pa.Table, dict[str, int]]:
     try:
         table = pacsv.read_csv(
             path,
-            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, invalid_row_handler=on_invalid),
+            parse_options=pacsv.ParseOptions(
+                delimiter="\t", quote_char=False, invalid_row_handler=on_invalid
+            ),
             convert_options=convert,
         )
     except pa.ArrowInvalid as e:
@@ -94,8 +96,11 @@ def read_egoclip_csv(path: Path) -> tuple[pa.Table, dict[str, int]]:
     start = table["clip_start"].to_numpy()
     end = table["clip_end"].to_numpy()
     ok = np.isfinite(start) & np.isfinite(end) & (end >= start)
-    stats = {"rows_in": table.num_rows + len(skipped), "malformed_lines": len(skipped),
-             "bad_window": int((~ok).sum())}
+    stats = {
+        "rows_in": table.num_rows + len(skipped),
+        "malformed_lines": len(skipped),
+        "bad_window": int((~ok).sum()),
+    }
     table = table.filter(pa.array(ok))
     stats["rows_out"] = table.num_rows
     return table, stats

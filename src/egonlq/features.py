@@ -16,6 +16,7 @@ rate.
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import time
@@ -70,6 +71,18 @@ _FLOAT32_LE = np.dtype("<f4")
 _CLIP_COLUMNS = ("clip_uid", "video_uid", "video_start_sec", "video_end_sec")
 
 
+def save_video_features(array: np.ndarray, path: str | Path) -> None:
+    """Write ``array`` ``[N, D]`` as an official per-video feature file (a saved tensor), atomically.
+
+    The tensor is serialised in memory first: saving to the temporary path would embed its name in the archive
+    and break byte-identical reruns.
+    """
+    buf = io.BytesIO()
+    torch.save(torch.from_numpy(np.ascontiguousarray(array)), buf)
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_bytes(buf.getvalue())
+
+
 def load_video_features(
     path: Path, *, expected_dim: int, num_frames: int | None = None, video_uid: str | None = None
 ) -> np.ndarray:
@@ -89,23 +102,38 @@ def load_video_features(
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load raises RuntimeError, EOFError, UnpicklingError, ... on a bad file
         raise InputError(
-            path, f"cannot read feature file, truncated or not a torch save ({type(e).__name__}: {e})",
+            path,
+            f"cannot read feature file, truncated or not a torch save ({type(e).__name__}: {e})",
             record=record,
         ) from e
     if not isinstance(obj, torch.Tensor):
-        raise InputError(path, f"file holds a {type(obj).__name__}, not a tensor", record=record,
-                         expected="a torch.Tensor [N, D]")
+        raise InputError(
+            path,
+            f"file holds a {type(obj).__name__}, not a tensor",
+            record=record,
+            expected="a torch.Tensor [N, D]",
+        )
     if obj.ndim != 2:
-        raise InputError(path, f"tensor has shape {tuple(obj.shape)}", record=record, field="shape",
-                         expected="a 2-D tensor [N, D]")
+        raise InputError(
+            path,
+            f"tensor has shape {tuple(obj.shape)}",
+            record=record,
+            field="shape",
+            expected="a 2-D tensor [N, D]",
+        )
     if not obj.is_floating_point():
-        raise InputError(path, f"tensor has dtype {obj.dtype}", record=record, field="dtype",
-                         expected="float16 or float32")
+        raise InputError(
+            path, f"tensor has dtype {obj.dtype}", record=record, field="dtype", expected="float16 or float32"
+        )
     rows, dim = obj.shape
     if dim != expected_dim:
         raise InputError(
-            path, f"feature dim is {dim}, expected {expected_dim}: the config's feature dim must match the "
-            "feature files", record=record, field="dim", expected=str(expected_dim),
+            path,
+            f"feature dim is {dim}, expected {expected_dim}: the config's feature dim must match the "
+            "feature files",
+            record=record,
+            field="dim",
+            expected=str(expected_dim),
         )
     if rows == 0:
         raise InputError(path, "tensor has no rows", record=record, field="num_rows", expected=">= 1 row")
@@ -113,15 +141,21 @@ def load_video_features(
         want = timegrid.num_features(num_frames)
         if abs(rows - want) > ROW_COUNT_TOLERANCE:
             raise InputError(
-                path, f"tensor has {rows} rows but a video of {num_frames} frames has {want} features",
-                record=record, field="num_rows", expected=f"{want} +/- {ROW_COUNT_TOLERANCE}",
+                path,
+                f"tensor has {rows} rows but a video of {num_frames} frames has {want} features",
+                record=record,
+                field="num_rows",
+                expected=f"{want} +/- {ROW_COUNT_TOLERANCE}",
             )
     features = obj.detach().to(torch.float32).contiguous().numpy()
     bad = ~np.isfinite(features).all(axis=1)
     if bad.any():
         raise InputError(
-            path, f"{int(bad.sum())} rows hold NaN or Inf, the first is row {int(np.argmax(bad))}",
-            record=record, field="features", expected="finite values",
+            path,
+            f"{int(bad.sum())} rows hold NaN or Inf, the first is row {int(np.argmax(bad))}",
+            record=record,
+            field="features",
+            expected="finite values",
         )
     return features
 
@@ -134,8 +168,13 @@ def _nominal_last_row(video_end_sec: float, first: int, mode: str) -> int:
 
 
 def clip_rows(
-    video_start_sec: float, video_end_sec: float, num_rows: int, *, mode: str = "compatible",
-    clip_uid: str | None = None, source: Path | None = None,
+    video_start_sec: float,
+    video_end_sec: float,
+    num_rows: int,
+    *,
+    mode: str = "compatible",
+    clip_uid: str | None = None,
+    source: Path | None = None,
 ) -> tuple[int, int]:
     """Rows ``(first, last)``, both INCLUSIVE, of a clip in a video with ``num_rows`` feature rows.
 
@@ -147,25 +186,43 @@ def clip_rows(
     record = f"clip_uid={clip_uid}" if clip_uid is not None else None
     vs, ve = float(video_start_sec), float(video_end_sec)
     if not (math.isfinite(vs) and vs >= 0.0):
-        raise InputError(source, f"video_start_sec is {vs}", record=record, field="video_start_sec",
-                         expected="a finite time >= 0")
+        raise InputError(
+            source,
+            f"video_start_sec is {vs}",
+            record=record,
+            field="video_start_sec",
+            expected="a finite time >= 0",
+        )
     if not (math.isfinite(ve) and ve >= vs):
-        raise InputError(source, f"video_end_sec is {ve} (video_start_sec {vs})", record=record,
-                         field="video_end_sec", expected="a finite time >= video_start_sec")
+        raise InputError(
+            source,
+            f"video_end_sec is {ve} (video_start_sec {vs})",
+            record=record,
+            field="video_end_sec",
+            expected="a finite time >= video_start_sec",
+        )
     first = int(vs * timegrid.FEATURES_PER_SEC)
     last = _nominal_last_row(ve, first, mode)
     if first > num_rows - 1:
         raise InputError(
-            source, f"clip starts at feature row {first} (video_start_sec {vs}) but the video has only "
-            f"{num_rows} feature rows", record=record, field="video_start_sec",
+            source,
+            f"clip starts at feature row {first} (video_start_sec {vs}) but the video has only "
+            f"{num_rows} feature rows",
+            record=record,
+            field="video_start_sec",
             expected=f"a start before {num_rows / timegrid.FEATURES_PER_SEC:.3f} s",
         )
     return first, min(last, num_rows - 1)
 
 
 def cut_clip(
-    features: np.ndarray, video_start_sec: float, video_end_sec: float, *, mode: str = "compatible",
-    clip_uid: str | None = None, source: Path | None = None,
+    features: np.ndarray,
+    video_start_sec: float,
+    video_end_sec: float,
+    *,
+    mode: str = "compatible",
+    clip_uid: str | None = None,
+    source: Path | None = None,
 ) -> np.ndarray:
     """The rows of a video's ``features [N, D]`` that belong to the clip ``[video_start_sec, video_end_sec]``.
 
@@ -185,8 +242,9 @@ def cut_clip(
     Both modes clip the last row to ``N - 1`` (a clip that outlives its video's features gets fewer rows); a
     clip starting after the last row raises :class:`InputError` naming ``clip_uid``. Returns a view.
     """
-    first, last = clip_rows(video_start_sec, video_end_sec, len(features), mode=mode, clip_uid=clip_uid,
-                            source=source)
+    first, last = clip_rows(
+        video_start_sec, video_end_sec, len(features), mode=mode, clip_uid=clip_uid, source=source
+    )
     return features[first : last + 1]
 
 
@@ -204,8 +262,12 @@ def _clip_table(clips: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     if conflicting.any():
         uid = unique.loc[conflicting, "clip_uid"].iloc[0]
         rows = unique[unique["clip_uid"] == uid].to_dict("records")
-        raise InputError(None, f"clip listed twice with different values: {rows}", record=f"clip_uid={uid}",
-                         expected="one (video_uid, video_start_sec, video_end_sec) per clip_uid")
+        raise InputError(
+            None,
+            f"clip listed twice with different values: {rows}",
+            record=f"clip_uid={uid}",
+            expected="one (video_uid, video_start_sec, video_end_sec) per clip_uid",
+        )
     return unique.sort_values(["video_uid", "clip_uid"], kind="stable"), len(table) - len(unique)
 
 
@@ -245,8 +307,9 @@ class _RowGroupWriter:
             pa.large_binary(), count, [None, pa.py_buffer(offsets), pa.py_buffer(self.data[: self.ends[-1]])]
         ).cast(pa.binary_view())  # views into the same data buffer
         arrays = [pa.array(self.meta[f.name], type=f.type) for f in CLIP_FEATURES if f.name != "features"]
-        self.writer.write_table(pa.Table.from_arrays([*arrays, features], schema=CLIP_FEATURES),
-                                row_group_size=count)
+        self.writer.write_table(
+            pa.Table.from_arrays([*arrays, features], schema=CLIP_FEATURES), row_group_size=count
+        )
         self.ends = [0]
         for values in self.meta.values():
             values.clear()
@@ -292,21 +355,36 @@ def cut_clips(
     feature_dir, out_path = Path(feature_dir), Path(out_path)
     table, duplicates = _clip_table(clips)
     stats = {
-        "clips_in": len(clips), "clips_duplicate": duplicates, "clips_written": 0,
-        "clips_skipped_missing_video": 0, "clips_cut_short": 0, "videos_loaded": 0, "videos_missing": 0,
-        "row_count_off_by_one": 0, "videos_row_count_unchecked": 0, "rows_written": 0, "bytes_written": 0,
-        "mode": mode, "dim": expected_dim, "seconds": 0.0,
+        "clips_in": len(clips),
+        "clips_duplicate": duplicates,
+        "clips_written": 0,
+        "clips_skipped_missing_video": 0,
+        "clips_cut_short": 0,
+        "videos_loaded": 0,
+        "videos_missing": 0,
+        "row_count_off_by_one": 0,
+        "videos_row_count_unchecked": 0,
+        "rows_written": 0,
+        "bytes_written": 0,
+        "mode": mode,
+        "dim": expected_dim,
+        "seconds": 0.0,
     }
     shapes: dict[str, int] = {}
     groups = table.groupby("video_uid", sort=True)
     with atomic_path(out_path) as tmp:
         codecs = {name: "zstd" for name in CLIP_FEATURES.names} | {"features": compression}
-        with pq.ParquetWriter(tmp, CLIP_FEATURES, compression=codecs,
-                              use_dictionary=["video_uid", "mode"], write_statistics=["clip_uid", "video_uid"]
-                              ) as writer:
+        with pq.ParquetWriter(
+            tmp,
+            CLIP_FEATURES,
+            compression=codecs,
+            use_dictionary=["video_uid", "mode"],
+            write_statistics=["clip_uid", "video_uid"],
+        ) as writer:
             row_groups = _RowGroupWriter(writer)
-            for video_uid, group in tqdm(groups, total=groups.ngroups, desc="videos", unit="video",
-                                         disable=None):
+            for video_uid, group in tqdm(
+                groups, total=groups.ngroups, desc="videos", unit="video", disable=None
+            ):
                 path = feature_dir / f"{video_uid}.pt"
                 if on_missing == "skip" and not path.is_file():
                     stats["videos_missing"] += 1
@@ -314,24 +392,43 @@ def cut_clips(
                     logger.warning("%s: feature file missing, %d clips skipped", path, len(group))
                     continue
                 frames = num_frames.get(video_uid) if num_frames is not None else None
-                features = load_video_features(path, expected_dim=expected_dim, num_frames=frames,
-                                               video_uid=video_uid)
+                features = load_video_features(
+                    path, expected_dim=expected_dim, num_frames=frames, video_uid=video_uid
+                )
                 stats["videos_loaded"] += 1
                 if frames is None:
                     stats["videos_row_count_unchecked"] += 1
                 elif len(features) != timegrid.num_features(frames):
                     stats["row_count_off_by_one"] += 1
-                    logger.warning("%s: %d rows, %d expected for %d frames", path, len(features),
-                                   timegrid.num_features(frames), frames)
+                    logger.warning(
+                        "%s: %d rows, %d expected for %d frames",
+                        path,
+                        len(features),
+                        timegrid.num_features(frames),
+                        frames,
+                    )
                 for clip in group.itertuples(index=False):
-                    first, last = clip_rows(clip.video_start_sec, clip.video_end_sec, len(features),
-                                            mode=mode, clip_uid=clip.clip_uid, source=path)
+                    first, last = clip_rows(
+                        clip.video_start_sec,
+                        clip.video_end_sec,
+                        len(features),
+                        mode=mode,
+                        clip_uid=clip.clip_uid,
+                        source=path,
+                    )
                     if last < _nominal_last_row(clip.video_end_sec, first, mode):
                         stats["clips_cut_short"] += 1
                     cut = features[first : last + 1]
-                    row_groups.add(cut, clip_uid=clip.clip_uid, video_uid=video_uid,
-                                   video_start_sec=clip.video_start_sec, video_end_sec=clip.video_end_sec,
-                                   mode=mode, num_rows=len(cut), dim=expected_dim)
+                    row_groups.add(
+                        cut,
+                        clip_uid=clip.clip_uid,
+                        video_uid=video_uid,
+                        video_start_sec=clip.video_start_sec,
+                        video_end_sec=clip.video_end_sec,
+                        mode=mode,
+                        num_rows=len(cut),
+                        dim=expected_dim,
+                    )
                     shapes[clip.clip_uid] = len(cut)
                     stats["rows_written"] += len(cut)
             row_groups.flush()
@@ -342,9 +439,16 @@ def cut_clips(
     stats["seconds"] = round(time.perf_counter() - started, 3)
     logger.info(
         "cut %d clips (%d rows, mode %s) from %d videos into %s; %d clips skipped for %d missing videos, "
-        "%d cut short, %d videos one row off", stats["clips_written"], stats["rows_written"], mode,
-        stats["videos_loaded"], out_path, stats["clips_skipped_missing_video"], stats["videos_missing"],
-        stats["clips_cut_short"], stats["row_count_off_by_one"],
+        "%d cut short, %d videos one row off",
+        stats["clips_written"],
+        stats["rows_written"],
+        mode,
+        stats["videos_loaded"],
+        out_path,
+        stats["clips_skipped_missing_video"],
+        stats["videos_missing"],
+        stats["clips_cut_short"],
+        stats["row_count_off_by_one"],
     )
     return stats
 
@@ -360,8 +464,12 @@ def _open_clip_features(path: Path) -> pq.ParquetFile:
         if field.name not in found.names:
             raise InputError(path, "column missing", field=field.name, expected=str(field.type))
         if found.field(field.name).type != field.type:
-            raise InputError(path, f"column has type {found.field(field.name).type}", field=field.name,
-                             expected=str(field.type))
+            raise InputError(
+                path,
+                f"column has type {found.field(field.name).type}",
+                field=field.name,
+                expected=str(field.type),
+            )
     return parquet
 
 
@@ -381,8 +489,9 @@ def _binary_view_values(values: pa.BinaryViewArray) -> list[np.ndarray]:
     data = [np.frombuffer(b, dtype=np.uint8) for b in data_buffers]
     return [
         inline[i, 4 : 4 + n] if n <= 12 else data[b][o : o + n]
-        for i, (n, b, o) in enumerate(zip(views["length"].tolist(), views["buffer"].tolist(),
-                                          views["offset"].tolist(), strict=True))
+        for i, (n, b, o) in enumerate(
+            zip(views["length"].tolist(), views["buffer"].tolist(), views["offset"].tolist(), strict=True)
+        )
     ]
 
 
@@ -405,8 +514,13 @@ def read_clip_features(path: Path, clip_uids: Iterable[str] | None = None) -> di
                 where[uid] = group
         for uid in wanted:
             if uid not in where:
-                raise InputError(path, "clip not in the feature file", record=f"clip_uid={uid}",
-                                 field="clip_uid", expected="a clip_uid written by cut_clips")
+                raise InputError(
+                    path,
+                    "clip not in the feature file",
+                    record=f"clip_uid={uid}",
+                    field="clip_uid",
+                    expected="a clip_uid written by cut_clips",
+                )
         row_groups = sorted({where[uid] for uid in wanted})
     table = parquet.read_row_groups(row_groups, columns=["clip_uid", "num_rows", "dim", "features"])
     out: dict[str, np.ndarray] = {}
@@ -417,9 +531,13 @@ def read_clip_features(path: Path, clip_uids: Iterable[str] | None = None) -> di
         values = _binary_view_values(batch.column(3))
         for uid, raw, rows, dim in zip(uids, values, num_rows, dims, strict=True):
             if len(raw) != int(rows) * int(dim) * _FLOAT32_LE.itemsize:
-                raise InputError(path, f"features hold {len(raw)} bytes, not num_rows * dim * 4",
-                                 record=f"clip_uid={uid}", field="features",
-                                 expected=f"{int(rows) * int(dim) * 4} bytes")
+                raise InputError(
+                    path,
+                    f"features hold {len(raw)} bytes, not num_rows * dim * 4",
+                    record=f"clip_uid={uid}",
+                    field="features",
+                    expected=f"{int(rows) * int(dim) * 4} bytes",
+                )
             array = raw.view(_FLOAT32_LE).reshape(int(rows), int(dim))
             if keep is None:
                 out[uid] = array

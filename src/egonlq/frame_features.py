@@ -12,7 +12,6 @@ across runs) and, on request, the per-frame table :data:`FRAME_EMBEDDINGS` sampl
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import time
@@ -22,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import torch
 
 from egonlq import timegrid
 from egonlq.errors import InputError
+from egonlq.features import save_video_features
 from egonlq.frame_encoders import FrameEncoder
-from egonlq.io import atomic_path, write_parquet
+from egonlq.io import write_parquet
 from egonlq.video import VideoInfo, iter_frames, probe, process_videos, sample_indices
 
 logger = logging.getLogger(__name__)
@@ -151,15 +150,6 @@ def _check_duration(info: VideoInfo, num_frames_canonical: int | None) -> None:
         )
 
 
-def save_tensor(array: np.ndarray, path: Path) -> None:
-    """``torch.save`` of ``array`` as a tensor, through memory and atomically: saving to the temporary path
-    would embed its name in the archive and break byte-identical reruns."""
-    buf = io.BytesIO()
-    torch.save(torch.from_numpy(np.ascontiguousarray(array)), buf)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buf.getvalue())
-
-
 def extract_many(
     videos: Sequence[tuple[str, Path, int | None]],
     encoder: FrameEncoder,
@@ -199,7 +189,9 @@ def extract_many(
         wanted = np.union1d(feature_idx, frame_idx)
         embeddings = encode_frames(path, wanted, encoder, batch_size=batch_size)
         decoded += len(wanted)
-        save_tensor(embeddings[np.searchsorted(wanted, feature_idx)], Path(out_dir) / f"{job.video_uid}.pt")
+        save_video_features(
+            embeddings[np.searchsorted(wanted, feature_idx)], Path(out_dir) / f"{job.video_uid}.pt"
+        )
         if frames_path is not None:
             rows = embeddings[np.searchsorted(wanted, frame_idx)]
             per_frame[job.video_uid] = (frame_idx, frame_idx / info.fps, rows)

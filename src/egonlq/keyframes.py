@@ -630,15 +630,18 @@ def run_keyframes(
                 (_selection_key(q, s, scorer_fp), "selection", _selection_row(q, s, row, scorer.name))
                 for s in missing
             ]
-            if q.query_uid in save:
-                selected = [r for _, kind, r in records if kind == "selection"]
-                counts["frames_saved"] += _save_frames(q, row, selected, Path(frames_dir))
             log.append(records)
         except InputError as e:
             logger.warning("keyframes: skipping clip %s: %s", q.clip_uid, e)
             failed[q.clip_uid] = str(e)
             counts["queries_failed"] += 1
 
+    # Frames for inspection, from the final records: complete after a resume or a changed setting too.
+    for q in todo:
+        row = log.get(_score_key(q, scorer_fp))
+        if q.query_uid in save and q.clip_uid not in failed and row is not None:
+            selected = [r for s in settings if (r := log.get(_selection_key(q, s, scorer_fp))) is not None]
+            counts["frames_saved"] += _save_frames(q, row, selected, Path(frames_dir))
     stats.update(counts)
     stats["failed"] = failed
     stats.update(_write_tables(log, todo, settings, scorer_fp, out_scores, out_selection))
@@ -779,16 +782,18 @@ def _selection_row(q: _Query, setting: Setting, score_row: dict, scorer: str) ->
 
 
 def _save_frames(q: _Query, score_row: dict, selections: Iterable[dict], frames_dir: Path) -> int:
-    """Write the selected frames of one query as PNG (one file per method and frame); returns the count."""
+    """Write the selected frames of one query as PNG, one file per method and frame (the union over the
+    method's parameter sets); files already there are kept. Returns the count written."""
     from PIL import Image
 
+    folder = frames_dir / q.query_uid.replace(":", "_")
     wanted: dict[int, set[str]] = {}
     for row in selections:
         for frame in row["selected_frame_idx"]:
-            wanted.setdefault(frame, set()).add(row["method"])
+            if not (folder / f"{row['method']}_{frame}.png").exists():
+                wanted.setdefault(frame, set()).add(row["method"])
     if not wanted:
         return 0
-    folder = frames_dir / q.query_uid.replace(":", "_")
     written = 0
     for batch, frames in iter_frames(q.path, np.array(sorted(wanted), dtype=np.int64)):
         for frame_idx, image in zip(batch.tolist(), frames, strict=True):
@@ -860,7 +865,7 @@ def moment_hit_table(
     if several:
         uniform = sel["method"] == "uniform"
         sel = sel.assign(scorer=sel["scorer"].where(~uniform, None))
-        sel = sel.drop_duplicates(["query_uid", *keys[1:]])  # uniform rows: the same frames for any scorer
+        sel = sel.drop_duplicates(["query_uid", *keys])  # uniform rows: the same frames for any scorer
     else:
         sel = sel.assign(scorer=None)
     for values, group in sel.groupby(keys, dropna=False, sort=True):

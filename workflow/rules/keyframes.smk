@@ -10,7 +10,8 @@ if KCFG["encoder"] == "clip" and not KCFG["clip_model"]:
     raise ValueError("config.yaml: keyframes.encoder is 'clip' but keyframes.clip_model is not set")
 ENCODER_TAG = "demo" if KCFG["encoder"] == "demo" else f"clip_{Path(KCFG['clip_model']).name}"
 FRAMES_DIR = f"results/frames/{ENCODER_TAG}"
-KEYFRAME_CODE = ("keyframes.py", "aks.py", "video.py", "frame_encoders.py", "frame_features.py", "tables.py")
+FRAME_CODE = ("frame_features.py", "frame_encoders.py", "video.py", "features.py", "timegrid.py", "tables.py")
+KEYFRAME_CODE = (*FRAME_CODE, "keyframes.py", "aks.py")
 
 
 def vslnet_scorer_tags():
@@ -69,7 +70,7 @@ rule frame_features:
         clips=f"results/data/nlq/{KSPLIT}_clips.parquet",
         videos="results/data/videos.parquet",
         mp4=VIDEO_INPUT,
-        code=src_files(*COMMON_CODE, *KEYFRAME_CODE, "timegrid.py"),
+        code=src_files(*COMMON_CODE, *FRAME_CODE),
     output:
         # <video_uid>.pt files ([N, D] at 1.875 rows/s, the official layout) listed by the manifest
         features=f"{FRAMES_DIR}/features/manifest.json",
