@@ -476,7 +476,7 @@ def test_moment_hits_outputs(tmp_path):
     markdown = (tmp_path / "hits.md").read_text()
     assert "| topk M=4 | 2 | 3.0 | 50.0 | 50.0 | 10.0 |" in markdown and "Synthetic" in markdown
     fig = plot_moment_hits(table, tmp_path / "hits.png")
-    heights = {p.get_gid(): p.get_height() for p in fig.axes[0].patches}
+    heights = {p.get_gid(): p.get_width() for p in fig.axes[0].patches}
     assert heights["topk M=4:frames"] == pytest.approx(50.0) and heights[
         "uniform M=4:frames"
     ] == pytest.approx(12.5)

@@ -926,28 +926,30 @@ def write_moment_hits(
 
 
 def plot_moment_hits(table: pd.DataFrame, out_png: Path, *, synthetic: bool = False):
-    """Bar plot per setting: frames inside the GT window and queries with a hit (%), chance as a tick.
+    """Horizontal bars per setting (one row each, in table order from the top): frames inside the GT window
+    and queries with a hit (%), chance as a tick.
 
-    Returns the matplotlib Figure; bars carry ``gid`` ``"{setting}:frames"`` / ``"{setting}:queries"``.
+    Returns the matplotlib Figure; bars carry ``gid`` ``"{setting}:frames"`` / ``"{setting}:queries"`` and
+    their value as width.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(max(6.0, 1.1 * len(table) + 2), 4.2))
+    fig = Figure(figsize=(8.0, 1.6 + 0.42 * len(table)))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    x = np.arange(len(table))
-    width = 0.38
-    frames = ax.bar(
-        x - width / 2,
+    y = np.arange(len(table))[::-1]  # first row at the top
+    height = 0.38
+    frames = ax.barh(
+        y + height / 2,
         100 * table["frame_share_in_window"].fillna(0).to_numpy(float),
-        width,
+        height,
         label="selected frames in GT window",
     )
-    hits = ax.bar(
-        x + width / 2,
+    hits = ax.barh(
+        y - height / 2,
         100 * table["query_hit_share"].fillna(0).to_numpy(float),
-        width,
+        height,
         label="queries with >= 1 frame in GT window",
     )
     for bar, setting in zip(frames, table["setting"], strict=True):
@@ -956,21 +958,22 @@ def plot_moment_hits(table: pd.DataFrame, out_png: Path, *, synthetic: bool = Fa
         bar.set_gid(f"{setting}:queries")
     if table["chance_frame_share"].notna().any():
         ax.scatter(
-            x - width / 2,
             100 * table["chance_frame_share"].to_numpy(float),
-            marker="_",
-            s=400,
+            y + height / 2,
+            marker="|",
+            s=200,
             color="black",
             label="chance (random frame)",
             zorder=3,
         )
-    ax.set_xticks(x, table["setting"], rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("%")
-    ax.set_ylim(0, 120)  # room for the legend above 100 %
+    ax.set_yticks(y, table["setting"], fontsize=8)
+    ax.set_xlabel("%")
+    ax.set_xlim(0, 100)
+    ax.grid(axis="x", alpha=0.3)
     title = "Does keyframe selection find the moment?"
     ax.set_title(f"{title} [SYNTHETIC demo data]" if synthetic else title)
-    ax.legend(fontsize=8, loc="upper center", ncol=3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08 - 0.9 / (len(table) + 2)), ncol=3)
     fig.tight_layout()
     with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     return fig
