@@ -14,6 +14,8 @@ rule fit_prior:
         iou_threshold=config["baselines"]["prior"]["iou_threshold"],
     log:
         "results/logs/fit_prior/fit_prior.log",
+    conda:
+        "../../envs/data.yaml"
     shell:
         "{CLI} fit-prior --queries {input.queries} --clips {input.clips} --num-windows {params.num_windows}"
         " --grid {params.grid} --iou-threshold {params.iou_threshold} --out {output} > {log} 2>&1"
@@ -40,6 +42,8 @@ rule predict_baseline:
         prior=lambda wc, input: f"--prior {input.prior}" if wc.baseline == "prior" else "",
     log:
         "results/logs/predict_baseline/{baseline}_{split}.log",
+    conda:
+        "../../envs/data.yaml"
     shell:
         "{CLI} predict-baseline --kind {wildcards.baseline} --queries {input.queries} --clips {input.clips}"
         " {params.prior} --num-windows {params.num_windows} --out {output} > {log} 2>&1"

@@ -27,6 +27,8 @@ if IS_DEMO:
             "results/benchmarks/demo_world/demo_world.tsv"
         resources:
             mem_mb=4000,
+        conda:
+            "../../envs/data.yaml"
         shell:
             "{CLI} demo-world --out {DEMO_ROOT} --preset {params.preset} --seed {params.seed}"
             " --feature-name {params.feature_name} --feature-dim {params.feature_dim}"

@@ -17,6 +17,8 @@ rule evaluate:
         "results/logs/evaluate/{predictor}_{split}.log",
     benchmark:
         "results/benchmarks/evaluate/{predictor}_{split}.tsv"
+    conda:
+        "../../envs/eval.yaml"
     shell:
         "{CLI} evaluate --gt {input.gt} --predictions {input.predictions} --queries {input.queries}"
         " --predictor {wildcards.predictor} --split {wildcards.split} --thresholds {params.thresholds}"
@@ -32,6 +34,8 @@ rule metrics_table:
         markdown=report("results/eval/metrics.md", caption="../report/metrics.rst", category="2. Metrics"),
     log:
         "results/logs/metrics_table/metrics_table.log",
+    conda:
+        "../../envs/eval.yaml"
     shell:
         "{CLI} metrics-table --inputs {input.metrics} --parquet {output.parquet} --markdown {output.markdown}"
         " > {log} 2>&1"

@@ -21,6 +21,8 @@ rule clip_features:
         "results/benchmarks/clip_features/{split}.tsv"
     resources:
         mem_mb=4000,
+    conda:
+        "../../envs/data.yaml"
     shell:
         "{CLI} clip-features --clips {input.clips} --videos {input.videos} --feature-dir {params.feature_dir}"
         " --dim {params.dim} --mode {params.mode} --out {output.table} --shapes {output.shapes}"
@@ -47,6 +49,8 @@ rule training_clip_features:
         "results/benchmarks/training_clip_features/training_clip_features.tsv"
     resources:
         mem_mb=8000,
+    conda:
+        "../../envs/data.yaml"
     shell:
         # NaQ's VQ/MQ clips may lack features in real downloads: skipped and counted, never silently lost.
         "{CLI} clip-features --clips {input.clips} --videos {input.videos} --feature-dir {params.feature_dir}"

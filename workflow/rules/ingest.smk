@@ -11,6 +11,8 @@ rule ingest_metadata:
         report="results/data/reports/metadata.json",
     log:
         "results/logs/ingest_metadata/ingest_metadata.log",
+    conda:
+        "../../envs/data.yaml"
     shell:
         "{CLI} ingest-metadata --input {input.json} --videos {output.videos} --report {output.report} > {log} 2>&1"
 
@@ -25,6 +27,8 @@ rule ingest_nlq:
         report="results/data/reports/nlq_{split}.json",
     log:
         "results/logs/ingest_nlq/{split}.log",
+    conda:
+        "../../envs/data.yaml"
     shell:
         "{CLI} ingest-nlq --input {input.json} --split {wildcards.split} --clips {output.clips}"
         " --queries {output.queries} --report {output.report} > {log} 2>&1"
@@ -45,6 +49,8 @@ rule ingest_narrations:
         "results/benchmarks/ingest_narrations/ingest_narrations.tsv"
     resources:
         mem_mb=4000,
+    conda:
+        "../../envs/data.yaml"
     shell:
         "{CLI} ingest-narrations --input {input.json} --videos {input.videos} --narrations {output.narrations}"
         " --summaries {output.summaries} --report {output.report} > {log} 2>&1"
@@ -61,6 +67,8 @@ if EGOCLIP:
             report="results/data/reports/egoclip.json",
         log:
             "results/logs/ingest_egoclip/ingest_egoclip.log",
+        conda:
+            "../../envs/data.yaml"
         shell:
             "{CLI} ingest-egoclip --input {input.csv} --table {output.table} --report {output.report} > {log} 2>&1"
 
@@ -85,5 +93,7 @@ rule validation_report:
         ),
     log:
         "results/logs/validation_report/validation_report.log",
+    conda:
+        "../../envs/data.yaml"
     shell:
         "{CLI} validation-report --inputs {input.reports} --out {output} > {log} 2>&1"

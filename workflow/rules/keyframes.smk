@@ -89,6 +89,8 @@ rule frame_features:
     threads: 1
     resources:
         mem_mb=4000,
+    conda:
+        "../../envs/video.yaml"
     shell:
         "{CLI} frame-features --clips {input.clips} --videos {input.videos} --video-dir {params.video_dir}"
         " --encoder {params.encoder} {params.model} --frame-rate {params.rate} --batch-size {params.batch}"
@@ -117,6 +119,8 @@ rule keyframes_encoder:
     threads: 1
     resources:
         mem_mb=4000,
+    conda:
+        "../../envs/video.yaml"
     shell:
         "{CLI} keyframes --queries {input.queries} --clips {input.clips} --video-dir {params.video_dir}"
         " --scorer encoder --encoder {params.encoder} {params.model} --frame-table {input.frames}"
@@ -155,6 +159,8 @@ rule keyframes_vslnet:
     threads: 1
     resources:
         mem_mb=4000,
+    conda:
+        "../../envs/video.yaml"
     shell:
         "{CLI} keyframes --queries {input.queries} --clips {input.clips} --video-dir {params.video_dir}"
         " --scorer vslnet --vslnet-dir {params.model_dir} --clip-features {input.features}"
@@ -179,6 +185,8 @@ rule moment_hits:
         synthetic="--synthetic" if IS_DEMO else "",
     log:
         "results/logs/moment_hits/moment_hits.log",
+    conda:
+        "../../envs/video.yaml"
     shell:
         "{CLI} moment-hits --selections {input.selections} --queries {input.queries} --clips {input.clips}"
         " {params.synthetic} --parquet {output.parquet} --markdown {output.markdown} --plot {output.plot}"

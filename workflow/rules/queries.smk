@@ -32,6 +32,8 @@ rule curate_narrations:
         "results/benchmarks/curate_narrations/curate_narrations.tsv"
     resources:
         mem_mb=8000,
+    conda:
+        "../../envs/queries.yaml"
     shell:
         "{CLI} curate --narrations {input.narrations} --videos {input.videos} --split-clips {input.split_clips}"
         " --split-queries {input.split_queries} {params.allow_train} {params.drop_other} --passes {params.passes}"
@@ -67,6 +69,8 @@ rule generate_queries:
     resources:
         mem_mb=8000,
         gpu=lambda wc: 1 if GENERATORS[wc.generator]["backend"] == "hf" else 0,
+    conda:
+        "../../envs/queries.yaml"
     shell:
         "{CLI} generate-queries --backend {params.backend} --backend-options '{params.options}'"
         " --assigned {input.assigned} --prompt {input.prompt} --block-size {params.block_size}"
@@ -87,6 +91,8 @@ rule merge_queries:
         export="results/queries/{generator}/nlq_train.json",
     log:
         "results/logs/merge_queries/{generator}.log",
+    conda:
+        "../../envs/queries.yaml"
     shell:
         "{CLI} merge-queries --shards {input.shards} --shard-stats {input.stats}"
         " --pseudo-clips {input.pseudo_clips} --out {output.table} --stats {output.stats}"
@@ -117,6 +123,8 @@ if REPHRASE["enabled"]:
             batch_size=QCFG["generation"]["batch_size"],
         log:
             "results/logs/rephrase_queries/rephrase_queries.log",
+        conda:
+            "../../envs/queries.yaml"
         shell:
             "{CLI} rephrase --backend {params.backend} --backend-options '{params.options}'"
             " --input {input.rows} {params.narrations} --prompt {input.prompt}"
@@ -161,6 +169,8 @@ rule naq:
         "results/benchmarks/naq/naq.tsv"
     resources:
         mem_mb=8000,
+    conda:
+        "../../envs/queries.yaml"
     shell:
         "{CLI} naq {params.windows} {params.alpha} --em-train {input.em_train} --nlq-train {input.nlq_train}"
         " {params.subsample} --seed {params.seed} --table {output.table} --clips {output.clips}"
@@ -184,6 +194,8 @@ rule training_queries:
         stats="results/queries/training_stats.json",
     log:
         "results/logs/training_queries/training_queries.log",
+    conda:
+        "../../envs/queries.yaml"
     shell:
         "{CLI} training-queries --nlq-queries {input.nlq_queries} --nlq-clips {input.nlq_clips}"
         " --naq {input.naq} --naq-clips {input.naq_clips} --generated {input.generated}"

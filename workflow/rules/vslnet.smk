@@ -19,6 +19,8 @@ rule text_embeddings:
         f"results/benchmarks/text_embeddings/{TEXT_TAG}.tsv"
     resources:
         mem_mb=4000,
+    conda:
+        "../../envs/vslnet.yaml"
     shell:
         "{CLI} text-cache --tables {input.training} {input.queries} --model {params.model}"
         " --max-len {params.max_len} --out {output.cache} --stats {output.stats} > {log} 2>&1"
@@ -71,6 +73,8 @@ rule train_vslnet:
         mem_mb=8000,
         runtime=240,
         gpu=1,
+    conda:
+        "../../envs/vslnet.yaml"
     shell:
         "{CLI} train --spec '{params.spec}' --video-dim {params.video_dim} --train-queries {input.train_queries}"
         " --train-clips {input.train_clips} --train-features {input.train_features}"
@@ -106,6 +110,8 @@ rule predict_vslnet:
     log:
         "results/logs/predict_vslnet/{run}_seed{seed}_{split}.log",
     threads: 1
+    conda:
+        "../../envs/vslnet.yaml"
     shell:
         "{CLI} predict --model-dir {params.model_dir} --queries {input.queries} --clips {input.clips}"
         " --features {input.features} {params.text_cache} --text-model {params.text_model}"
@@ -132,6 +138,8 @@ rule experiment_table:
         sources=",".join(sorted(QUERY_SOURCES)),
     log:
         "results/logs/experiment_table/experiment_table.log",
+    conda:
+        "../../envs/vslnet.yaml"
     shell:
         "{CLI} experiment-table --metrics {input.metrics} --curves {input.curves} --vslnet '{params.vslnet}'"
         " --experiments '{params.experiments}' --sources '{params.sources}' {params.synthetic}"
