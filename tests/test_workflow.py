@@ -211,3 +211,57 @@ def test_editing_an_aks_param_reselects_from_stored_scores(tiny_run: Path, tmp_p
     rows = summary(tiny_run, "--configfile", str(tiny_run / "config.yaml"), str(overlay))
     pending = {r["rule"] for r in rows if r["plan"] == "update pending"}
     assert pending == {"keyframes_encoder", "keyframes_vslnet", "moment_hits"}, pending
+
+
+@pytest.fixture(scope="module")
+def real_layout(tmp_path_factory) -> Path:
+    """A tiny world in the Ego4D CLI layout outside the demo folder: the workflow treats it as real data."""
+    from egonlq.demo_world import build_world
+
+    root = tmp_path_factory.mktemp("ego4d_data")
+    build_world(root, preset="tiny", seed=0, render_videos=0)
+    return root
+
+
+def _real_config(workdir: Path, root: Path, videos: Path | None = None, **keyframes) -> None:
+    cfg = yaml.safe_load((FIXTURES / "tiny" / "config.yaml").read_text())
+    cfg["data"] = {"root": str(root), "features": {"name": "demo_features", "dim": 256}}
+    if videos is not None:
+        cfg["data"]["videos"] = str(videos)
+    cfg["keyframes"] = {**cfg["keyframes"], **keyframes}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+
+def test_real_data_without_videos_plans_no_keyframes(real_layout: Path, tmp_path: Path) -> None:
+    _real_config(tmp_path, real_layout)
+    proc = snakemake(tmp_path, "-n")
+    counts = job_counts(proc.stdout)
+    assert counts["train_vslnet"] == 3 and counts["clip_features"] == 3
+    assert not {"frame_features", "keyframes_encoder", "moment_hits"} & set(counts)
+    assert "keyframes (enabled: auto) are off" in proc.stdout + proc.stderr
+    _real_config(tmp_path, real_layout, enabled=True)  # asked for explicitly: an error naming the folder
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0 and "data.videos" in proc.stdout + proc.stderr
+
+
+def test_real_data_with_videos_needs_a_clip_model(real_layout: Path, tmp_path: Path) -> None:
+    from egonlq.frame_encoders import write_tiny_random_clip
+
+    videos = tmp_path / "full_scale"
+    videos.mkdir()
+    _real_config(tmp_path, real_layout, videos)  # encoder auto = clip for real videos, and no clip_model
+    assert "frame_features" not in job_counts(snakemake(tmp_path, "-n").stdout)
+    clip = write_tiny_random_clip(tmp_path / "clip-vit-tiny")
+    _real_config(tmp_path, real_layout, videos, clip_model=str(clip))
+    proc = snakemake(tmp_path, "-n", "-p")
+    counts = job_counts(proc.stdout)
+    assert counts["frame_features"] == counts["keyframes_encoder"] == counts["moment_hits"] == 1
+    assert "--encoder clip --model-path" in proc.stdout and "results/frames/clip_clip-vit-tiny" in proc.stdout
+
+
+def test_keyframe_scorer_must_be_an_experiment_run(tmp_path: Path) -> None:
+    cfg = yaml.safe_load((FIXTURES / "tiny" / "config.yaml").read_text())
+    cfg["keyframes"]["vslnet_scorers"] = ["no_such_run"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0 and "no_such_run" in proc.stdout + proc.stderr

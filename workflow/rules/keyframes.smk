@@ -1,14 +1,30 @@
 # Keyframes: decord-read videos encoded frame by frame (features in the official per-video layout plus
 # per-frame embeddings), query relevance scores, AKS and baseline selections, and whether they find the moment.
 
+from snakemake.logging import logger
+
 KCFG = config["keyframes"]
 KSPLIT = KCFG["split"]
 VIDEO_DIR = data_path(DATA["videos"])
 # The demo's rendered videos come with a manifest (one file for the DAG); real videos are a folder.
 VIDEO_INPUT = f"{VIDEO_DIR}/manifest.json" if IS_DEMO else VIDEO_DIR
-if KCFG["encoder"] == "clip" and not KCFG["clip_model"]:
-    raise ValueError("config.yaml: keyframes.encoder is 'clip' but keyframes.clip_model is not set")
-ENCODER_TAG = "demo" if KCFG["encoder"] == "demo" else f"clip_{Path(KCFG['clip_model']).name}"
+# auto: the demo's encoder for its rendered frames, CLIP for real videos
+ENCODER = KCFG["encoder"] if KCFG["encoder"] != "auto" else ("demo" if IS_DEMO else "clip")
+_KEYFRAMES_BLOCKERS = [
+    *([] if IS_DEMO or Path(VIDEO_DIR).is_dir() else [f"no video folder {VIDEO_DIR} (data.videos)"]),
+    *([] if ENCODER != "clip" or KCFG["clip_model"] else ["keyframes.encoder is clip but clip_model is not set"]),
+]
+if KCFG["enabled"] == "auto":
+    KEYFRAMES_ON = not _KEYFRAMES_BLOCKERS
+    if not KEYFRAMES_ON:
+        logger.info(f"keyframes (enabled: auto) are off: {'; '.join(_KEYFRAMES_BLOCKERS)}")
+elif KCFG["enabled"] and _KEYFRAMES_BLOCKERS:
+    raise ValueError(f"config.yaml: keyframes.enabled is true, but: {'; '.join(_KEYFRAMES_BLOCKERS)}")
+else:
+    KEYFRAMES_ON = KCFG["enabled"]
+ENCODER_TAG = "demo" if ENCODER == "demo" else f"clip_{Path(KCFG['clip_model'] or 'none').name}"
+# the CLIP folder is an input: replacing the model reruns the encoding
+ENCODER_INPUT = {"clip_model": KCFG["clip_model"]} if ENCODER == "clip" and KCFG["clip_model"] else {}
 FRAMES_DIR = f"results/frames/{ENCODER_TAG}"
 FRAME_CODE = ("frame_features.py", "frame_encoders.py", "video.py", "features.py", "timegrid.py", "tables.py")
 KEYFRAME_CODE = (*FRAME_CODE, "keyframes.py", "aks.py")
@@ -30,7 +46,7 @@ SCORER_TAGS = [f"encoder_{ENCODER_TAG}", *vslnet_scorer_tags()]
 
 
 def keyframe_targets():
-    if not KCFG["enabled"]:
+    if not KEYFRAMES_ON:
         return []
     return [f"{FRAMES_DIR}/features/manifest.json", "results/keyframes/moment_hits.md"]
 
@@ -70,6 +86,7 @@ rule frame_features:
         clips=f"results/data/nlq/{KSPLIT}_clips.parquet",
         videos="results/data/videos.parquet",
         mp4=VIDEO_INPUT,
+        **ENCODER_INPUT,
         code=src_files(*COMMON_CODE, *FRAME_CODE),
     output:
         # <video_uid>.pt files ([N, D] at 1.875 rows/s, the official layout) listed by the manifest
@@ -78,8 +95,8 @@ rule frame_features:
         stats=f"{FRAMES_DIR}/stats.json",
     params:
         video_dir=VIDEO_DIR,
-        encoder=KCFG["encoder"],
-        model=f"--model-path {KCFG['clip_model']}" if KCFG["encoder"] == "clip" else "",
+        encoder=ENCODER,
+        model=f"--model-path {KCFG['clip_model']}" if ENCODER == "clip" else "",
         rate=KCFG["frame_rate"],
         batch=KCFG["batch_size"],
     log:
@@ -104,14 +121,15 @@ rule keyframes_encoder:
         clips=f"results/data/nlq/{KSPLIT}_clips.parquet",
         frames=f"{FRAMES_DIR}/frame_embeddings.parquet",
         mp4=VIDEO_INPUT,
+        **ENCODER_INPUT,
         code=src_files(*COMMON_CODE, *KEYFRAME_CODE),
     output:
         **keyframe_outputs(f"encoder_{ENCODER_TAG}"),
     params:
         **keyframe_params(),
         video_dir=VIDEO_DIR,
-        encoder=KCFG["encoder"],
-        model=f"--model-path {KCFG['clip_model']}" if KCFG["encoder"] == "clip" else "",
+        encoder=ENCODER,
+        model=f"--model-path {KCFG['clip_model']}" if ENCODER == "clip" else "",
     log:
         f"results/logs/keyframes/encoder_{ENCODER_TAG}.log",
     benchmark:
