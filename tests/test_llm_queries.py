@@ -156,6 +156,24 @@ def test_generate_shard_template_backend(world: tuple, tmp_path: Path) -> None:
     assert pq.read_table(tmp_path / "s2.parquet").equals(table) and again["accepted"] == 13
 
 
+def test_chunks_change_nothing_but_memory(world: tuple, tmp_path: Path, monkeypatch) -> None:
+    """Blocks go through in chunks of SHARD_CHUNK_BLOCKS: the table, the stats and the cache are those of
+    one pass (duplicates are found across chunks: ``seen`` spans them)."""
+    import egonlq.llm_queries as llm_queries
+
+    blocks, _ = world
+    whole = _run(blocks * 2, TemplateBackend(seed=0), tmp_path, name="whole")  # repeats: duplicate_in_video
+    monkeypatch.setattr(llm_queries, "SHARD_CHUNK_BLOCKS", 2)  # batch_size 2: 4 chunks of 2 blocks
+    counting = Counting(TemplateBackend(seed=0))
+    chunked = _run(blocks * 2, counting, tmp_path, name="chunked")
+    assert pq.read_table(tmp_path / "chunked.parquet").equals(pq.read_table(tmp_path / "whole.parquet"))
+    assert chunked["rejected"]["duplicate_in_video"] == whole["rejected"]["duplicate_in_video"] > 0
+    same = ("blocks", "cached", "generated", "accepted", "questions_parsed", "rejected")
+    assert {k: chunked[k] for k in same} == {k: whole[k] for k in same}
+    # the repeated blocks are answered from the cache the first chunks wrote (one pass prompts them twice)
+    assert counting.batches == 2 and chunked["prompts"] == 4 and whole["prompts"] == 8
+
+
 def test_resume_after_kill_loses_nothing(world: tuple, tmp_path: Path) -> None:
     blocks, _ = world
     reference = _run(blocks, TemplateBackend(seed=0), tmp_path, name="ref")

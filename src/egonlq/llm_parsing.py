@@ -9,6 +9,7 @@ entry and counts each rejection under one reason (:data:`REJECTION_REASONS`, tes
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 from collections import Counter
@@ -41,6 +42,9 @@ _TIMESTAMP = re.compile(
     r"\b\d{1,2}:\d{2}(?::\d{2})?\b|\b\d+(?:\.\d+)?\s?(?:s|secs?|seconds?|mins?|minutes?)\b", re.IGNORECASE
 )
 _FENCE = re.compile(r"```[a-zA-Z]*")
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_HASHTAG = re.compile(r"#\w+")
+_LETTERS = re.compile(r"[a-z]+")
 _STOPWORDS = frozenset(
     """a an the and or but if of to in into on onto at by for from with without about above below under
     over near beside behind between through across up down out off away back again then there here this
@@ -105,9 +109,10 @@ def parse_answer(raw: str) -> list[dict] | None:
 
 def normalise_text(text: str) -> str:
     """Lower case, punctuation to spaces, spaces collapsed: the form compared for copies and duplicates."""
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
+    return " ".join(_NON_ALNUM.sub(" ", text.lower()).split())
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _stem(word: str) -> str:
     if word in _IRREGULAR_SINGULAR:
         return _IRREGULAR_SINGULAR[word]
@@ -122,13 +127,13 @@ def _stem(word: str) -> str:
 
 def content_words(text: str) -> set[str]:
     """Stemmed words of 3+ letters that are neither function words nor lexicon verbs (approximately nouns)."""
-    words = re.findall(r"[a-z]+", re.sub(r"#\w+", " ", text.lower()))
+    words = _LETTERS.findall(_HASHTAG.sub(" ", text.lower()))
     return {_stem(w) for w in words if len(w) >= 3 and w not in _STOPWORDS and w not in _VERB_FORMS}
 
 
-def _copies(text: str, source: SourceText) -> bool:
-    norm = normalise_text(text)
-    for s in (source.clean, re.sub(r"#\w+", " ", source.raw)):
+def _copies(norm: str, source: SourceText) -> bool:
+    """Whether the normalised text ``norm`` contains the source narration (clean or raw, 2+ words)."""
+    for s in (source.clean, _HASHTAG.sub(" ", source.raw)):
         s = normalise_text(s)
         if len(s.split()) >= 2 and s in norm:
             return True
@@ -176,17 +181,21 @@ def validate_items(
         used.add(index)
         value = item[key]
         text = " ".join(value.split()) if isinstance(value, str) else ""
-        reason = _reject_reason(text, sources[index - 1], context, seen, require_question_mark, copy_reason)
+        norm = normalise_text(text)
+        reason = _reject_reason(
+            text, norm, sources[index - 1], context, seen, require_question_mark, copy_reason
+        )
         if reason:
             rejected[reason] += 1
             continue
-        seen.add(normalise_text(text))
+        seen.add(norm)
         accepted.append((index - 1, text))
     return accepted, rejected
 
 
 def _reject_reason(
     text: str,
+    norm: str,
     source: SourceText,
     context: set[str],
     seen: set[str],
@@ -206,10 +215,10 @@ def _reject_reason(
         return "contains_hash"
     if _TIMESTAMP.search(text):
         return "contains_timestamp"
-    if _copies(text, source):
+    if _copies(norm, source):
         return copy_reason
     if not content_words(text) & context:
         return "no_content_word"
-    if normalise_text(text) in seen:
+    if norm in seen:
         return "duplicate_in_video"
     return None

@@ -19,7 +19,7 @@ import logging
 import math
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -38,6 +38,8 @@ from egonlq.llm_parsing import REJECTION_REASONS, SourceText, normalise_text, pa
 from egonlq.timegrid import CANONICAL_FPS, FEATURES_PER_SEC, ZERO_LENGTH_SEC
 
 logger = logging.getLogger(__name__)
+# generate_shard works through this many blocks at a time (prompts, answers and rows in memory)
+SHARD_CHUNK_BLOCKS = 8192
 
 # results/llm/shards/{shard}.parquet and results/llm/generated.parquet: one row per accepted question
 GENERATED = pa.schema(
@@ -111,7 +113,13 @@ class _Unit:
 
 
 def _run_units(
-    units: Sequence[_Unit], backend: Backend, cache: GenerationCache, *, retries: int, batch_size: int
+    units: Sequence[_Unit],
+    backend: Backend,
+    cache: GenerationCache,
+    *,
+    retries: int,
+    batch_size: int,
+    progress: bool = True,
 ) -> tuple[dict[str, list[dict] | None], dict]:
     """Answer every unit from the cache or the backend; retry unparseable answers with :data:`RETRY_NOTE`.
 
@@ -141,7 +149,8 @@ def _run_units(
             else:
                 results[unit.unit_id] = items
         batches = range(0, len(todo), batch_size)
-        for start in tqdm(batches, desc=f"generate (attempt {attempt})", unit="batch", disable=None):
+        quiet = None if progress else True
+        for start in tqdm(batches, desc=f"generate (attempt {attempt})", unit="batch", disable=quiet):
             batch = todo[start : start + batch_size]
             t0 = time.perf_counter()
             generations = backend.generate([prompt for _, prompt, _ in batch])
@@ -260,54 +269,70 @@ def generate_shard(
     t0 = time.perf_counter()
     sha = prompt_sha256(prompt_template)
     fingerprint_json = json.dumps(backend.fingerprint(), sort_keys=True)
-    units = [_Unit(b.block_id, render_prompt(b, prompt_template)) for b in blocks]
     cache = GenerationCache(cache_path)
-    answers, run = _run_units(units, backend, cache, retries=retries, batch_size=batch_size)
-
+    run: Counter = Counter()
     rejected = _empty_rejections()
-    rows: list[dict] = []
+    tables: list[pa.Table] = []
     seen: dict[str, set[str]] = defaultdict(set)
-    parsed = widened = dropped = 0
-    for block in blocks:
-        items = answers[block.block_id]
-        if items is None:
-            rejected["parse_failure"] += 1
-            continue
-        parsed += len(items)
-        sources = [SourceText(r.text, r.text_clean) for r in block.rows]
-        accepted, counts = validate_items(items, sources, key="question", seen=seen[block.video_uid])
-        for reason, n in counts.items():
-            rejected[reason] += n
-        for index, question in accepted:
-            r = block.rows[index]
-            window = fit_window(
-                r.clip_start_sec, r.clip_end_sec, r.clip_duration_sec, min_window_sec=min_window_sec
-            )
-            if r.clip_end_sec - r.clip_start_sec < min_window_sec:
-                if zero_length == "drop" or window is None:
-                    dropped += 1
-                    continue
-                widened += 1
-            cs, ce = window
-            rows.append(
-                {
-                    "query_uid": _query_uid(r.narration_uid, backend.name, question),
-                    "video_uid": block.video_uid,
-                    "clip_uid": r.clip_uid,
-                    "narration_uid": r.narration_uid,
-                    "block_id": block.block_id,
-                    "source": backend.name,
-                    "query": question,
-                    "window_start_sec": r.clip_video_start_sec + cs,
-                    "window_end_sec": r.clip_video_start_sec + ce,
-                    "clip_start_sec": cs,
-                    "clip_end_sec": ce,
-                    "prompt_sha256": sha,
-                    "backend": fingerprint_json,
-                    "parent_query_uid": None,
-                }
-            )
-    write_parquet(pa.Table.from_pylist(rows, schema=GENERATED), out_path, GENERATED)
+    parsed = widened = dropped = accepted_rows = 0
+    # Chunks of blocks bound the memory (prompts, answers and rows of one chunk at a time) at Ego4D scale;
+    # a multiple of batch_size keeps the backend's batches those of one pass.
+    chunk = batch_size * max(1, SHARD_CHUNK_BLOCKS // batch_size)
+    bar = tqdm(total=len(blocks), desc=f"blocks ({backend.name})", unit="block", disable=None)
+    for first in range(0, len(blocks), chunk):
+        part = blocks[first : first + chunk]
+        units = [_Unit(b.block_id, render_prompt(b, prompt_template)) for b in part]
+        answers, part_run = _run_units(
+            units, backend, cache, retries=retries, batch_size=batch_size, progress=False
+        )
+        del units
+        run.update({k: v for k, v in part_run.items() if k != "cache_torn_lines"})
+        rows: list[dict] = []
+        for block in part:
+            items = answers[block.block_id]
+            if items is None:
+                rejected["parse_failure"] += 1
+                continue
+            parsed += len(items)
+            sources = [SourceText(r.text, r.text_clean) for r in block.rows]
+            accepted, counts = validate_items(items, sources, key="question", seen=seen[block.video_uid])
+            for reason, n in counts.items():
+                rejected[reason] += n
+            for index, question in accepted:
+                r = block.rows[index]
+                window = fit_window(
+                    r.clip_start_sec, r.clip_end_sec, r.clip_duration_sec, min_window_sec=min_window_sec
+                )
+                if r.clip_end_sec - r.clip_start_sec < min_window_sec:
+                    if zero_length == "drop" or window is None:
+                        dropped += 1
+                        continue
+                    widened += 1
+                cs, ce = window
+                rows.append(
+                    {
+                        "query_uid": _query_uid(r.narration_uid, backend.name, question),
+                        "video_uid": block.video_uid,
+                        "clip_uid": r.clip_uid,
+                        "narration_uid": r.narration_uid,
+                        "block_id": block.block_id,
+                        "source": backend.name,
+                        "query": question,
+                        "window_start_sec": r.clip_video_start_sec + cs,
+                        "window_end_sec": r.clip_video_start_sec + ce,
+                        "clip_start_sec": cs,
+                        "clip_end_sec": ce,
+                        "prompt_sha256": sha,
+                        "backend": fingerprint_json,
+                        "parent_query_uid": None,
+                    }
+                )
+        accepted_rows += len(rows)
+        tables.append(pa.Table.from_pylist(rows, schema=GENERATED))
+        bar.update(len(part))
+    bar.close()
+    table = pa.concat_tables(tables) if tables else GENERATED.empty_table()
+    write_parquet(table, out_path, GENERATED)
     stats = {
         "blocks": len(blocks),
         "cached": run["cached"],
@@ -315,7 +340,7 @@ def generate_shard(
         "failed": run["failed"],
         "prompts": run["prompts"],
         "questions_parsed": parsed,
-        "accepted": len(rows),
+        "accepted": accepted_rows,
         "rejected": rejected,
         "windows_widened": widened,
         "windows_dropped": dropped,
@@ -323,7 +348,7 @@ def generate_shard(
         "new_tokens": run["new_tokens"],
         "generation_seconds": run["generation_seconds"],
         "seconds": time.perf_counter() - t0,
-        "cache_torn_lines": run["cache_torn_lines"],
+        "cache_torn_lines": cache.torn_lines,
         "source": backend.name,
         "prompt_sha256": sha,
         "backend": backend.fingerprint(),
@@ -336,7 +361,7 @@ def generate_shard(
         stats["cached"],
         stats["generated"],
         stats["failed"],
-        len(rows),
+        accepted_rows,
         {k: v for k, v in rejected.items() if v},
     )
     return stats
