@@ -556,3 +556,14 @@ def pa_table(frame: pd.DataFrame, schema):
     import pyarrow as pa
 
     return pa.Table.from_pandas(frame.loc[:, schema.names], schema=schema, preserve_index=False)
+
+
+@pytest.mark.parametrize("aks", ['{"M": 8}', '[{"M": 8, "depht": 2}]', '[{"M": 0}]', "not json"])
+def test_keyframes_command_refuses_bad_aks_parameters(aks, tmp_path):
+    from egonlq.cli import main
+
+    args = ["keyframes", "--queries", "q", "--clips", "c", "--video-dir", str(tmp_path),
+            "--scorer", "encoder", "--aks", aks, "--progress", "p", "--scores", "s", "--selection", "x",
+            "--frames-dir", str(tmp_path / "png"), "--stats", "st"]  # fmt: skip
+    with pytest.raises(SystemExit, match="--aks: expected a JSON list"):
+        main(args)

@@ -191,7 +191,7 @@ def test_end_to_end_keyframes(tiny_run: Path) -> None:
         stats = json.loads((tiny_run / f"results/keyframes/{tag}/stats.json").read_text())
         assert stats["queries_scored"] == stats["queries_eligible"] > 0 and stats["queries_failed"] == 0
         assert any((tiny_run / f"results/keyframes/{tag}/frames").rglob("*.png"))
-        assert not (tiny_run / f"results/keyframes/{tag}/progress.jsonl").stat().st_size == 0
+        assert (tiny_run / f"results/keyframes/{tag}/progress.jsonl").stat().st_size > 0  # kept for resumes
     # the frame features follow the official per-video layout and cut like the official ones
     folder = tiny_run / "results/frames/demo/features"
     manifest = json.loads((folder / "manifest.json").read_text())

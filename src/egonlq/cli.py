@@ -820,7 +820,13 @@ def keyframes(a: argparse.Namespace) -> None:
     from egonlq.tables import CLIPS, QUERIES
 
     _set_threads(a.threads)
-    params = [AKSParams(**p) for p in json.loads(a.aks)]
+    try:
+        entries = json.loads(a.aks)
+        params = [AKSParams(**p) for p in entries]
+    except (json.JSONDecodeError, TypeError, ValueError) as e:
+        raise SystemExit(
+            f"--aks: expected a JSON list of objects with keys M, depth, t1, t2, ratio; got {a.aks!r} ({e})"
+        ) from e
     if a.scorer == "vslnet":
         missing = [n for n in ("vslnet_dir", "clip_features", "text_cache") if getattr(a, n) is None]
         if missing:
