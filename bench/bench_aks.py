@@ -1,4 +1,5 @@
-"""AKS selection time: egonlq.aks (both modes) against a straightforward pure-Python reference implementation.
+"""AKS selection time: egonlq.video.aks (both modes) against a straightforward pure-Python reference
+implementation.
 
 The input is a one-hour video scored at 1 sample/s (3600 scores by default), at the defaults
 (M 64, L 5, t1 0.8), on two curves: Gaussian noise (the common case: 32 bins of 2) and a wide plateau (the
@@ -18,7 +19,7 @@ import timeit
 
 import numpy as np
 
-from egonlq.aks import AKSParams, select_keyframes
+from egonlq.video.aks import AKSParams, select_keyframes
 
 
 def pure_python_reference(
@@ -87,7 +88,7 @@ def main() -> None:
         }
         for mode in ("reference", "improved"):
             params = AKSParams(mode=mode)
-            timings[f"egonlq.aks {mode}"] = best_ms(
+            timings[f"egonlq.video.aks {mode}"] = best_ms(
                 lambda p=params, s=scores: select_keyframes(s, ids, p), args.repeat, args.number
             )
         base = timings["pure Python (baseline)"]

@@ -1,8 +1,9 @@
-"""Benchmark the clip-feature store: one parquet file (egonlq.features) vs one ``<clip_uid>.pt`` per clip.
+"""Benchmark the clip-feature store: one parquet file (egonlq.data.features) vs one ``<clip_uid>.pt`` per
+clip.
 
 Layouts, all written from the same synthetic per-video feature files in the same run:
 
-- ``parquet``: :func:`egonlq.features.cut_clips`, features column uncompressed (ours, the default).
+- ``parquet``: :func:`egonlq.data.features.cut_clips`, features column uncompressed (ours, the default).
 - ``parquet-zstd``: the same with ``compression="zstd"``.
 - ``pt``: one ``torch.save(clip.clone())`` per clip, each video loaded once: the per-clip layout of other NLQ
   codebases, written compactly (the baseline the ratios are against).
@@ -34,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from egonlq.features import cut_clip, cut_clips, load_video_features, read_clip_features
+from egonlq.data.features import cut_clip, cut_clips, load_video_features, read_clip_features
 from egonlq.timegrid import FEATURES_PER_SEC
 
 CLIPS_PER_VIDEO = 3

@@ -2,7 +2,8 @@
 
 The baseline is the AKS reference's feature_extract.py loop: one decord ``VideoReader(num_threads=1)``, each
 sampled frame fetched on its own (``vr[i]``), turned into a PIL image and encoded alone. Ours is
-``egonlq.frame_features.encode_frames``: batched ``get_batch`` decoding and batched encoding. Both run on the
+``egonlq.video.frame_features.encode_frames``: batched ``get_batch`` decoding and batched encoding. Both run
+on the
 same frames of the same videos in this run, for each encoder: the offline ``DemoEncoder`` and a tiny random
 CLIP (``write_tiny_random_clip``; 32 px, 2 layers: it times the pipeline, not a real CLIP), optionally a
 random CLIP with ViT-B/32 shapes (``--clip-base``; 224 px, the size of the AKS ``clip`` scorer). Embeddings of
@@ -27,10 +28,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from egonlq.demo_world import build_world
-from egonlq.frame_encoders import CLIPEncoder, DemoEncoder, FrameEncoder, write_tiny_random_clip
-from egonlq.frame_features import encode_frames, sample_grid
-from egonlq.video import probe
+from egonlq.demo.world import build_world
+from egonlq.video.decode import probe
+from egonlq.video.frame_encoders import CLIPEncoder, DemoEncoder, FrameEncoder, write_tiny_random_clip
+from egonlq.video.frame_features import encode_frames, sample_grid
 
 
 def reference_loop(path: Path, indices: np.ndarray, encoder: FrameEncoder) -> np.ndarray:

@@ -7,7 +7,7 @@ same inputs; wall time (of the whole subprocess, interpreter start included) and
 summary tables of both sides are checked to be equal.
 
 Inputs: ``--preset full`` (Ego4D scale, ~3.85M narrations) builds the file set with
-``egonlq.demo_world.build_world(..., write_features=False)``; ``--narrations N`` instead writes a synthetic
+``egonlq.demo.world.build_world(..., write_features=False)``; ``--narrations N`` instead writes a synthetic
 ``narration.json`` of about N narrations (plus small metadata and NLQ files) with this script's own
 generator, for quick runs::
 
@@ -31,8 +31,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from egonlq import narrations as narr
-from egonlq.tables import CLIPS, NARRATIONS, QUERIES, SUMMARIES, VIDEOS
+from egonlq.data import narrations as narr
+from egonlq.data.tables import CLIPS, NARRATIONS, QUERIES, SUMMARIES, VIDEOS
 
 NLQ_SPLITS = {
     "nlq_train.json": "train",
@@ -169,9 +169,9 @@ def synthetic_inputs(root: Path, n_narrations: int, *, seed: int = 0) -> None:
 
 
 def run_ours(inputs: dict[str, Path], out: Path) -> dict[str, float]:
-    from egonlq.annotations import ingest_nlq
+    from egonlq.data.annotations import ingest_nlq
+    from egonlq.data.metadata import ingest_metadata
     from egonlq.io import write_parquet
-    from egonlq.metadata import ingest_metadata
 
     times = {}
     t = time.perf_counter()
@@ -395,7 +395,7 @@ def main() -> None:
     else:
         inputs_root = workdir / f"world_{a.preset}"
         if not (inputs_root / "narration.json").exists() and not list(inputs_root.rglob("narration.json")):
-            from egonlq.demo_world import build_world
+            from egonlq.demo.world import build_world
 
             print(f"building the demo world ({a.preset}) in {inputs_root}", flush=True)
             build_world(inputs_root, preset=a.preset, write_features=False)

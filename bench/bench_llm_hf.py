@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from egonlq.blocks import Block, BlockRow
-from egonlq.llm_backends import HFBackend, write_tiny_random_lm
-from egonlq.llm_queries import load_prompt, render_prompt
+from egonlq.queries.blocks import Block, BlockRow
+from egonlq.queries.llm_backends import HFBackend, write_tiny_random_lm
+from egonlq.queries.llm_queries import load_prompt, render_prompt
 
 NARRATIONS = [
     "The camera wearer picks the knife from the drawer",

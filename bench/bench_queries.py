@@ -2,11 +2,15 @@
 
 Three stages run on the same NARRATIONS table:
 
-- ``curation``: :func:`egonlq.curation.curate_narrations` + :func:`~egonlq.curation.pseudo_clips` +
-  :func:`~egonlq.curation.assign_pseudo_clips` (NLQ train/val/test videos excluded, pass 1, EgoClip windows);
-- ``naq``: :func:`egonlq.naq.em_train_clips` + :func:`~egonlq.naq.naq_windows_from_narrations` +
-  :func:`~egonlq.naq.build_naq` (v1 95 % subsample) + :func:`~egonlq.naq.naq_table`;
-- ``templates``: :func:`egonlq.blocks.make_blocks` + :func:`egonlq.llm_queries.generate_shard` with the
+- ``curation``: :func:`egonlq.queries.curation.curate_narrations` +
+:func:`~egonlq.queries.curation.pseudo_clips` +
+  :func:`~egonlq.queries.curation.assign_pseudo_clips` (NLQ train/val/test videos excluded, pass 1, EgoClip
+  windows);
+- ``naq``: :func:`egonlq.queries.naq.em_train_clips` +
+:func:`~egonlq.queries.naq.naq_windows_from_narrations` +
+  :func:`~egonlq.queries.naq.build_naq` (v1 95 % subsample) + :func:`~egonlq.queries.naq.naq_table`;
+- ``templates``: :func:`egonlq.queries.blocks.make_blocks` +
+:func:`egonlq.queries.llm_queries.generate_shard` with the
   ``template`` backend (prompt rendering, cache, parsing, validation), on the first ``--template-blocks``
   blocks (default: all).
 
@@ -17,7 +21,7 @@ peak RSS (``os.wait4`` rusage of that child) are compared, and the outputs of bo
 (windows to 1e-9 s: the baseline sums gaps in a different order than numpy).
 
 Inputs: ``--preset full`` (Ego4D scale, ~3.85M narrations) builds the world with
-``egonlq.demo_world.build_world(..., write_features=False)`` and ingests it with the project's own ingest;
+``egonlq.demo.world.build_world(..., write_features=False)`` and ingests it with the project's own ingest;
 ``--narrations N`` instead generates a synthetic NARRATIONS table of about N rows directly::
 
     .venv/bin/python bench/bench_queries.py --narrations 300000
@@ -43,7 +47,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from egonlq.tables import NARRATIONS, VIDEOS
+from egonlq.data.tables import NARRATIONS, VIDEOS
 
 EM_FILES = ("vq_train.json", "nlq_train.json", "moments_train.json")  # the reference's order
 CHECK_COLUMNS = {
@@ -155,10 +159,10 @@ def synthetic_inputs(root: Path, n_narrations: int, *, seed: int = 0) -> None:
 
 def world_inputs(root: Path, preset: str) -> None:
     """Build the demo world and ingest it with the project's own code into the files the sides read."""
-    from egonlq.demo_world import build_world
+    from egonlq.data.metadata import ingest_metadata
+    from egonlq.data.narrations import ingest_narrations
+    from egonlq.demo.world import build_world
     from egonlq.io import read_json, write_parquet
-    from egonlq.metadata import ingest_metadata
-    from egonlq.narrations import ingest_narrations
 
     world = root / "world"
     if not list(world.rglob("narration.json")):
@@ -195,12 +199,12 @@ def _peak_mib() -> float:
 
 
 def run_ours(root: Path, out: Path, template_blocks: int | None) -> dict:
-    from egonlq.blocks import make_blocks
-    from egonlq.curation import assign_pseudo_clips, curate_narrations, pseudo_clips
     from egonlq.io import read_parquet
-    from egonlq.llm_backends import TemplateBackend
-    from egonlq.llm_queries import generate_shard, load_prompt
-    from egonlq.naq import build_naq, em_train_clips, naq_table, naq_windows_from_narrations
+    from egonlq.queries.blocks import make_blocks
+    from egonlq.queries.curation import assign_pseudo_clips, curate_narrations, pseudo_clips
+    from egonlq.queries.llm_backends import TemplateBackend
+    from egonlq.queries.llm_queries import generate_shard, load_prompt
+    from egonlq.queries.naq import build_naq, em_train_clips, naq_table, naq_windows_from_narrations
 
     narrations = read_parquet(root / "narrations.parquet", NARRATIONS)
     videos = read_parquet(root / "videos.parquet", VIDEOS)
@@ -274,7 +278,7 @@ def baseline_curation(
     rows: list[dict], durations: dict[str, float], splits: dict[str, list[str]]
 ) -> list[dict]:
     """curate_narrations + pseudo_clips + assign_pseudo_clips, row by row (defaults: pass 1, #O kept)."""
-    from egonlq.curation import pseudo_clip_uid  # the id formula only
+    from egonlq.queries.curation import pseudo_clip_uid  # the id formula only
 
     excluded = [set(splits["val"]), set(splits["test"]), set(splits["train"])]
     gaps: dict[tuple, list[float]] = defaultdict(list)
@@ -404,10 +408,10 @@ def baseline_naq(root: Path, rows: list[dict], durations: dict[str, float]) -> l
 
 def baseline_templates(assigned: list[dict], limit: int | None) -> list[dict]:
     """Blocks of 8 by loops, the rule-based writer and the validator called directly (no prompt, no cache)."""
-    from egonlq.blocks import format_time
-    from egonlq.llm_parsing import SourceText, validate_items
-    from egonlq.llm_queries import DEFAULT_MIN_WINDOW_SEC, fit_window
-    from egonlq.template_writer import write_block_questions
+    from egonlq.queries.blocks import format_time
+    from egonlq.queries.llm_parsing import SourceText, validate_items
+    from egonlq.queries.llm_queries import DEFAULT_MIN_WINDOW_SEC, fit_window
+    from egonlq.queries.template_writer import write_block_questions
 
     by_video: dict[str, list[dict]] = defaultdict(list)
     for r in sorted(assigned, key=lambda r: (r["video_uid"], r["timestamp_sec"], r["narration_uid"])):

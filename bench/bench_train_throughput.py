@@ -1,8 +1,9 @@
 """Benchmark VSLNet training throughput: cached text embeddings (the default) vs the encoder run per batch.
 
-Both runs are :func:`egonlq.train.train` with the same :class:`~egonlq.train.TrainSpec` on the same synthetic
+Both runs are :func:`egonlq.grounding.train.train` with the same :class:`~egonlq.grounding.train.TrainSpec`
+on the same synthetic
 set, except ``text``: ``cache`` reads the frozen encoder's token embeddings from a text cache built once
-(:func:`egonlq.text_encoder.build_text_cache`, timed separately), ``encoder`` runs the real MiniLM
+(:func:`egonlq.grounding.text_encoder.build_text_cache`, timed separately), ``encoder`` runs the real MiniLM
 (``default_model_path()``) on every training batch. Throughput is training queries per second of training
 time (the summary's ``queries_per_second``: evaluation excluded). After one uncounted warm-up run of each,
 the runs alternate, ``--repeat`` times each; the table gives medians and the ratio cache / encoder.
@@ -29,13 +30,13 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from egonlq.features import cut_clips
+from egonlq.data.features import cut_clips
+from egonlq.data.tables import CLIPS, QUERIES
+from egonlq.grounding.text_encoder import TextEncoder, build_text_cache, default_model_path
+from egonlq.grounding.train import TrainSpec, train
+from egonlq.grounding.vslnet import VSLNetConfig
 from egonlq.io import write_json, write_parquet
-from egonlq.models.vslnet import VSLNetConfig
-from egonlq.tables import CLIPS, QUERIES
-from egonlq.text_encoder import TextEncoder, build_text_cache, default_model_path
-from egonlq.train import TrainSpec, train
-from egonlq.training_queries import TRAINING_CLIPS, TRAINING_QUERIES
+from egonlq.queries.training_queries import TRAINING_CLIPS, TRAINING_QUERIES
 
 OBJECTS = ["knife", "cup", "bowl", "spoon", "pan", "towel", "lid", "plate", "bottle", "phone", "keys", "bag"]
 PLACES = ["drawer", "fridge", "table", "sink", "shelf", "counter", "cabinet", "floor"]

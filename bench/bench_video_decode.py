@@ -1,4 +1,4 @@
-"""Frames decoded per second: egonlq.video (decord) against PyAV (and OpenCV when it is installed).
+"""Frames decoded per second: egonlq.video.decode (decord) against PyAV (and OpenCV when it is installed).
 
 Writes synthetic H.264 test videos (moving texture, so the decoder has real work) at 30 fps, then measures on
 the same file, best of ``--repeat`` runs:
@@ -22,7 +22,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from egonlq.video import iter_frames, probe, sample_indices
+from egonlq.video.decode import iter_frames, probe, sample_indices
 
 FPS = 30
 Reader = Callable[[Path, np.ndarray], int]

@@ -5,7 +5,7 @@ rule fit_prior:
     input:
         queries="results/data/nlq/train_queries.parquet",
         clips="results/data/nlq/train_clips.parquet",
-        code=src_files(*COMMON_CODE, "baselines.py", "predictions.py"),
+        code=src_files("evaluation", "evaluation.baselines", "evaluation.predictions"),
     output:
         "results/baselines/prior.json",
     params:
@@ -25,7 +25,7 @@ def baseline_inputs(wc):
     inputs = {
         "queries": f"results/data/nlq/{wc.split}_queries.parquet",
         "clips": f"results/data/nlq/{wc.split}_clips.parquet",
-        "code": src_files(*COMMON_CODE, "baselines.py", "predictions.py"),
+        "code": src_files("evaluation", "evaluation.baselines", "evaluation.predictions"),
     }
     if wc.baseline == "prior":
         inputs["prior"] = "results/baselines/prior.json"

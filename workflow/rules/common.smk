@@ -89,12 +89,12 @@ PREDICT_SPLITS = sorted(set(config["evaluation"]["splits"]) | {"val"})
 BASELINES = config["baselines"]["predictors"]
 
 
-def src_files(*rel):
-    """Code a rule depends on: editing one of these files reruns the rule."""
-    return [str(SRC / "egonlq" / r) for r in rel]
+def src_files(stage, *modules):
+    """Code a rule depends on: the command module of its stage (``egonlq.cli.<stage>``), the modules its command
+    calls and everything they import (read from the source). Editing one of these files reruns the rule."""
+    from egonlq.imports import code_files
 
-
-COMMON_CODE = ("cli.py", "errors.py", "io.py")
+    return [str(SRC / "egonlq" / f) for f in code_files(stage, *modules)]
 
 
 wildcard_constraints:
@@ -134,7 +134,7 @@ def repo_path(path):
 
 def generator_source(name):
     """The `source` tag of a generator's queries (template, llm:<model>), known at parse time."""
-    from egonlq.llm_backends import source_name
+    from egonlq.queries.llm_backends import source_name
 
     g = GENERATORS[name]
     return source_name(g["backend"], g["options"].get("model_path") or g["options"].get("model"))
@@ -163,7 +163,7 @@ def generated_tables():
 
 # ---------------------------------------------------------------------------------------------- VSLNet runs
 
-from egonlq.experiments import parse_experiments, predictor_name
+from egonlq.grounding.experiments import parse_experiments, predictor_name
 
 VCFG = config["vslnet"]
 RUNS = {

@@ -5,7 +5,7 @@ if IS_DEMO:
 
     rule demo_world:
         input:
-            code=src_files(*COMMON_CODE, "demo_world.py", "demo_render.py", "egoclip.py", "timegrid.py"),
+            code=src_files("demo", "demo.world"),
         output:
             metadata=data_path(DATA["metadata"]),
             nlq=[nlq_json(s) for s in SPLITS],

@@ -6,7 +6,7 @@ rule evaluate:
         gt=lambda wc: gt_json(wc.split),
         predictions="results/predictions/{predictor}/{split}.json",
         queries="results/data/nlq/{split}_queries.parquet",
-        code=src_files(*COMMON_CODE, "evaluation.py", "predictions.py"),
+        code=src_files("evaluation", "evaluation.metric", "evaluation.predictions"),
     output:
         "results/eval/{predictor}/{split}.json",
     params:
@@ -28,7 +28,7 @@ rule evaluate:
 rule metrics_table:
     input:
         metrics=expand("results/eval/{predictor}/{split}.json", predictor=predictor_names(), split=EVAL_SPLITS),
-        code=src_files(*COMMON_CODE, "evaluation.py"),
+        code=src_files("evaluation", "evaluation.metric"),
     output:
         parquet="results/eval/metrics.parquet",
         markdown=report("results/eval/metrics.md", caption="../report/metrics.rst", category="2. Metrics"),

@@ -6,7 +6,7 @@ rule clip_features:
         clips="results/data/nlq/{split}_clips.parquet",
         videos="results/data/videos.parquet",
         features=FEATURE_INPUT,
-        code=src_files(*COMMON_CODE, "features.py", "timegrid.py", "tables.py"),
+        code=src_files("data", "data.features", "data.tables"),
     output:
         table="results/features/{split}_clips.parquet",
         shapes="results/features/{split}_feature_shapes.json",
@@ -34,7 +34,7 @@ rule training_clip_features:
         clips="results/queries/training_clips.parquet",
         videos="results/data/videos.parquet",
         features=FEATURE_INPUT,
-        code=src_files(*COMMON_CODE, "features.py", "timegrid.py", "tables.py"),
+        code=src_files("data", "data.features", "data.tables"),
     output:
         table="results/features/training_clips.parquet",
         shapes="results/features/training_feature_shapes.json",

@@ -5,7 +5,7 @@
 rule ingest_metadata:
     input:
         json=data_path(DATA["metadata"]),
-        code=src_files(*COMMON_CODE, "metadata.py", "validation.py", "tables.py"),
+        code=src_files("data", "data.metadata", "data.tables"),
     output:
         videos="results/data/videos.parquet",
         report="results/data/reports/metadata.json",
@@ -20,7 +20,7 @@ rule ingest_metadata:
 rule ingest_nlq:
     input:
         json=lambda wc: nlq_json(wc.split),
-        code=src_files(*COMMON_CODE, "annotations.py", "validation.py", "tables.py", "timegrid.py"),
+        code=src_files("data", "data.annotations", "data.tables"),
     output:
         clips="results/data/nlq/{split}_clips.parquet",
         queries="results/data/nlq/{split}_queries.parquet",
@@ -38,7 +38,7 @@ rule ingest_narrations:
     input:
         json=data_path(DATA["narrations"]),
         videos=rules.ingest_metadata.output.videos,
-        code=src_files(*COMMON_CODE, "narrations.py", "validation.py", "tables.py"),
+        code=src_files("data", "data.narrations", "data.tables"),
     output:
         narrations="results/data/narrations.parquet",
         summaries="results/data/summaries.parquet",
@@ -61,7 +61,7 @@ if EGOCLIP:
     rule ingest_egoclip:
         input:
             csv=EGOCLIP,
-            code=src_files(*COMMON_CODE, "egoclip.py", "validation.py", "tables.py"),
+            code=src_files("data", "data.egoclip", "data.tables", "io"),
         output:
             table="results/data/egoclip.parquet",
             report="results/data/reports/egoclip.json",
@@ -84,7 +84,7 @@ def ingest_reports():
 rule validation_report:
     input:
         reports=ingest_reports(),
-        code=src_files(*COMMON_CODE, "validation.py"),
+        code=src_files("data", "io"),
     output:
         report(
             "results/data/validation_report.json",

@@ -26,8 +26,8 @@ ENCODER_TAG = "demo" if ENCODER == "demo" else f"clip_{Path(KCFG['clip_model'] o
 # the CLIP folder is an input: replacing the model reruns the encoding
 ENCODER_INPUT = {"clip_model": KCFG["clip_model"]} if ENCODER == "clip" and KCFG["clip_model"] else {}
 FRAMES_DIR = f"results/frames/{ENCODER_TAG}"
-FRAME_CODE = ("frame_features.py", "frame_encoders.py", "video.py", "features.py", "timegrid.py", "tables.py")
-KEYFRAME_CODE = (*FRAME_CODE, "keyframes.py", "aks.py")
+FRAME_CODE = ("video.frame_features", "video.frame_encoders", "data.tables")
+KEYFRAME_CODE = (*FRAME_CODE, "video.keyframes", "video.aks")
 
 
 def vslnet_scorer_tags():
@@ -87,7 +87,7 @@ rule frame_features:
         videos="results/data/videos.parquet",
         mp4=VIDEO_INPUT,
         **ENCODER_INPUT,
-        code=src_files(*COMMON_CODE, *FRAME_CODE),
+        code=src_files("video", *FRAME_CODE),
     output:
         # <video_uid>.pt files ([N, D] at 1.875 rows/s, the official layout) listed by the manifest
         features=f"{FRAMES_DIR}/features/manifest.json",
@@ -122,7 +122,7 @@ rule keyframes_encoder:
         frames=f"{FRAMES_DIR}/frame_embeddings.parquet",
         mp4=VIDEO_INPUT,
         **ENCODER_INPUT,
-        code=src_files(*COMMON_CODE, *KEYFRAME_CODE),
+        code=src_files("video", *KEYFRAME_CODE),
     output:
         **keyframe_outputs(f"encoder_{ENCODER_TAG}"),
     params:
@@ -154,7 +154,7 @@ def vslnet_scorer_inputs(wc):
         "model": f"{checkpoint_dir(wc.run, wc.seed)}/model.safetensors",
         "text_cache": TEXT_CACHE,
         "mp4": VIDEO_INPUT,
-        "code": src_files(*COMMON_CODE, *KEYFRAME_CODE, "models/vslnet.py", "spans.py", "text_encoder.py"),
+        "code": src_files("video", *KEYFRAME_CODE, "grounding.text_encoder"),
     }
     return inputs
 
@@ -192,7 +192,7 @@ rule moment_hits:
         selections=[f"results/keyframes/{tag}/selection.parquet" for tag in SCORER_TAGS],
         queries=f"results/data/nlq/{KSPLIT}_queries.parquet",
         clips=f"results/data/nlq/{KSPLIT}_clips.parquet",
-        code=src_files(*COMMON_CODE, "keyframes.py", "tables.py"),
+        code=src_files("video", "video.keyframes", "data.tables"),
     output:
         parquet="results/keyframes/moment_hits.parquet",
         markdown=report("results/keyframes/moment_hits.md", caption="../report/moment_hits.rst",

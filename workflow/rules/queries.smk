@@ -13,7 +13,7 @@ rule curate_narrations:
         videos="results/data/videos.parquet",
         split_clips=NLQ_TABLES["clips"],
         split_queries=NLQ_TABLES["queries"],
-        code=src_files(*COMMON_CODE, "curation.py", "egoclip.py"),
+        code=src_files("queries", "queries.curation", "data.tables", "io"),
     output:
         curated="results/queries/curated.parquet",
         assigned="results/queries/assigned.parquet",
@@ -46,8 +46,7 @@ rule generate_queries:
     input:
         assigned="results/queries/assigned.parquet",
         prompt=repo_path(QCFG["generation"]["prompt"]),
-        code=src_files(*COMMON_CODE, "blocks.py", "llm_queries.py", "llm_backends.py", "llm_parsing.py",
-                       "generation_cache.py", "template_writer.py"),
+        code=src_files("queries", "queries.blocks", "queries.llm_queries", "queries.curation"),
     output:
         table="results/queries/{generator}/shards/shard{shard}.parquet",
         stats="results/queries/{generator}/shards/shard{shard}.json",
@@ -84,7 +83,7 @@ rule merge_queries:
         shards=expand("results/queries/{{generator}}/shards/shard{shard}.parquet", shard=range(NUM_SHARDS)),
         stats=expand("results/queries/{{generator}}/shards/shard{shard}.json", shard=range(NUM_SHARDS)),
         pseudo_clips="results/queries/pseudo_clips.parquet",
-        code=src_files(*COMMON_CODE, "llm_queries.py"),
+        code=src_files("queries", "queries.llm_queries", "queries.curation"),
     output:
         table="results/queries/{generator}/generated.parquet",
         stats="results/queries/{generator}/stats.json",
@@ -109,8 +108,7 @@ if REPHRASE["enabled"]:
                 else f"results/queries/{REPHRASE['origin']}/generated.parquet"
             ),
             prompt=repo_path(REPHRASE["prompt"]),
-            code=src_files(*COMMON_CODE, "llm_queries.py", "llm_backends.py", "llm_parsing.py",
-                           "generation_cache.py", "template_writer.py"),
+            code=src_files("queries", "queries.llm_queries", "queries.curation"),
         output:
             table="results/queries/rephrase/generated.parquet",
             stats="results/queries/rephrase/stats.json",
@@ -136,7 +134,7 @@ def naq_inputs(wc):
     inputs = {
         "em_train": [data_path(p) for p in DATA["em_train"]],
         "nlq_train": nlq_json("train"),
-        "code": src_files(*COMMON_CODE, "naq.py", "egoclip.py", "training_queries.py"),
+        "code": src_files("queries", "queries.naq", "queries.training_queries", "data.tables"),
     }
     if EGOCLIP:
         inputs["egoclip"] = "results/data/egoclip.parquet"
@@ -187,7 +185,7 @@ rule training_queries:
         pseudo_clips="results/queries/pseudo_clips.parquet",
         guard_clips=expand("results/data/nlq/{split}_clips.parquet", split=["val", "test"]),
         guard_queries=expand("results/data/nlq/{split}_queries.parquet", split=["val", "test"]),
-        code=src_files(*COMMON_CODE, "training_queries.py", "naq.py"),
+        code=src_files("queries", "queries.training_queries", "queries.curation", "data.tables"),
     output:
         queries="results/queries/training_queries.parquet",
         clips="results/queries/training_clips.parquet",

@@ -6,7 +6,7 @@ rule text_embeddings:
     input:
         training="results/queries/training_queries.parquet",
         queries=expand("results/data/nlq/{split}_queries.parquet", split=["val", "test"]),
-        code=src_files(*COMMON_CODE, "text_encoder.py"),
+        code=src_files("grounding", "grounding.text_encoder"),
     output:
         cache=TEXT_CACHE,
         stats=f"results/text/{TEXT_TAG}/stats.json",
@@ -36,8 +36,7 @@ def train_inputs(wc):
         "val_clips": "results/data/nlq/val_clips.parquet",
         "val_features": "results/features/val_clips.parquet",
         "val_gt": nlq_json("val"),
-        "code": src_files(*COMMON_CODE, "train.py", "nlq_dataset.py", "predict.py", "spans.py",
-                          "models/vslnet.py", "text_encoder.py", "evaluation.py", "features.py"),
+        "code": src_files("grounding", "grounding.train", "grounding.text_encoder"),
     }
     if VCFG["text"] == "cache":
         inputs["text_cache"] = TEXT_CACHE
@@ -90,7 +89,7 @@ def predict_inputs(wc):
         "queries": f"results/data/nlq/{wc.split}_queries.parquet",
         "clips": f"results/data/nlq/{wc.split}_clips.parquet",
         "features": f"results/features/{wc.split}_clips.parquet",
-        "code": src_files(*COMMON_CODE, "predict.py", "nlq_dataset.py", "spans.py", "models/vslnet.py"),
+        "code": src_files("grounding", "grounding.predict"),
     }
     if VCFG["text"] == "cache":
         inputs["text_cache"] = TEXT_CACHE
@@ -122,7 +121,7 @@ rule experiment_table:
     input:
         metrics=expand("results/eval/{predictor}/{split}.json", predictor=predictor_names(), split=EVAL_SPLITS),
         curves=[f"{run_dir(r, s)}/metrics.csv" for r, spec in RUNS.items() if spec.trains for s in SEEDS],
-        code=src_files(*COMMON_CODE, "experiments.py", "plots.py", "evaluation.py"),
+        code=src_files("grounding", "grounding.experiments", "grounding.plots"),
     output:
         parquet="results/experiments/table.parquet",
         markdown=report("results/experiments/table.md", caption="../report/experiments.rst",

@@ -1,0 +1,5 @@
+"""``python -m egonlq.cli <command> ...``."""
+
+from egonlq.cli import main
+
+main()

@@ -1,0 +1,157 @@
+"""Commands of the data stage: ingest of annotations, narrations, EgoClip, and clip features."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from egonlq.cli.registry import command, log_stats
+
+# ---------------------------------------------------------------------------------------------- ingest
+
+
+def _ingest_metadata_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", type=Path, required=True)
+    p.add_argument("--videos", type=Path, required=True)
+    p.add_argument("--report", type=Path, required=True)
+
+
+@command("ingest-metadata", _ingest_metadata_args)
+def ingest_metadata(a: argparse.Namespace) -> None:
+    from egonlq.data.metadata import ingest_metadata as run
+    from egonlq.data.tables import VIDEOS
+    from egonlq.io import write_json, write_parquet
+
+    table, report = run(a.input)
+    write_parquet(table, a.videos, VIDEOS)
+    out = {"source": str(a.input), "rows": table.num_rows, **report.to_dict()}
+    log_stats("metadata", out)
+    write_json(out, a.report, indent=1)
+
+
+def _ingest_nlq_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", type=Path, required=True)
+    p.add_argument("--split", required=True)
+    p.add_argument("--clips", type=Path, required=True)
+    p.add_argument("--queries", type=Path, required=True)
+    p.add_argument("--report", type=Path, required=True)
+
+
+@command("ingest-nlq", _ingest_nlq_args)
+def ingest_nlq(a: argparse.Namespace) -> None:
+    from egonlq.data.annotations import ingest_nlq as run
+    from egonlq.data.tables import CLIPS, QUERIES
+    from egonlq.io import write_json, write_parquet
+
+    clips, queries, report = run(a.input, a.split)
+    write_parquet(clips, a.clips, CLIPS)
+    write_parquet(queries, a.queries, QUERIES)
+    out = {
+        "source": str(a.input),
+        "split": a.split,
+        "clips": clips.num_rows,
+        "queries": queries.num_rows,
+        **report.to_dict(),
+    }
+    log_stats(f"nlq {a.split}", out)
+    write_json(out, a.report, indent=1)
+
+
+def _ingest_narrations_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", type=Path, required=True)
+    p.add_argument("--videos", type=Path, required=True)
+    p.add_argument("--narrations", type=Path, required=True)
+    p.add_argument("--summaries", type=Path, required=True)
+    p.add_argument("--report", type=Path, required=True)
+
+
+@command("ingest-narrations", _ingest_narrations_args)
+def ingest_narrations(a: argparse.Namespace) -> None:
+    from egonlq.data.narrations import ingest_narrations as run
+    from egonlq.data.tables import VIDEOS
+    from egonlq.io import read_parquet, write_json
+
+    known = set(read_parquet(a.videos, VIDEOS).column("video_uid").to_pylist())
+    report = run(a.input, a.narrations, a.summaries, known_videos=known)
+    out = {"source": str(a.input), **report.to_dict()}
+    log_stats("narrations", out)
+    write_json(out, a.report, indent=1)
+
+
+def _ingest_egoclip_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", type=Path, required=True)
+    p.add_argument("--table", type=Path, required=True)
+    p.add_argument("--report", type=Path, required=True)
+
+
+@command("ingest-egoclip", _ingest_egoclip_args)
+def ingest_egoclip(a: argparse.Namespace) -> None:
+    from egonlq.data.egoclip import read_egoclip_csv
+    from egonlq.data.tables import EGOCLIP
+    from egonlq.io import write_json, write_parquet
+
+    table, stats = read_egoclip_csv(a.input)
+    write_parquet(table, a.table, EGOCLIP)
+    counts = {k: v for k, v in stats.items() if k in ("malformed_lines", "bad_window") and v}
+    out = {"source": str(a.input), **stats, "counts": {f"egoclip_{k}": v for k, v in counts.items()}}
+    log_stats("egoclip", out)
+    write_json(out, a.report, indent=1)
+
+
+def _validation_report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--inputs", type=Path, nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+
+@command("validation-report", _validation_report_args)
+def validation_report(a: argparse.Namespace) -> None:
+    from egonlq.io import read_json, write_json
+
+    sources = {p.stem: read_json(p) for p in a.inputs}
+    totals: dict[str, int] = {}
+    for rep in sources.values():
+        for kind, n in rep.get("counts", {}).items():
+            totals[kind] = totals.get(kind, 0) + n
+    out = {"quirk_totals": dict(sorted(totals.items())), "sources": sources}
+    log_stats("validation totals", out["quirk_totals"])
+    write_json(out, a.out, indent=1)
+
+
+# ---------------------------------------------------------------------------------------------- features
+
+
+def _clip_features_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--clips", type=Path, required=True)
+    p.add_argument("--videos", type=Path, required=True)
+    p.add_argument("--feature-dir", type=Path, required=True)
+    p.add_argument("--dim", type=int, required=True)
+    p.add_argument("--mode", choices=("compatible", "corrected"), default="compatible")
+    p.add_argument("--on-missing", choices=("error", "skip"), default="error")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--shapes", type=Path, required=True)
+    p.add_argument("--stats", type=Path, required=True)
+
+
+@command("clip-features", _clip_features_args)
+def clip_features(a: argparse.Namespace) -> None:
+    from egonlq.data.features import cut_clips
+    from egonlq.data.tables import VIDEOS
+    from egonlq.io import read_parquet, write_json
+
+    clips = read_parquet(a.clips).to_pandas()  # NLQ CLIPS or TRAINING_CLIPS: cut_clips checks the columns
+    videos = read_parquet(a.videos, VIDEOS).to_pandas()
+    num_frames = dict(zip(videos["video_uid"], videos["num_frames"], strict=True))
+    stats = cut_clips(
+        clips,
+        a.feature_dir,
+        a.out,
+        expected_dim=a.dim,
+        mode=a.mode,
+        on_missing=a.on_missing,
+        num_frames=num_frames,
+        shapes_json=a.shapes,
+    )
+    log_stats("clip features", stats)
+    write_json(stats, a.stats, indent=1)
+
+

@@ -1,0 +1,161 @@
+"""Commands of the grounding stage: text cache, VSLNet training and prediction, the experiment table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from egonlq.cli.registry import command, log, log_stats, set_threads
+
+
+def resolve_text_model(name: str) -> Path:
+    from egonlq.grounding.text_encoder import default_model_path
+
+    return default_model_path() if name == "default" else Path(name)
+
+
+def _text_cache_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tables", type=Path, nargs="+", required=True, help="tables with a `query` column")
+    p.add_argument("--model", default="default")
+    p.add_argument("--max-len", type=int, default=128)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--stats", type=Path, required=True)
+
+
+@command("text-cache", _text_cache_args)
+def text_cache(a: argparse.Namespace) -> None:
+    import pyarrow.compute as pc
+
+    from egonlq.grounding.text_encoder import TextEncoder, build_text_cache
+    from egonlq.io import read_parquet, write_json
+
+    texts: list[str] = []
+    for path in a.tables:
+        column = read_parquet(path).column("query")
+        texts += [t for t in pc.drop_null(column).to_pylist() if t.strip()]
+    encoder = TextEncoder(resolve_text_model(a.model), max_len=a.max_len)
+    stats = build_text_cache(texts, encoder, a.out)
+    log_stats("text cache", stats)
+    write_json(stats, a.stats, indent=1)
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--spec", required=True, help="TrainSpec as JSON (without the data-given dims)")
+    p.add_argument("--video-dim", type=int, required=True)
+    for name in (
+        "train-queries",
+        "train-clips",
+        "train-features",
+        "val-queries",
+        "val-clips",
+        "val-features",
+        "val-gt",
+    ):
+        p.add_argument(f"--{name}", type=Path, required=True)
+    p.add_argument("--text-cache", type=Path)
+    p.add_argument("--text-model", default="default")
+    p.add_argument("--init-from", type=Path)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out-dir", type=Path, required=True)
+
+
+@command("train", _train_args)
+def train(a: argparse.Namespace) -> None:
+    from egonlq.grounding.text_encoder import TextCache, TextEncoder
+    from egonlq.grounding.train import TrainSpec
+    from egonlq.grounding.train import train as run
+
+    set_threads(a.threads)
+    text_model = resolve_text_model(a.text_model)
+    if a.text_cache:
+        text_dim = int(TextCache.load(a.text_cache).metadata["hidden_size"])
+    else:
+        text_dim = TextEncoder(text_model).hidden_size
+    d = json.loads(a.spec)
+    d["model"] = {**d.get("model", {}), "video_dim": a.video_dim, "text_dim": text_dim}
+    spec = TrainSpec.from_dict(d)
+    summary = run(
+        spec,
+        train_queries=a.train_queries,
+        train_clips=a.train_clips,
+        train_features=a.train_features,
+        val_queries=a.val_queries,
+        val_clips=a.val_clips,
+        val_features=a.val_features,
+        val_gt=a.val_gt,
+        text_cache=a.text_cache,
+        text_model=text_model,
+        out_dir=a.out_dir,
+        init_from=a.init_from,
+        device=a.device,
+        restart=True,
+        progress=sys.stderr.isatty(),
+    )
+    log_stats("training", summary)
+
+
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--queries", type=Path, required=True)
+    p.add_argument("--clips", type=Path, required=True)
+    p.add_argument("--features", type=Path, required=True)
+    p.add_argument("--text-cache", type=Path)
+    p.add_argument("--text-model", default="default")
+    p.add_argument("--label-mode", default="compatible")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, required=True)
+
+
+@command("predict", _predict_args)
+def predict(a: argparse.Namespace) -> None:
+    from egonlq.grounding.predict import predict_split
+
+    set_threads(a.threads)
+    stats = predict_split(
+        a.model_dir,
+        queries=a.queries,
+        clips=a.clips,
+        features=a.features,
+        text_cache=a.text_cache,
+        text_model=resolve_text_model(a.text_model),
+        out_path=a.out,
+        label_mode=a.label_mode,
+        progress=sys.stderr.isatty(),
+    )
+    log_stats("predictions", stats)
+
+
+def _experiment_table_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metrics", type=Path, nargs="+", required=True)
+    p.add_argument("--curves", type=Path, nargs="*", default=[])
+    p.add_argument("--vslnet", required=True, help="the vslnet config section as JSON")
+    p.add_argument("--experiments", required=True, help="the experiments config section as JSON")
+    p.add_argument("--sources", required=True, help="comma-separated query sources")
+    p.add_argument("--synthetic", action="store_true")
+    p.add_argument("--parquet", type=Path, required=True)
+    p.add_argument("--markdown", type=Path, required=True)
+    p.add_argument("--curves-png", type=Path, required=True)
+    p.add_argument("--recall-png", type=Path, required=True)
+
+
+@command("experiment-table", _experiment_table_args)
+def experiment_table(a: argparse.Namespace) -> None:
+    from egonlq.grounding.experiments import aggregate_experiments, parse_experiments
+    from egonlq.grounding.plots import plot_recall_by_run, plot_training_curves
+
+    runs = parse_experiments(
+        json.loads(a.vslnet), json.loads(a.experiments), available_sources=set(a.sources.split(","))
+    )
+    table = aggregate_experiments(
+        a.metrics, runs, out_parquet=a.parquet, out_markdown=a.markdown, synthetic=a.synthetic
+    )
+    # metrics.csv lives in results/vslnet/<run>/seed<seed>/
+    curves = {f"vslnet_{p.parent.parent.name}_{p.parent.name}": p for p in a.curves}
+    plot_training_curves(curves, a.curves_png, runs=runs, synthetic=a.synthetic)
+    plot_recall_by_run(table, a.recall_png, split="val", runs=runs, synthetic=a.synthetic)
+    log.info("experiment table:\n%s", a.markdown.read_text())
+
+

@@ -1,0 +1,713 @@
+"""The Ego4D NLQ metric: Recall@k at IoU thresholds and mIoU, in two modes (evaluation.md).
+
+* ``official``: bit-for-bit the official script (EGO4D/episodic-memory, NLQ/VSLNet/utils/
+  evaluate_ego4d_nlq.py), quirks included: it iterates the *predictions* (the denominator is the number of
+  submitted results, a query predicted twice counts twice, a missing one not at all), a hit needs IoU strictly
+  greater than the threshold among the first k windows in list order, mIoU is the mean IoU of the top-1
+  window (NaN when that IoU is 0/0), and bad input aborts with the same kind of exception the script raises.
+* ``strict``: the denominator is every ground-truth query (minus explicitly named exclusions), a missing
+  query is a miss with IoU 0, IoU is 0 when the union is 0, and bad input is rejected by ONE exception that
+  lists every offending entry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import warnings
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from egonlq.data.annotations import clean_form_label
+from egonlq.errors import InputError
+from egonlq.io import read_json, write_json, write_parquet, write_text
+from egonlq.timegrid import is_zero_length
+
+logger = logging.getLogger(__name__)
+
+MODES = ("official", "strict")
+EXCLUSION_FILTERS = ("exclude_zero_length", "exclude_no_text")
+DEFAULT_THRESHOLDS = (0.3, 0.5, 0.01)
+DEFAULT_KS = (1, 3, 5)
+
+QueryKey = tuple[str, str, int]  # (clip_uid, annotation_uid, query_idx)
+
+
+# ------------------------------------------------------------------------------------------------------ IoU
+
+
+Column = Callable[[np.ndarray, int], np.ndarray]  # (array, j) -> window starts (j=0) or ends (j=1)
+
+
+def _iou_formula(
+    pred: np.ndarray, gt: np.ndarray, pred_col: Column, gt_col: Column, strict: bool
+) -> np.ndarray:
+    """The official IoU, operation for operation (so that odd input fails where the script fails):
+    ``max(0, intersection) / max(0, union)``, NaN for 0/0 unless ``strict``."""
+    inter_left = np.maximum(pred_col(pred, 0), gt_col(gt, 0))
+    inter_right = np.minimum(pred_col(pred, 1), gt_col(gt, 1))
+    inter = np.maximum(0.0, inter_right - inter_left)
+    union_left = np.minimum(pred_col(pred, 0), gt_col(gt, 0))
+    union_right = np.maximum(pred_col(pred, 1), gt_col(gt, 1))
+    union = np.maximum(0.0, union_right - union_left)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        overlap = 1.0 * inter / union
+    if strict:
+        overlap = np.where(union == 0, 0.0, overlap)
+    return overlap
+
+
+def _last_axis(a: np.ndarray, j: int) -> np.ndarray:
+    return a[..., j]
+
+
+def iou(pred: np.ndarray, gt: np.ndarray, *, strict: bool = False) -> np.ndarray:
+    """IoU of windows ``pred`` [..., 2] with one window ``gt`` [2] (or windows broadcastable with
+    ``pred``); returns shape [...].
+
+    Official formula by default (0/0 gives NaN, e.g. a zero-length window on a zero-length GT point);
+    ``strict=True`` defines the IoU as 0 when the union is 0.
+    """
+    return _iou_formula(np.asarray(pred), np.asarray(gt), _last_axis, _last_axis, strict)
+
+
+# ----------------------------------------------------------------------------------------------- ground truth
+
+
+@dataclass(frozen=True)
+class GTQuery:
+    """One entry of ``language_queries``: the GT window in clip-relative seconds (numbers as in the JSON)."""
+
+    start: float
+    end: float
+    has_text: bool
+
+    @property
+    def zero_length(self) -> bool:
+        return is_zero_length(self.start, self.end)
+
+
+@dataclass(frozen=True)
+class GTAnnotation:
+    clip_uid: str
+    annotation_uid: str
+    queries: list[GTQuery]
+    location: str  # e.g. "videos[0].clips[1].annotations[0]", for error messages
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """The parts of an annotated NLQ file that the metric reads, annotations in file order.
+
+    The official script keys annotations by ``(clip_uid, annotation_uid)`` in a dict, so a repeated key
+    silently replaces the earlier annotation while every annotation's queries still count in ``num_gt``;
+    :meth:`official_dict` reproduces that, :meth:`duplicate_keys` lets strict mode refuse it.
+    """
+
+    annotations: list[GTAnnotation]
+    path: str | None = None
+
+    @property
+    def num_gt(self) -> int:
+        """Number of GT queries as the official script counts them (the y of "Evaluated x / y")."""
+        return sum(len(a.queries) for a in self.annotations)
+
+    @cached_property
+    def official_dict(self) -> dict[tuple[str, str], list[GTQuery]]:
+        """``(clip_uid, annotation_uid) -> queries``, later annotations overwriting earlier ones."""
+        return {(a.clip_uid, a.annotation_uid): a.queries for a in self.annotations}
+
+    def duplicate_keys(self) -> dict[tuple[str, str], list[str]]:
+        """Keys that occur more than once, with the location of every occurrence."""
+        where: dict[tuple[str, str], list[str]] = {}
+        for a in self.annotations:
+            where.setdefault((a.clip_uid, a.annotation_uid), []).append(a.location)
+        return {key: locs for key, locs in where.items() if len(locs) > 1}
+
+    def num_queries(self, clip_uid: str, annotation_uid: str) -> int | None:
+        """Length of the annotation's ``language_queries`` (None for an unknown key)."""
+        queries = self.official_dict.get((clip_uid, annotation_uid))
+        return None if queries is None else len(queries)
+
+    def iter_queries(self) -> list[tuple[QueryKey, GTQuery]]:
+        """Every GT query with its key, in file order."""
+        return [
+            ((a.clip_uid, a.annotation_uid, i), q) for a in self.annotations for i, q in enumerate(a.queries)
+        ]
+
+    @classmethod
+    def from_obj(cls, obj: Any, path: str | Path | None = None) -> GroundTruth:
+        """Read the metric's keys from a parsed NLQ JSON; missing keys or non-numeric times are errors."""
+
+        def need(container: Any, key: str, kind: type | tuple[type, ...], record: str, expected: str) -> Any:
+            if not isinstance(container, dict) or key not in container:
+                raise InputError(path, "key missing", record=record, field=key, expected=expected)
+            value = container[key]
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise InputError(path, f"bad value {value!r}", record=record, field=key, expected=expected)
+            return value
+
+        annotations = []
+        for v, video in enumerate(need(obj, "videos", list, "root", "a list of videos")):
+            for c, clip in enumerate(need(video, "clips", list, f"videos[{v}]", "a list of clips")):
+                where = f"videos[{v}].clips[{c}]"
+                clip_uid = need(clip, "clip_uid", str, where, "a string")
+                for a, ann in enumerate(need(clip, "annotations", list, where, "a list of annotations")):
+                    loc = f"{where}.annotations[{a}]"
+                    ann_uid = need(ann, "annotation_uid", str, loc, "a string")
+                    queries = []
+                    for i, q in enumerate(need(ann, "language_queries", list, loc, "a list of queries")):
+                        rec = f"{loc}.language_queries[{i}] (clip_uid={clip_uid}, annotation_uid={ann_uid})"
+                        start = need(q, "clip_start_sec", (int, float), rec, "a number (annotated split)")
+                        end = need(q, "clip_end_sec", (int, float), rec, "a number (annotated split)")
+                        queries.append(GTQuery(start, end, _has_text(q.get("query"))))
+                    annotations.append(GTAnnotation(clip_uid, ann_uid, queries, loc))
+        return cls(annotations, str(path) if path is not None else None)
+
+
+def _has_text(query: Any) -> bool:
+    """Same rule as the queries table's ``has_text``: non-empty once the v2 form label is removed."""
+    return isinstance(query, str) and clean_form_label("query", query)[0].strip() != ""
+
+
+def load_ground_truth(path: Path) -> GroundTruth:
+    """Load an annotated NLQ JSON (full or compact: only the keys the metric reads are required)."""
+    gt = GroundTruth.from_obj(read_json(path), path)
+    logger.info("ground truth %s: %d annotations, %d queries", path, len(gt.annotations), gt.num_gt)
+    return gt
+
+
+# ------------------------------------------------------------------------------------------------ result
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Recall (fractions, keyed ``(threshold, k)``), mIoU and the counts that make them comparable.
+
+    ``num_results``: entries in the submitted ``results``; ``num_gt``: GT queries in the file;
+    ``num_evaluated``: the recall denominator (official: ``num_results``; strict: ``num_gt`` minus
+    exclusions); ``num_missing``: evaluated GT queries without a prediction; ``excluded``: queries removed per
+    strict filter; ``num_ignored``: strict-mode predictions of excluded queries (not scored).
+    """
+
+    mode: str
+    thresholds: tuple[float, ...]
+    ks: tuple[int, ...]
+    recall: dict[tuple[float, int], float]
+    miou: float
+    num_results: int
+    num_gt: int
+    num_evaluated: int
+    num_missing: int
+    excluded: dict[str, int] = field(default_factory=dict)
+    num_ignored: int = 0
+
+    def evaluated(self) -> tuple[int, int]:
+        """The (x, y) of "Evaluated: x / y instances"."""
+        if self.mode == "official":
+            return self.num_results, self.num_gt
+        return self.num_evaluated - self.num_missing, self.num_evaluated
+
+    def summary_line(self) -> str:
+        x, y = self.evaluated()
+        line = f"Evaluated: {x} / {y} instances"
+        if self.mode == "strict":
+            removed = ", ".join(f"{name} removed {n}" for name, n in self.excluded.items()) or "no exclusions"
+            line += (
+                f" (strict: {self.num_missing} missing counted as misses; {removed};"
+                f" {self.num_gt} GT queries, {self.num_results} results)"
+            )
+        return line
+
+    def to_table(self) -> str:
+        """The official display: percent, two decimals, columns ``Rank@{k}\\nmIoU@{t}`` then ``mIoU``."""
+        header = [f"Rank@{k}\nmIoU@{t}" for k in self.ks for t in self.thresholds] + ["mIoU"]
+        values = [f"{self.recall[(t, k)] * 100:.02f}" for k in self.ks for t in self.thresholds]
+        values.append(f"{self.miou * 100:.02f}")
+        return _ascii_table([header, values], centered=len(header) - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe view: NaN becomes null, recall keys read ``R{k}@{t}``; adds the display table."""
+        recall = {
+            _recall_key(k, t): _finite_or_none(self.recall[(t, k)]) for k in self.ks for t in self.thresholds
+        }
+        mean_recall = {
+            f"MR{k}": _finite_or_none((self.recall[(0.3, k)] + self.recall[(0.5, k)]) / 2)
+            for k in self.ks
+            if (0.3, k) in self.recall and (0.5, k) in self.recall
+        }
+        x, y = self.evaluated()
+        return {
+            "mode": self.mode,
+            "thresholds": list(self.thresholds),
+            "ks": list(self.ks),
+            "recall": recall,
+            "mean_recall": mean_recall,
+            "miou": _finite_or_none(self.miou),
+            "num_results": self.num_results,
+            "num_gt": self.num_gt,
+            "num_evaluated": self.num_evaluated,
+            "num_missing": self.num_missing,
+            "num_ignored": self.num_ignored,
+            "excluded": dict(self.excluded),
+            "evaluated": [x, y],
+            "summary": self.summary_line(),
+            "table": self.to_table(),
+        }
+
+
+def _recall_key(k: int, t: float) -> str:
+    return f"R{k}@{t:g}"
+
+
+def _finite_or_none(x: float) -> float | None:
+    return None if x is None or math.isnan(x) else float(x)
+
+
+def _ascii_table(rows: list[list[str]], *, centered: int) -> str:
+    """A terminaltables ``AsciiTable`` (no title, heading separator, the first ``centered`` columns
+    centred, the rest left-aligned), as the official script prints it."""
+    cells = [[cell.splitlines() or [""] for cell in row] for row in rows]
+    widths = [max(len(line) for row in cells for line in row[c]) for c in range(len(rows[0]))]
+    border = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    out = [border]
+    for r, row in enumerate(cells):
+        height = max(len(lines) for lines in row)
+        for h in range(height):
+            parts = []
+            for c, lines in enumerate(row):
+                text = lines[h] if h < len(lines) else ""
+                parts.append(text.center(widths[c]) if c < centered else text.ljust(widths[c]))
+            out.append("| " + " | ".join(parts) + " |")
+        if r == 0:
+            out.append(border)
+    out.append(border)
+    return "\n".join(out)
+
+
+# -------------------------------------------------------------------------------------------- evaluation
+
+
+class StrictEvalError(InputError):
+    """Strict-mode rejection; ``problems`` lists every offending entry."""
+
+    def __init__(self, path: str | Path | None, problems: list[str]) -> None:
+        self.problems = problems
+        listing = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(path, f"strict evaluation refused, {len(problems)} problem(s):\n{listing}")
+
+
+def _load_predictions(predictions: Mapping | Path | str) -> tuple[Any, str | None]:
+    if isinstance(predictions, str | Path):
+        return read_json(predictions), str(predictions)
+    return predictions, None
+
+
+def _check_args(thresholds: Sequence[float], ks: Sequence[int], exclude: Sequence[str]) -> None:
+    if not thresholds or not ks:
+        raise ValueError("thresholds and ks must be non-empty")
+    unknown = [name for name in exclude if name not in EXCLUSION_FILTERS]
+    if unknown:
+        raise ValueError(f"unknown exclusion filter(s) {unknown}; known: {list(EXCLUSION_FILTERS)}")
+
+
+def evaluate(
+    gt: GroundTruth,
+    predictions: Mapping | Path,
+    *,
+    mode: str = "official",
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    ks: Sequence[int] = DEFAULT_KS,
+    exclude: Sequence[str] = (),
+) -> EvalResult:
+    """Score a challenge prediction file (parsed dict or path) against ``gt``.
+
+    ``official`` checks ``version``/``challenge`` as the official command line does and raises what the
+    official script raises (AssertionError "Instance not present!", IndexError, TypeError, numpy AxisError,
+    ...; a note names the offending result). ``strict`` raises
+    :class:`StrictEvalError` listing every problem; ``exclude`` names strict filters from
+    ``EXCLUSION_FILTERS``, applied in order (each query is counted under the first filter that removes it).
+    """
+    thresholds, ks = tuple(thresholds), tuple(ks)
+    _check_args(thresholds, ks, exclude)
+    if mode == "official":
+        if exclude:
+            raise ValueError("exclusion filters exist only in strict mode")
+        obj, _ = _load_predictions(predictions)
+        return _evaluate_official(gt, obj, thresholds, ks)
+    if mode == "strict":
+        scored = _score_strict(gt, predictions, thresholds, ks, tuple(exclude))
+        return scored.result(np.ones(len(scored.keys), dtype=bool))
+    raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+
+
+def _official_top1_and_hits(
+    predicted_times: Any, gt_window: list, thresholds: tuple[float, ...], ks: tuple[int, ...]
+) -> tuple[Any, list[list[bool]]]:
+    """One result as the official script scores it, failing where and how it fails."""
+    if not isinstance(predicted_times, list):
+        raise AssertionError("predicted_times is not a list")
+    flat = not isinstance(predicted_times[0], list)  # IndexError on an empty list, as in the script
+    pred = np.array([predicted_times] if flat else predicted_times)
+    gt = np.array([gt_window])
+    # pred [N, 2] x gt [1, 2] -> overlap [N, 1], indexed exactly as the script does
+    overlap = _iou_formula(pred, gt, lambda a, j: a[:, j, None], lambda a, j: a[None, :, j], strict=False)
+    if flat:
+        overlap = overlap[0]
+    # The script's "mean of the 3 best" sorts a one-element slice: the top-1 window's IoU (AxisError if flat).
+    top1 = np.mean(np.sort(overlap[0])[-3:])
+    hits = [[(overlap > t)[:k].any() for k in ks] for t in thresholds]
+    return top1, hits
+
+
+def _evaluate_official(
+    gt: GroundTruth, predictions: Any, thresholds: tuple[float, ...], ks: tuple[int, ...]
+) -> EvalResult:
+    if predictions.get("version", None) != "1.0":
+        raise AssertionError("Ego4D version does not match!")
+    if predictions.get("challenge", None) != "ego4d_nlq_challenge":
+        raise AssertionError("Ego4D challenge does not match!")
+    gt_dict = gt.official_dict
+    hits: list[list[list[bool]]] = [[[] for _ in ks] for _ in thresholds]
+    top1: list[Any] = []
+    seen: set[tuple[str, str, int]] = set()
+    for i, p in enumerate(predictions["results"]):
+        try:
+            key = (p["clip_uid"], p["annotation_uid"])
+            if key not in gt_dict:
+                raise AssertionError("Instance not present!")
+            queries = gt_dict[key]
+            query_idx = p["query_idx"]
+            q = queries[query_idx]
+            iou1, hit = _official_top1_and_hits(p["predicted_times"], [q.start, q.end], thresholds, ks)
+        except Exception as e:
+            e.add_note(f"official evaluation aborted at results[{i}]: {_describe(p)}")
+            raise
+        seen.add((*key, range(len(queries))[query_idx]))
+        top1.append(iou1)
+        for tt in range(len(thresholds)):
+            for kk in range(len(ks)):
+                hits[tt][kk].append(hit[tt][kk])
+    with warnings.catch_warnings():  # empty results: NaN with numpy warnings, as in the script
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.array(hits).mean(axis=-1)
+        miou = float(np.mean(top1))
+    n = len(top1)
+    logger.info("official: Evaluated: %d / %d instances", n, gt.num_gt)
+    return EvalResult(
+        mode="official",
+        thresholds=thresholds,
+        ks=ks,
+        recall={(t, k): float(mean[tt][kk]) for tt, t in enumerate(thresholds) for kk, k in enumerate(ks)},
+        miou=miou,
+        num_results=n,
+        num_gt=gt.num_gt,
+        num_evaluated=n,
+        num_missing=gt.num_gt - len(seen),
+    )
+
+
+def _describe(p: Any) -> str:
+    if not isinstance(p, dict):
+        return f"entry {p!r:.80}"
+    return ", ".join(f"{k}={p.get(k)!r}" for k in ("clip_uid", "annotation_uid", "query_idx"))
+
+
+@dataclass(frozen=True)
+class _StrictScores:
+    """Per-query strict scores of the evaluated (non-excluded) GT queries, in GT order."""
+
+    thresholds: tuple[float, ...]
+    ks: tuple[int, ...]
+    keys: list[QueryKey]
+    hits: np.ndarray  # [T, K, N] bool
+    top1: np.ndarray  # [N] IoU of the top-1 window, 0 when missing
+    missing: np.ndarray  # [N] bool
+    num_results: int
+    num_gt: int
+    excluded: dict[str, int]
+    num_ignored: int
+
+    def result(self, mask: np.ndarray) -> EvalResult:
+        n = int(mask.sum())
+        recall = {
+            (t, k): float(self.hits[tt, kk, mask].mean()) if n else math.nan
+            for tt, t in enumerate(self.thresholds)
+            for kk, k in enumerate(self.ks)
+        }
+        return EvalResult(
+            mode="strict",
+            thresholds=self.thresholds,
+            ks=self.ks,
+            recall=recall,
+            miou=float(self.top1[mask].mean()) if n else math.nan,
+            num_results=self.num_results,
+            num_gt=self.num_gt,
+            num_evaluated=n,
+            num_missing=int(self.missing[mask].sum()),
+            excluded=dict(self.excluded),
+            num_ignored=self.num_ignored,
+        )
+
+
+def _score_strict(
+    gt: GroundTruth,
+    predictions: Mapping | Path,
+    thresholds: tuple[float, ...],
+    ks: tuple[int, ...],
+    exclude: tuple[str, ...],
+) -> _StrictScores:
+    from egonlq.evaluation.predictions import validate_predictions
+
+    obj, source = _load_predictions(predictions)
+    problems = [
+        f"ground truth{' ' + gt.path if gt.path else ''}: duplicate (clip_uid, annotation_uid) {key} at "
+        + ", ".join(locs)
+        for key, locs in gt.duplicate_keys().items()
+    ]
+    problems += validate_predictions(obj, gt=gt)
+    if problems:
+        raise StrictEvalError(source, problems)
+
+    predicted = {
+        (r["clip_uid"], r["annotation_uid"], r["query_idx"]): r["predicted_times"] for r in obj["results"]
+    }
+    excluded = dict.fromkeys(exclude, 0)
+    keys, gt_windows, windows = [], [], []
+    num_ignored = 0
+    for key, q in gt.iter_queries():
+        reason = next(
+            (
+                name
+                for name in exclude
+                if (name == "exclude_zero_length" and q.zero_length)
+                or (name == "exclude_no_text" and not q.has_text)
+            ),
+            None,
+        )
+        if reason is not None:
+            excluded[reason] += 1
+            num_ignored += key in predicted
+            continue
+        keys.append(key)
+        gt_windows.append((q.start, q.end))
+        windows.append(predicted.get(key))
+
+    hits = np.zeros((len(thresholds), len(ks), len(keys)), dtype=bool)
+    top1 = np.zeros(len(keys))
+    missing = np.array([w is None for w in windows], dtype=bool)
+    for n, (w, g) in enumerate(zip(windows, gt_windows, strict=True)):
+        if w is None:
+            continue
+        overlap = iou(np.array(w, dtype=np.float64), np.array(g, dtype=np.float64), strict=True)
+        top1[n] = overlap[0]
+        for tt, t in enumerate(thresholds):
+            for kk, k in enumerate(ks):
+                hits[tt, kk, n] = bool((overlap[:k] > t).any())
+    logger.info(
+        "strict: %d GT queries, %d evaluated, %d missing, excluded %s, %d predictions of excluded queries"
+        " ignored",
+        gt.num_gt,
+        len(keys),
+        int(missing.sum()),
+        excluded,
+        num_ignored,
+    )
+    return _StrictScores(
+        thresholds, ks, keys, hits, top1, missing, len(obj["results"]), gt.num_gt, excluded, num_ignored
+    )
+
+
+def evaluate_both(
+    gt: GroundTruth,
+    predictions: Mapping | Path,
+    *,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    ks: Sequence[int] = DEFAULT_KS,
+    exclude: Sequence[str] = (),
+) -> dict[str, dict[str, Any]]:
+    """Official and strict results side by side: ``{"official": ..., "strict": ...}``.
+
+    Each value is :meth:`EvalResult.to_dict` (with ``table`` and ``summary``), or ``{"mode": m, "error":
+    "<ExceptionType>: <message>"}`` when that mode refuses the input (one mode may fail while the other
+    succeeds). ``exclude`` applies to strict mode only.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for mode in MODES:
+        try:
+            result = evaluate(
+                gt,
+                predictions,
+                mode=mode,
+                thresholds=thresholds,
+                ks=ks,
+                exclude=exclude if mode == "strict" else (),
+            )
+        except (AssertionError, LookupError, TypeError, ValueError, AttributeError) as e:
+            text = f"{type(e).__name__}: {e}"
+            notes = getattr(e, "__notes__", [])
+            if notes:
+                text += " (" + "; ".join(notes) + ")"
+            logger.warning("%s evaluation failed: %s", mode, text)
+            out[mode] = {"mode": mode, "error": text}
+        else:
+            out[mode] = result.to_dict()
+    return out
+
+
+def recall_by_group(
+    gt: GroundTruth,
+    predictions: Mapping | Path,
+    groups: Mapping[QueryKey, str],
+    *,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    ks: Sequence[int] = DEFAULT_KS,
+    exclude: Sequence[str] = (),
+    missing_group: str = "(no group)",
+) -> pd.DataFrame:
+    """Strict-mode recall per group (e.g. per template): one row per group, largest first.
+
+    Columns: ``group``, ``num_evaluated``, ``num_missing``, one ``R{k}@{t}`` per (k, t) (fractions),
+    ``miou``. Queries absent from ``groups`` fall in ``missing_group``.
+    """
+    thresholds, ks = tuple(thresholds), tuple(ks)
+    _check_args(thresholds, ks, exclude)
+    scored = _score_strict(gt, predictions, thresholds, ks, tuple(exclude))
+    labels = np.array([groups.get(key, missing_group) for key in scored.keys], dtype=object)
+    rows = []
+    for group, _ in Counter(labels.tolist()).most_common():
+        r = scored.result(labels == group)
+        row: dict[str, Any] = {"group": group, "num_evaluated": r.num_evaluated, "num_missing": r.num_missing}
+        row.update({_recall_key(k, t): r.recall[(t, k)] for k in ks for t in thresholds})
+        row["miou"] = r.miou
+        rows.append(row)
+    columns = [
+        "group",
+        "num_evaluated",
+        "num_missing",
+        *(_recall_key(k, t) for k in ks for t in thresholds),
+        "miou",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+# ---------------------------------------------------------------------------------------------- metrics files
+
+# results/eval/metrics.parquet: one row per (predictor, split, mode); recall and mIoU as fractions
+METRIC_COLUMNS = ("R1@0.3", "R1@0.5", "R3@0.3", "R3@0.5", "R5@0.3", "R5@0.5")
+METRICS = pa.schema(
+    [
+        pa.field("predictor", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("mode", pa.string(), nullable=False),
+        pa.field("error", pa.string()),  # null when the mode succeeded
+        *(pa.field(name, pa.float64()) for name in METRIC_COLUMNS),
+        pa.field("MR1", pa.float64()),
+        pa.field("MR5", pa.float64()),
+        pa.field("miou", pa.float64()),
+        pa.field("num_results", pa.int64()),
+        pa.field("num_gt", pa.int64()),
+        pa.field("num_evaluated", pa.int64()),
+        pa.field("num_missing", pa.int64()),
+        pa.field("num_excluded", pa.int64()),
+        pa.field("excluded", pa.string()),  # JSON object {filter: queries removed}
+        pa.field("evaluated_x", pa.int64()),
+        pa.field("evaluated_y", pa.int64()),
+    ]
+)
+
+
+def write_metrics(result_dict: Mapping[str, Any], path: Path) -> None:
+    """Write one metrics JSON: ``predictor``, ``split`` and the :func:`evaluate_both` entries per mode."""
+    for key in ("predictor", "split"):
+        if not isinstance(result_dict.get(key), str):
+            raise ValueError(f"metrics for {path} need a string {key!r}")
+    if not any(mode in result_dict for mode in MODES):
+        raise ValueError(f"metrics for {path} hold no mode out of {MODES}")
+    write_json(dict(result_dict), path, indent=2)
+
+
+def metrics_table(metric_json_paths: list[Path], parquet_out: Path, markdown_out: Path) -> pd.DataFrame:
+    """Collect metrics JSONs into one row per (predictor, split, mode); write parquet and markdown."""
+    rows = []
+    for path in metric_json_paths:
+        obj = read_json(path)
+        for key in ("predictor", "split"):
+            if not isinstance(obj.get(key), str):
+                raise InputError(path, "key missing or not a string", field=key, expected="a string")
+        for mode in MODES:
+            if mode in obj:
+                rows.append(_metrics_row(obj["predictor"], obj["split"], mode, obj[mode], path))
+    seen: dict[tuple[str, str, str], int] = Counter((r["predictor"], r["split"], r["mode"]) for r in rows)
+    for (predictor, split, mode), n in seen.items():
+        if n > 1:
+            raise InputError(
+                None, f"several metrics files for predictor={predictor}, split={split}, mode={mode}"
+            )
+    rows.sort(key=lambda r: (r["split"], r["predictor"], r["mode"]))
+    table = pa.Table.from_pylist(rows, schema=METRICS)
+    write_parquet(table, parquet_out, METRICS)
+    write_text(_metrics_markdown(rows), markdown_out)
+    logger.info("metrics table: %d rows from %d files", len(rows), len(metric_json_paths))
+    return table.to_pandas()
+
+
+def _metrics_row(
+    predictor: str, split: str, mode: str, entry: Mapping[str, Any], path: Path
+) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(METRICS.names)
+    row.update(predictor=predictor, split=split, mode=mode)
+    if "error" in entry:
+        row["error"] = str(entry["error"])
+        return row
+    try:
+        recall, excluded = entry["recall"], entry["excluded"]
+        row.update({name: recall.get(name) for name in METRIC_COLUMNS})
+        row.update(
+            MR1=entry["mean_recall"].get("MR1"), MR5=entry["mean_recall"].get("MR5"), miou=entry["miou"]
+        )
+        for key in ("num_results", "num_gt", "num_evaluated", "num_missing"):
+            row[key] = int(entry[key])
+        row["num_excluded"] = sum(excluded.values())
+        row["excluded"] = json.dumps(excluded, sort_keys=True)
+        row["evaluated_x"], row["evaluated_y"] = (int(v) for v in entry["evaluated"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise InputError(
+            path, f"malformed {mode} entry: {e!r}", record=f"{predictor}/{split}", field=mode
+        ) from e
+    return row
+
+
+def _metrics_markdown(rows: list[dict[str, Any]]) -> str:
+    def pct(x: Any) -> str:
+        return "–" if x is None else f"{x * 100:.2f}"
+
+    lines = [
+        "| predictor | split | mode | R@1 IoU0.3 | R@1 IoU0.5 | R@5 IoU0.3 | R@5 IoU0.5 | mIoU | Evaluated"
+        " | note |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if isinstance(r["error"], str):
+            cells = ["–"] * 6 + ["error: " + r["error"].splitlines()[0].replace("|", "\\|")]
+        else:
+            note = ""
+            if r["mode"] == "strict":
+                removed = [f"{name} removed {n}" for name, n in json.loads(r["excluded"]).items()]
+                note = "; ".join([f"{r['num_missing']} missing", *removed])
+            cells = [
+                *(pct(r[name]) for name in ("R1@0.3", "R1@0.5", "R5@0.3", "R5@0.5", "miou")),
+                f"{r['evaluated_x']} / {r['evaluated_y']}",
+                note,
+            ]
+        lines.append("| " + " | ".join([r["predictor"], r["split"], r["mode"], *cells]) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,365 @@
+"""VSLNet (Zhang et al., ACL 2020) as used by the Ego4D NLQ baseline, block by block (vslnet.md 5, 6, 9).
+
+Video features and the token embeddings of a frozen text encoder are projected to ``dim``, encoded by ONE
+shared feature encoder, fused by context-query attention and query concatenation, re-weighted by the
+query-guided highlighting scores and read out by a conditioned span predictor into start and end logits.
+``VSLNetConfig(highlight=False)`` is VSLBase: no highlighting layer and no highlighting loss.
+
+Shapes: B batch, Lv padded video length, Lq padded token length, Dv video feature size, Ht text encoder
+hidden size, d model size. Masks hold 1 at real positions and 0 at padding.
+
+Checkpoints are a plain ``state_dict`` in ``model.safetensors`` plus ``config.json`` (the config fields), so
+they load with torch + safetensors + json alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from egonlq.errors import InputError
+from egonlq.io import atomic_path, read_json, write_json
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+MODEL_TYPE = "vslnet"
+MASK_VALUE = -1e30
+
+
+@dataclass
+class VSLNetConfig:
+    video_dim: int = 2304  # 2304 SlowFast / InternVideo, 256 EgoVLP, 1536 Omnivore
+    text_dim: int = 384  # hidden size of the frozen text encoder (384 for MiniLM, 768 for BERT-base)
+    dim: int = 128
+    num_heads: int = 8
+    dropout: float = 0.2
+    max_pos_len: int = 128  # rows of the position tables: the longest video (units) or text (tokens)
+    kernel_size: int = 7
+    num_conv_layers: int = 4
+    highlight: bool = True  # False: VSLBase
+    highlight_lambda: float = 5.0
+    extend: float = 0.1  # for the dataset: highlight target = span widened by round(extend * length) per side
+
+    def __post_init__(self) -> None:
+        if self.dim % self.num_heads:
+            raise ValueError(f"dim={self.dim} is not a multiple of num_heads={self.num_heads}")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd to keep the length, got {self.kernel_size}")
+
+
+class VSLNetOutput(NamedTuple):
+    start_logits: Tensor  # [B, Lv], MASK_VALUE at padding
+    end_logits: Tensor  # [B, Lv]
+    highlight: Tensor | None  # [B, Lv] scores in (0, 1), 0 at padding; None for VSLBase
+
+
+class VSLNetLoss(NamedTuple):
+    total: Tensor  # span + highlight_lambda * highlight
+    span: Tensor  # CE(start) + CE(end), batch means
+    highlight: Tensor  # weighted BCE over all real units of the batch (0 for VSLBase)
+
+
+def mask_logits(x: Tensor, mask: Tensor) -> Tensor:
+    """Push padding positions to -1e30 (additive, as in the reference)."""
+    return x + (1.0 - mask) * MASK_VALUE
+
+
+class VisualProjection(nn.Module):
+    """Dropout on the raw video features, then a per-position Linear(Dv -> d)."""
+
+    def __init__(self, video_dim: int, dim: int, dropout: float):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(video_dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear(self.dropout(x))  # [B, Lv, Dv] -> [B, Lv, d]
+
+
+class DepthwiseSeparableConv(nn.Module):
+    """One pre-norm residual conv sub-block: ``x + Dropout(ReLU(PW(DW(LN(x)))))``."""
+
+    def __init__(self, dim: int, kernel_size: int, dropout: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.depthwise = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim, bias=False)
+        self.pointwise = nn.Conv1d(dim, dim, kernel_size=1)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.norm(x).transpose(1, 2)  # [B, d, L]; no masking inside the convolutions
+        y = F.relu(self.pointwise(self.depthwise(y)))
+        return x + self.dropout(y.transpose(1, 2))  # [B, L, d]
+
+
+class MultiHeadAttention(nn.Module):
+    """Pre-norm self-attention with a key mask, then a pre-norm Linear, both residual."""
+
+    def __init__(self, dim: int, num_heads: int, dropout: float):
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.query = nn.Linear(dim, dim)
+        self.key = nn.Linear(dim, dim)
+        self.value = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.out = nn.Linear(dim, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def split_heads(self, x: Tensor) -> Tensor:
+        B, L, _ = x.shape
+        return x.view(B, L, self.num_heads, self.head_dim).transpose(1, 2)  # [B, h, L, d/h]
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        B, L, d = x.shape
+        y = self.dropout(self.norm1(x))
+        q, k, v = (self.split_heads(proj(y)) for proj in (self.query, self.key, self.value))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # [B, h, L, L]
+        scores = mask_logits(scores, mask[:, None, None, :])  # mask the keys
+        attn = self.dropout(F.softmax(scores, dim=-1))
+        o = (attn @ v).transpose(1, 2).reshape(B, L, d)  # merge heads: [B, L, d]
+        r = self.dropout(o) + x
+        return self.dropout(self.out(self.dropout(self.norm2(r)))) + r
+
+
+class FeatureEncoder(nn.Module):
+    """Learned positions, ``num_conv_layers`` depthwise-separable conv sub-blocks, one attention sub-block."""
+
+    def __init__(self, config: VSLNetConfig):
+        super().__init__()
+        self.position = nn.Embedding(config.max_pos_len, config.dim)
+        self.convs = nn.ModuleList(
+            DepthwiseSeparableConv(config.dim, config.kernel_size, config.dropout)
+            for _ in range(config.num_conv_layers)
+        )
+        self.attention = MultiHeadAttention(config.dim, config.num_heads, config.dropout)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        L = x.size(1)
+        if L > self.position.num_embeddings:
+            raise ValueError(
+                f"sequence of {L} positions exceeds max_pos_len={self.position.num_embeddings}: "
+                "pool the video features and truncate the text tokens first"
+            )
+        x = x + self.position(torch.arange(L, device=x.device))  # [B, L, d]
+        for conv in self.convs:
+            x = conv(x)
+        return self.attention(x, mask)  # [B, L, d]
+
+
+class ContextQueryAttention(nn.Module):
+    """Trilinear video-text similarity, then video-to-text (A) and text-to-video (Bq) attention."""
+
+    def __init__(self, dim: int, dropout: float):
+        super().__init__()
+        self.w_c = nn.Parameter(nn.init.xavier_uniform_(torch.empty(dim, 1)))
+        self.w_q = nn.Parameter(nn.init.xavier_uniform_(torch.empty(dim, 1)))
+        self.w_m = nn.Parameter(nn.init.xavier_uniform_(torch.empty(1, 1, dim)))
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(4 * dim, dim)
+
+    def forward(self, c: Tensor, q: Tensor, c_mask: Tensor, q_mask: Tensor) -> Tensor:
+        # c: [B, Lv, d] video, q: [B, Lq, d] text; the dropout copies only feed the similarity
+        c_, q_ = self.dropout(c), self.dropout(q)
+        # S = (C' w_C) + (Q' w_Q)^T + (C' * w_m) Q'^T: [B, Lv, 1] + [B, 1, Lq] + [B, Lv, Lq]
+        s = c_ @ self.w_c + (q_ @ self.w_q).transpose(1, 2) + (c_ * self.w_m) @ q_.transpose(1, 2)
+        s_r = F.softmax(mask_logits(s, q_mask[:, None, :]), dim=2)  # over the text
+        s_c = F.softmax(mask_logits(s, c_mask[:, :, None]), dim=1)  # over the video
+        a = s_r @ q  # [B, Lv, d]
+        bq = (s_r @ s_c.transpose(1, 2)) @ c  # [B, Lv, d]
+        return self.linear(torch.cat([c, a, c * a, c * bq], dim=2))  # [B, Lv, d]
+
+
+class CQConcatenate(nn.Module):
+    """Query concatenation: attention-pool the text to one vector, append it to every video unit."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.w_p = nn.Parameter(nn.init.xavier_uniform_(torch.empty(dim, 1)))
+        self.linear = nn.Linear(2 * dim, dim)
+
+    def forward(self, f: Tensor, q: Tensor, q_mask: Tensor) -> Tensor:
+        alpha = F.softmax(mask_logits((q @ self.w_p).squeeze(2), q_mask), dim=1)  # [B, Lq]
+        pooled = (alpha.unsqueeze(2) * q).sum(dim=1)  # [B, d]
+        pooled = pooled.unsqueeze(1).expand(-1, f.size(1), -1)  # [B, Lv, d]
+        return self.linear(torch.cat([f, pooled], dim=2))  # [B, Lv, d]
+
+
+class HighlightLayer(nn.Module):
+    """Query-guided highlighting: a per-unit foreground score in (0, 1), 0 at padding."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.linear = nn.Linear(dim, 1)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        return torch.sigmoid(mask_logits(self.linear(x).squeeze(2), mask))  # [B, Lv]
+
+
+class ConditionedPredictor(nn.Module):
+    """Span predictor whose end features are computed from its start features."""
+
+    def __init__(self, config: VSLNetConfig):
+        super().__init__()
+        d = config.dim
+        self.encoder = FeatureEncoder(config)  # its own weights and position table
+        self.start_norm = nn.LayerNorm(d, eps=1e-6)
+        self.end_norm = nn.LayerNorm(d, eps=1e-6)
+        self.start_head = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), nn.Linear(d, 1))
+        self.end_head = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), nn.Linear(d, 1))
+
+    def forward(self, f: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        h_s = self.encoder(f, mask)  # [B, Lv, d]
+        h_e = self.encoder(h_s, mask)
+        h_s, h_e = self.start_norm(h_s), self.end_norm(h_e)
+        start = self.start_head(torch.cat([h_s, f], dim=2)).squeeze(2)  # [B, Lv]
+        end = self.end_head(torch.cat([h_e, f], dim=2)).squeeze(2)
+        return mask_logits(start, mask), mask_logits(end, mask)
+
+
+class VSLNet(nn.Module):
+    """Video span localisation: start/end logits over the video units for a text query."""
+
+    def __init__(self, config: VSLNetConfig):
+        super().__init__()
+        self.config = config
+        self.video_projection = VisualProjection(config.video_dim, config.dim, config.dropout)
+        self.text_projection = nn.Linear(config.text_dim, config.dim)  # no extra dropout on this path
+        self.encoder = FeatureEncoder(config)  # ONE encoder, shared by text and video
+        self.cq_attention = ContextQueryAttention(config.dim, config.dropout)
+        self.cq_concat = CQConcatenate(config.dim)
+        self.highlight_layer = HighlightLayer(config.dim) if config.highlight else None
+        self.predictor = ConditionedPredictor(config)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        # xavier-uniform weights and zero biases; position tables keep N(0, 1), LayerNorms (1, 0)
+        if isinstance(module, nn.Linear | nn.Conv1d):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def forward(self, video: Tensor, video_mask: Tensor, text: Tensor, text_mask: Tensor) -> VSLNetOutput:
+        # video [B, Lv, Dv], video_mask [B, Lv], text [B, Lq, Ht] (frozen encoder tokens), text_mask [B, Lq]
+        video_mask, text_mask = video_mask.float(), text_mask.float()
+        v = self.video_projection(video)  # [B, Lv, d]
+        q = self.text_projection(text)  # [B, Lq, d]
+        q = self.encoder(q, text_mask)
+        v = self.encoder(v, video_mask)
+        f = self.cq_attention(v, q, video_mask, text_mask)  # [B, Lv, d]
+        f = self.cq_concat(f, q, text_mask)  # [B, Lv, d]
+        h = None
+        if self.highlight_layer is not None:
+            h = self.highlight_layer(f, video_mask)  # [B, Lv]
+            f = f * h.unsqueeze(2)
+        start_logits, end_logits = self.predictor(f, video_mask)  # [B, Lv] each
+        return VSLNetOutput(start_logits, end_logits, h)
+
+    def loss(
+        self,
+        out: VSLNetOutput,
+        s_ind: Tensor,
+        e_ind: Tensor,
+        video_mask: Tensor,
+        highlight_labels: Tensor | None = None,
+    ) -> VSLNetLoss:
+        """Span cross-entropy plus ``highlight_lambda`` x the weighted highlighting BCE (vslnet.md 6).
+
+        ``s_ind``, ``e_ind``: ``[B]`` unit labels; ``highlight_labels``: ``[B, Lv]`` 0/1 targets from
+        :func:`egonlq.grounding.spans.highlight_labels` (zero-padded), required unless the config is VSLBase.
+        """
+        span = F.cross_entropy(out.start_logits, s_ind) + F.cross_entropy(out.end_logits, e_ind)
+        if out.highlight is None:
+            return VSLNetLoss(span, span, span.new_zeros(()))
+        if highlight_labels is None:
+            raise ValueError("highlight_labels are required when the model has a highlighting layer")
+        mask, y = video_mask.float(), highlight_labels.float()
+        # BCE on probabilities (log clamped at -100, like nn.BCELoss); autocast refuses it, so run in fp32
+        with torch.autocast(out.highlight.device.type, enabled=False):
+            bce = F.binary_cross_entropy(out.highlight.float(), y, reduction="none")  # [B, Lv]
+        weights = torch.where(y > 0, 2.0, 1.0)
+        hl = (bce * weights * mask).sum() / (mask.sum() + 1e-12)  # one mean over all units of the batch
+        return VSLNetLoss(span + self.config.highlight_lambda * hl, span, hl)
+
+    # ---- checkpoints ----
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write ``model.safetensors`` (the state dict) and ``config.json`` (the config fields) atomically."""
+        directory = Path(directory)
+        tensors = {name: t.detach().cpu().contiguous() for name, t in self.state_dict().items()}
+        with atomic_path(directory / WEIGHTS_NAME) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": "pt"})
+        write_json({"model_type": MODEL_TYPE, **asdict(self.config)}, directory / CONFIG_NAME, indent=2)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> VSLNet:
+        """Rebuild a model saved by :meth:`save_pretrained`; any mismatch names the file and the tensor."""
+        directory = Path(directory)
+        config = _read_config(directory / CONFIG_NAME)
+        model = cls(config)
+        weights = directory / WEIGHTS_NAME
+        if not weights.is_file():
+            raise InputError(weights, "checkpoint weights not found")
+        try:
+            state = load_file(str(weights))
+        except (SafetensorError, OSError) as e:
+            raise InputError(weights, f"not a readable safetensors file: {e}") from e
+        expected = model.state_dict()
+        missing, unexpected = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
+        if missing or unexpected:
+            raise InputError(
+                weights, f"tensors do not match the config: missing {missing}, unexpected {unexpected}"
+            )
+        for name, tensor in state.items():
+            if tensor.shape != expected[name].shape:
+                raise InputError(
+                    weights,
+                    f"tensor has shape {list(tensor.shape)}",
+                    field=name,
+                    expected=f"shape {list(expected[name].shape)} from {CONFIG_NAME}",
+                )
+        model.load_state_dict(state)
+        return model.to(device)
+
+
+def _read_config(path: Path) -> VSLNetConfig:
+    raw = read_json(path)
+    if not isinstance(raw, dict) or raw.get("model_type") != MODEL_TYPE:
+        raise InputError(path, "not a VSLNet config", field="model_type", expected=repr(MODEL_TYPE))
+    known = {f.name for f in fields(VSLNetConfig)}
+    unknown = sorted(raw.keys() - known - {"model_type"})
+    if unknown:
+        raise InputError(path, f"unknown config keys {unknown}", expected=f"keys among {sorted(known)}")
+    try:
+        return VSLNetConfig(**{k: v for k, v in raw.items() if k in known})
+    except (TypeError, ValueError) as e:
+        raise InputError(path, f"invalid config: {e}") from e
+
+
+@torch.no_grad()
+def decode_topk(start_logits: Tensor, end_logits: Tensor, mask: Tensor, k: int = 5) -> tuple[Tensor, Tensor]:
+    """Top-k inclusive spans ``(s [B, k], e [B, k])`` by ``p_start[s] * p_end[e]``, ``s <= e`` (vslnet.md 9).
+
+    Softmaxes run over the padded length (padding has probability 0); cells are ranked row-major like the
+    reference. Only cells inside the sample's ``v_len`` count: when it has fewer than ``k`` of them
+    (``v_len <= 2``), the remaining slots repeat the best span, so no index ever exceeds ``v_len - 1``.
+    """
+    W = start_logits.size(1)
+    p_s, p_e = F.softmax(start_logits.float(), dim=1), F.softmax(end_logits.float(), dim=1)  # [B, W]
+    scores = p_s.unsqueeze(2) * p_e.unsqueeze(1)  # [B, W, W]: P[i, j] = p_s[i] * p_e[j]
+    real = mask.bool()
+    valid = torch.triu(real.unsqueeze(2) & real.unsqueeze(1))  # s <= e < v_len
+    scores = scores.masked_fill(~valid, -1.0).flatten(1)  # [B, W*W], row-major
+    scores = F.pad(scores, (0, max(0, k - W * W)), value=-1.0)  # so that k cells always exist
+    top, flat = scores.topk(k, dim=1)  # [B, k]
+    flat = torch.where(top >= 0, flat, flat[:, :1])
+    return flat // W, flat % W

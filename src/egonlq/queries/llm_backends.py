@@ -1,0 +1,427 @@
+"""Text generation backends for synthetic queries (llm-queries.md, "Backends").
+
+Every backend turns prompts into answers and says what it is (``fingerprint``, part of every cache key):
+
+- :class:`TemplateBackend`: the deterministic rule-based writer of :mod:`egonlq.queries.template_writer`; it
+reads the
+  block back from the prompt and answers in the same JSON format as a model, so its output takes the same
+  parse and validation path. Token counts are whitespace words.
+- :class:`HFBackend`: a transformers causal LM from a local folder (or the local Hugging Face cache;
+  nothing is downloaded), batched with left padding, the tokenizer's chat template when it has one, greedy by
+  default.
+  The seed's model is ``google/gemma-2b-it`` (:data:`DEFAULT_HF_MODEL`); offline it must be a local path.
+- :class:`OpenAIBackend`: an OpenAI-compatible ``/chat/completions`` endpoint (e.g. a vLLM server) over HTTP
+  with the standard library, with timeouts and retries.
+
+:func:`write_tiny_random_lm` saves a tiny randomly initialised model with its tokenizer and chat template:
+tests, benchmarks and offline demo runs use it to exercise the ``hf`` path without weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Protocol
+
+from egonlq.errors import InputError
+from egonlq.queries.blocks import parse_numbered_list
+from egonlq.queries.template_writer import WRITER_VERSION, paraphrase, write_block_questions
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HF_MODEL = "google/gemma-2b-it"
+_DTYPES = ("float32", "bfloat16", "float16")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    n_prompt_tokens: int
+    n_new_tokens: int
+
+
+class Backend(Protocol):
+    """What :func:`egonlq.queries.llm_queries.generate_shard` needs from a backend."""
+
+    @property
+    def name(self) -> str:
+        """The ``source`` tag of its outputs: ``"template"`` or ``"llm:<model name>"``."""
+        ...
+
+    def fingerprint(self) -> dict:
+        """Model identity and generation parameters; part of every cache key."""
+        ...
+
+    def generate(self, prompts: list[str]) -> list[Generation]:
+        """One answer per prompt, in order."""
+        ...
+
+
+class TemplateBackend:
+    """Rule-based writer: one question per narration in an official template style, or a paraphrase.
+
+    A prompt whose last numbered list carries times (a narration block) gets questions; a list without times
+    (sentences) gets paraphrases, variant taken from the prompt's ``variant N`` phrase.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    @property
+    def name(self) -> str:
+        return "template"
+
+    def fingerprint(self) -> dict:
+        return {"backend": "template", "seed": self.seed, "writer_version": WRITER_VERSION}
+
+    def generate(self, prompts: list[str]) -> list[Generation]:
+        out = []
+        for prompt in prompts:
+            items, timed = parse_numbered_list(prompt)
+            if timed:
+                answer = [{"i": i, "question": q} for i, _, q in write_block_questions(items, seed=self.seed)]
+            else:
+                variant = _variant_of(prompt)
+                answer = []
+                for i, (_, text) in enumerate(items, 1):
+                    p = paraphrase(text, seed=self.seed, variant=variant)
+                    if p is not None:
+                        answer.append({"i": i, "text": p})
+            text = json.dumps(answer, ensure_ascii=False)
+            out.append(Generation(text, len(prompt.split()), len(text.split())))
+        return out
+
+
+def _variant_of(prompt: str) -> int:
+    m = re.search(r"\bvariant (\d+)\b", prompt)
+    return int(m.group(1)) if m else 1
+
+
+def _model_name(model: str) -> str:
+    return Path(model.rstrip("/")).name or model
+
+
+class HFBackend:
+    """A transformers causal LM, loaded and checked in the constructor (before any work starts)."""
+
+    def __init__(
+        self,
+        model_path: str | Path = DEFAULT_HF_MODEL,
+        *,
+        batch_size: int = 8,
+        max_new_tokens: int = 256,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        dtype: str = "float32",
+        device: str = "cpu",
+        seed: int = 0,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
+        if batch_size < 1 or max_new_tokens < 1:
+            raise ValueError("batch_size and max_new_tokens must be >= 1")
+        self.model_path = str(model_path)
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.do_sample = do_sample
+        self.temperature = temperature
+        self.top_p = top_p
+        self.dtype = dtype
+        self.device = device
+        self.seed = seed
+        self._torch = torch
+
+        local = Path(self.model_path)
+        looks_like_path = local.is_absolute() or self.model_path.startswith((".", "~")) or local.exists()
+        if looks_like_path and not local.is_dir():
+            raise InputError(local, "model folder not found", expected="a local transformers model folder")
+        if looks_like_path and not (local / "config.json").is_file():
+            raise InputError(local, "model folder has no config.json", expected="a transformers model folder")
+        if looks_like_path and not any((local / f).is_file() for f in _TOKENIZER_FILES):
+            raise InputError(local, "model folder has no tokenizer", expected=f"one of {_TOKENIZER_FILES}")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
+        except Exception as e:  # any loading failure is a bad model folder or id
+            raise InputError(
+                self.model_path,
+                f"cannot load a tokenizer: {e}",
+                expected="a model folder with its tokenizer files, or a model id in the local Hugging Face "
+                "cache (downloads are disabled)",
+            ) from e
+        if not getattr(self.tokenizer, "vocab_size", 0):
+            raise InputError(self.model_path, "the model folder has no usable tokenizer", field="tokenizer")
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            if self.tokenizer.eos_token is None:
+                raise InputError(
+                    self.model_path, "tokenizer has neither a pad nor an eos token", field="pad_token"
+                )
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        try:
+            self.model = AutoModelForCausalLM.from_pretrained(
+                self.model_path, local_files_only=True, dtype=getattr(torch, dtype)
+            )
+        except Exception as e:  # any loading failure is a bad model folder or id
+            raise InputError(self.model_path, f"cannot load the model: {e}", expected="a causal LM") from e
+        self.model.to(device).eval()
+        self.has_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
+        self._identity = self._model_identity(local if looks_like_path else None)
+        logger.info("hf backend: %s (chat template: %s)", self.model_path, self.has_chat_template)
+
+    def _model_identity(self, local: Path | None) -> dict:
+        """Config hash and weight file sizes: a cheap identity of the weights, whatever the folder name."""
+        config = json.dumps(self.model.config.to_dict(), sort_keys=True, default=str)
+        identity = {"config_sha256": hashlib.sha256(config.encode("utf-8")).hexdigest()}
+        if local is not None:
+            identity["weights"] = {
+                p.name: p.stat().st_size
+                for p in sorted(local.glob("*"))
+                if p.suffix in (".safetensors", ".bin")
+            }
+        template = self.tokenizer.chat_template or ""
+        identity["chat_template_sha256"] = hashlib.sha256(template.encode("utf-8")).hexdigest()
+        return identity
+
+    @property
+    def name(self) -> str:
+        return f"llm:{_model_name(self.model_path)}"
+
+    def fingerprint(self) -> dict:
+        params = {
+            "max_new_tokens": self.max_new_tokens,
+            "do_sample": self.do_sample,
+            "dtype": self.dtype,
+            "seed": self.seed,
+        }
+        if self.do_sample:
+            params.update(temperature=self.temperature, top_p=self.top_p)
+        return {"backend": "hf", "model": self.model_path, **self._identity, "generation": params}
+
+    def chat_text(self, prompt: str) -> str:
+        """The prompt as the model sees it: wrapped in the chat template when the tokenizer has one."""
+        if not self.has_chat_template:
+            return prompt
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+
+    def generate(self, prompts: list[str]) -> list[Generation]:
+        out: list[Generation] = []
+        for i in range(0, len(prompts), self.batch_size):
+            out += self._generate_batch(prompts[i : i + self.batch_size])
+        return out
+
+    def _generate_batch(self, prompts: list[str]) -> list[Generation]:
+        torch = self._torch
+        texts = [self.chat_text(p) for p in prompts]
+        enc = self.tokenizer(
+            texts, return_tensors="pt", padding=True, add_special_tokens=not self.has_chat_template
+        ).to(self.device)
+        kwargs = {
+            "max_new_tokens": self.max_new_tokens,
+            "do_sample": self.do_sample,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if self.do_sample:
+            kwargs.update(temperature=self.temperature, top_p=self.top_p)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        torch.manual_seed(self.seed)
+        with torch.inference_mode():
+            output = self.model.generate(**enc, **kwargs)
+        new = output[:, enc["input_ids"].shape[1] :].cpu()  # (B, T_new)
+        n_prompt = enc["attention_mask"].sum(dim=1).cpu().tolist()
+        eos_ids = self._eos_ids()
+        result = []
+        for row, n_p in zip(new.tolist(), n_prompt, strict=True):
+            n_new = next((k + 1 for k, tok in enumerate(row) if tok in eos_ids), len(row))
+            text = self.tokenizer.decode(row[:n_new], skip_special_tokens=True)
+            result.append(Generation(text, int(n_p), n_new))
+        return result
+
+    def _eos_ids(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(self.tokenizer.eos_token_id)
+        return ids
+
+
+class OpenAIBackend:
+    """An OpenAI-compatible chat-completions endpoint (``{base_url}/chat/completions``).
+
+    The API key is read from the environment variable ``api_key_env`` (no header when it is unset, as for a
+    local vLLM server). Requests time out after ``timeout_s``; connection errors, timeouts, HTTP 429 and 5xx
+    are retried ``retries`` times with exponential backoff, then the error is raised (the cache keeps what
+    was finished, so a rerun resumes). ``concurrency`` requests run at once.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key_env: str = "OPENAI_API_KEY",
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        timeout_s: float = 60.0,
+        retries: int = 3,
+        backoff_s: float = 1.0,
+        concurrency: int = 4,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.api_key_env = api_key_env
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.top_p = top_p
+        self.seed = seed
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.concurrency = max(1, concurrency)
+
+    @property
+    def name(self) -> str:
+        return f"llm:{_model_name(self.model)}"
+
+    def fingerprint(self) -> dict:
+        return {
+            "backend": "openai",
+            "url": self.url,
+            "model": self.model,
+            "generation": {
+                "max_tokens": self.max_tokens,
+                "temperature": self.temperature,
+                "top_p": self.top_p,
+                "seed": self.seed,
+            },
+        }
+
+    def generate(self, prompts: list[str]) -> list[Generation]:
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(self._complete, prompts))
+
+    def _complete(self, prompt: str) -> Generation:
+        body = json.dumps(
+            {
+                "model": self.model,
+                "messages": [{"role": "user", "content": prompt}],
+                "max_tokens": self.max_tokens,
+                "temperature": self.temperature,
+                "top_p": self.top_p,
+                "seed": self.seed,
+            }
+        ).encode("utf-8")
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.api_key_env)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        for attempt in range(self.retries + 1):
+            request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                    reply = json.loads(response.read().decode("utf-8"))
+                break
+            except urllib.error.HTTPError as e:
+                if (e.code != 429 and e.code < 500) or attempt == self.retries:
+                    raise RuntimeError(f"{self.url}: HTTP {e.code} {e.reason}") from e
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+                if attempt == self.retries:
+                    raise RuntimeError(f"{self.url}: no answer after {self.retries + 1} tries: {e}") from e
+            logger.warning("%s: try %d failed, retrying", self.url, attempt + 1)
+            time.sleep(self.backoff_s * 2**attempt)
+        try:
+            text = reply["choices"][0]["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError) as e:
+            raise RuntimeError(f"{self.url}: reply is not a chat completion: {str(reply)[:200]}") from e
+        usage = reply.get("usage") or {}
+        return Generation(text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
+
+
+def source_name(kind: str, model: str | None = None) -> str:
+    """The ``source`` tag a backend gives its queries, known without loading it (for planning runs)."""
+    if kind == "template":
+        return "template"
+    if kind in ("hf", "openai"):
+        return f"llm:{_model_name(model or DEFAULT_HF_MODEL)}"
+    raise ValueError(f"unknown backend {kind!r}; expected one of ['hf', 'openai', 'template']")
+
+
+def make_backend(kind: str, **kwargs: object) -> Backend:
+    """``"template"`` -> :class:`TemplateBackend`, ``"hf"`` -> :class:`HFBackend`, ``"openai"`` ->
+    :class:`OpenAIBackend`; ``kwargs`` go to the constructor."""
+    classes = {"template": TemplateBackend, "hf": HFBackend, "openai": OpenAIBackend}
+    if kind not in classes:
+        raise ValueError(f"unknown backend {kind!r}; expected one of {sorted(classes)}")
+    return classes[kind](**kwargs)
+
+
+def write_tiny_random_lm(out_dir: str | Path, *, seed: int = 0, corpus: list[str] | None = None) -> Path:
+    """Save a tiny randomly initialised Llama with a byte-level BPE tokenizer and a chat template.
+
+    Its output is gibberish by construction: it exercises batching, chat templates, parsing and rejection
+    counting for real without any downloaded weights. ``corpus`` trains the tokenizer (default: the packaged
+    prompt files, so that prompts tokenise compactly).
+    """
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    out_dir = Path(out_dir)
+    specials = ["<pad>", "<bos>", "<eos>", "<|user|>", "<|assistant|>", "<|end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=512,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    prompts = resources.files("egonlq.queries").joinpath("prompts")
+    files = sorted((p for p in prompts.iterdir() if p.name.endswith(".txt")), key=lambda p: p.name)
+    text = corpus or [p.read_text(encoding="utf-8") for p in files]
+    tok.train_from_iterator(text * 4, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>"
+    )
+    tokenizer.chat_template = (
+        "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+    )
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir

@@ -1,0 +1,595 @@
+"""Narrations-as-Queries (NaQ; naq.md section 1): EgoClip narration windows become NLQ-format train queries.
+
+Faithful to ``srama2512/NaQ`` ``utils/create_naq_dataset.py``:
+
+- the clip pool is the union of the episodic-memory TRAIN clips of VQ, NLQ and MQ (:func:`em_train_clips`);
+- v1 keeps ``int(0.95 N)`` of the SORTED pool video uids after ``random.seed(300)`` and one shuffle;
+- every EgoClip row (file order) lying entirely inside a pool clip becomes a query of that clip
+  (video-absolute comparison), duplicated into every clip that contains it; the text is EgoClip's
+  ``clip_text`` unchanged (``#C C ...``: the ``#`` marks narration samples for jittering downstream);
+- one annotation per clip, ``annotation_uid = f"{video_uid}_{clip_uid}"`` (not a UUID);
+- :func:`merge_naq_nlq` puts NLQ annotations first for shared clips and sorts by ``(video_uid, clip_uid)``.
+
+Without ``egoclip.csv``, :func:`naq_windows_from_narrations` rebuilds EgoClip-equivalent rows from the
+NARRATIONS table with the EgoClip window rule (:mod:`egonlq.data.egoclip`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from tqdm import tqdm
+
+from egonlq.data.egoclip import alpha_of, egoclip_windows, mean_gaps
+from egonlq.data.tables import EGOCLIP
+from egonlq.errors import InputError
+from egonlq.io import read_json
+from egonlq.queries.training_queries import TRAINING_QUERIES, derived_flags
+from egonlq.timegrid import CANONICAL_FPS
+
+logger = logging.getLogger(__name__)
+
+SUBSAMPLE_FRACTION = 0.95  # v1 keeps int(0.95 N) of the shuffled pool videos
+POOL_COLUMNS = ("video_uid", "clip_uid", "video_start_sec", "video_end_sec")
+CLIP_MD_FIELDS = ("video_start_sec", "video_end_sec", "video_start_frame", "video_end_frame")
+
+# EgoClip-equivalent rows built from narration.json: the EGOCLIP columns NaQ and provenance need
+EGOCLIP_ROWS = pa.schema(
+    [
+        EGOCLIP.field(name)
+        for name in (
+            "video_uid",
+            "narration_source",
+            "narration_ind",
+            "narration_time",
+            "clip_start",
+            "clip_end",
+            "clip_text",
+        )
+    ]
+)
+
+
+# ---------------------------------------------------------------------------------------------- the clip pool
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def em_train_clips(paths: Sequence[Path]) -> pd.DataFrame:
+    """Union of the episodic-memory train clips of ``paths`` (NLQ, VQ and MQ train files).
+
+    Only ``video_uid``, ``clip_uid``, ``video_start_sec``, ``video_end_sec`` are read. Rows come in insertion
+    order: file by file (the reference reads vq, nlq, moments), clips in file order, a clip seen before
+    skipped. The same (video, clip) with different bounds in two places is an InputError (the reference
+    asserts equality). Columns :data:`POOL_COLUMNS`.
+    """
+    pool: dict[tuple[str, str], tuple[float, float, str]] = {}
+    for path in paths:
+        path = Path(path)
+        data = read_json(path)
+        videos = data.get("videos") if isinstance(data, dict) else None
+        if not isinstance(videos, list):
+            raise InputError(path, "root has no list of videos", field="videos", expected="a JSON list")
+        for v_idx, video in enumerate(videos):
+            vrec = f"videos[{v_idx}]"
+            if not isinstance(video, dict):
+                raise InputError(path, "video is not an object", record=vrec)
+            video_uid = video.get("video_uid")
+            if not isinstance(video_uid, str) or not video_uid:
+                raise InputError(path, "bad video_uid", record=vrec, field="video_uid", expected="a string")
+            clips = video.get("clips")
+            if not isinstance(clips, list):
+                raise InputError(
+                    path,
+                    "clips missing",
+                    record=f"video_uid={video_uid}",
+                    field="clips",
+                    expected="a JSON list",
+                )
+            for c_idx, clip in enumerate(clips):
+                crec = f"video_uid={video_uid}, clips[{c_idx}]"
+                if not isinstance(clip, dict):
+                    raise InputError(path, "clip is not an object", record=crec)
+                clip_uid = clip.get("clip_uid")
+                if not isinstance(clip_uid, str) or not clip_uid:
+                    raise InputError(path, "bad clip_uid", record=crec, field="clip_uid", expected="a string")
+                crec = f"video_uid={video_uid}, clip_uid={clip_uid}"
+                for key in ("video_start_sec", "video_end_sec"):
+                    if not _is_number(clip.get(key)):
+                        raise InputError(
+                            path,
+                            f"bad value {clip.get(key, '<absent>')!r}",
+                            record=crec,
+                            field=key,
+                            expected="a finite number",
+                        )
+                vs, ve = clip["video_start_sec"], clip["video_end_sec"]
+                if ve < vs:
+                    raise InputError(
+                        path,
+                        f"clip ends before it starts ({vs} > {ve})",
+                        record=crec,
+                        field="video_end_sec",
+                        expected="video_end_sec >= video_start_sec",
+                    )
+                key = (video_uid, clip_uid)
+                if key in pool:
+                    pvs, pve, ppath = pool[key]
+                    if (pvs, pve) != (vs, ve):
+                        raise InputError(
+                            path,
+                            f"clip bounds ({vs}, {ve}) conflict with ({pvs}, {pve}) in {ppath}",
+                            record=crec,
+                            field="video_start_sec, video_end_sec",
+                            expected="the same bounds in every EM train file",
+                        )
+                else:
+                    pool[key] = (vs, ve, str(path))
+    frame = pd.DataFrame(
+        {
+            "video_uid": pd.Series([k[0] for k in pool], dtype=object),
+            "clip_uid": pd.Series([k[1] for k in pool], dtype=object),
+            "video_start_sec": np.array([v[0] for v in pool.values()], dtype=np.float64),
+            "video_end_sec": np.array([v[1] for v in pool.values()], dtype=np.float64),
+        }
+    )
+    logger.info(
+        "EM train pool: %d clips in %d videos from %d files",
+        len(frame),
+        frame["video_uid"].nunique(),
+        len(paths),
+    )
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------- EgoClip rows
+
+
+def naq_windows_from_narrations(
+    narrations: pa.Table,
+    videos: pa.Table,
+    *,
+    alpha: float | None,
+    passes: Sequence[int] = (1, 2),
+) -> tuple[pa.Table, dict]:
+    """EgoClip-equivalent rows (:data:`EGOCLIP_ROWS`) from the NARRATIONS table, for runs without egoclip.csv.
+
+    Which narrations become rows (EgoClip's 3,847,723 rows for ~3.85M narrations suggest it keeps almost all):
+    every narration of the selected ``passes`` with a timestamp inside ``[0, duration]`` of a known video and
+    non-empty text, ``#C``, ``#O``, ``#unsure`` and untagged alike; ``#summary`` entries are dropped. The text
+    is kept raw (tags included), like EgoClip's ``clip_text``. ``beta`` is the mean gap of the rows of each
+    (video, pass), ``alpha`` (unless given) the mean ``beta``; windows are clamped to the video. Row order
+    stands in for EgoClip's file order: videos in order of first appearance, then pass, then narration index.
+
+    Stats: ``rows_in``, ``rows_out``, ``dropped`` (reason -> count, each row under its first reason:
+    ``pass_not_selected``, ``video_unknown``, ``tag_summary``, ``null_timestamp``,
+    ``timestamp_outside_video``, ``empty_text``), ``alpha``, ``alpha_given``, ``passes``, ``videos_out``.
+    """
+    if alpha is not None and not alpha > 0:
+        raise ValueError(f"alpha must be > 0, got {alpha}")
+    n = narrations.num_rows
+    encoded = pc.dictionary_encode(narrations.column("video_uid").combine_chunks())
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)  # first-appearance order
+    known = pc.index_in(encoded.dictionary, value_set=videos.column("video_uid"))
+    video_dur = pc.fill_null(pc.take(videos.column("duration_sec").cast(pa.float64()), known), np.nan)
+    dur = video_dur.to_numpy()[codes] if n else np.zeros(0, dtype=np.float64)
+    pass_no = narrations.column("pass").to_numpy(zero_copy_only=False).astype(np.int64)
+    idx = narrations.column("narration_idx").to_numpy(zero_copy_only=False).astype(np.int64)
+    t = pc.fill_null(narrations.column("timestamp_sec").cast(pa.float64()), np.nan).to_numpy()
+    text = narrations.column("text")
+    tag = pc.utf8_lower(narrations.column("tag")).to_numpy(zero_copy_only=False)
+    empty = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0), True)
+    checks = [
+        ("pass_not_selected", ~np.isin(pass_no, np.asarray(passes, dtype=np.int64))),
+        ("video_unknown", ~np.isfinite(dur)),
+        ("tag_summary", tag == "#summary"),
+        ("null_timestamp", ~np.isfinite(t)),
+        ("timestamp_outside_video", (t < 0) | (t > dur)),
+        ("empty_text", empty.to_numpy(zero_copy_only=False)),
+    ]
+    dropped_mask = np.zeros(n, dtype=bool)
+    dropped: dict[str, int] = {}
+    for name, mask in checks:
+        hit = mask & ~dropped_mask
+        dropped[name] = int(hit.sum())
+        dropped_mask |= hit
+    keep = np.flatnonzero(~dropped_mask)
+    keep = keep[np.lexsort((idx[keep], pass_no[keep], codes[keep]))]
+
+    # beta per (video, pass): rows of a group are contiguous after the sort
+    group = codes[keep] * 256 + pass_no[keep]
+    starts = (
+        np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(keep) else np.zeros(0, dtype=np.int64)
+    )
+    names = encoded.dictionary.to_pylist()
+    keys = [(names[g // 256], int(g % 256)) for g in group[starts].tolist()]
+    groups = np.split(t[keep], starts[1:]) if len(keep) else []
+    betas = mean_gaps(dict(zip(keys, groups, strict=True)))
+    alpha_value = float(alpha) if alpha is not None else alpha_of(betas)
+    beta = np.repeat(np.array([betas[k] for k in keys], dtype=np.float64), np.diff(np.r_[starts, len(keep)]))
+    start, end = egoclip_windows(t[keep], beta, alpha_value, duration=dur[keep])
+
+    take = pa.array(keep, pa.int64())
+    table = pa.table(
+        {
+            "video_uid": narrations.column("video_uid").take(take),
+            "narration_source": pc.binary_join_element_wise(
+                "narration_pass_", pc.cast(pa.array(pass_no[keep]), pa.string()), ""
+            ),
+            "narration_ind": pa.array(idx[keep], pa.int64()),
+            "narration_time": pa.array(t[keep], pa.float64()),
+            "clip_start": pa.array(start, pa.float64()),
+            "clip_end": pa.array(end, pa.float64()),
+            "clip_text": text.take(take),
+        },
+        schema=EGOCLIP_ROWS,
+    )
+    stats = {
+        "rows_in": n,
+        "rows_out": table.num_rows,
+        "dropped": dropped,
+        "alpha": alpha_value,
+        "alpha_given": alpha is not None,
+        "passes": list(passes),
+        "videos_out": len(np.unique(codes[keep])),
+    }
+    logger.info(
+        "EgoClip rows from narrations: %d in, %d out, dropped %s, alpha %.4f",
+        n,
+        table.num_rows,
+        dropped,
+        alpha_value,
+    )
+    return table, stats
+
+
+# ---------------------------------------------------------------------------------------------- NaQ
+
+
+def subsample_videos(video_uids: Sequence[str], *, seed: int = 300) -> list[str]:
+    """The v1 95 % split: ``random.seed(seed)``, one shuffle of the SORTED uids, keep ``int(0.95 N)``."""
+    videos = sorted(video_uids)
+    random.Random(seed).shuffle(videos)  # same stream as random.seed(seed); random.shuffle(videos)
+    return videos[: int(len(videos) * SUBSAMPLE_FRACTION)]
+
+
+def _check_columns(frame_columns: Sequence[str], needed: Sequence[str], what: str) -> None:
+    missing = [c for c in needed if c not in frame_columns]
+    if missing:
+        raise InputError(None, f"{what} lacks columns", field=", ".join(missing), expected=", ".join(needed))
+
+
+def build_naq(
+    egoclip_rows: pa.Table, pool: pd.DataFrame, *, subsample_v1: bool = True, seed: int = 300
+) -> tuple[dict, dict]:
+    """The NaQ annotation object (official NLQ layout, split "train") and its stats.
+
+    ``egoclip_rows``: EGOCLIP (or :data:`EGOCLIP_ROWS`) rows in file order; ``pool``: :func:`em_train_clips`.
+    Videos are emitted in order of first appearance in ``egoclip_rows`` (pool videos without rows are not
+    emitted, as in the reference), their pool clips in pool order, queries in row order; a clip without
+    contained narrations gets an empty ``language_queries``.
+
+    Stats: ``pool_videos``, ``pool_clips``, ``kept_videos``, ``subsample_dropped_videos``, ``egoclip_rows``,
+    ``rows_in_kept_videos``, ``kept_videos_without_rows``, ``videos``, ``clips``, ``clips_empty``,
+    ``queries``, ``rows_used``, ``rows_duplicated`` (extra copies of rows inside several clips),
+    ``rows_in_no_clip`` (rows of kept videos contained in no clip), ``partial_overlaps`` (row-clip pairs that
+    overlap without containment, dropped), ``subsample_v1``, ``seed``.
+    """
+    _check_columns(
+        egoclip_rows.column_names, ("video_uid", "clip_start", "clip_end", "clip_text"), "EgoClip rows"
+    )
+    _check_columns(list(pool.columns), POOL_COLUMNS, "clip pool")
+    pool = pool.reset_index(drop=True)
+    pool_videos = pool["video_uid"].unique().tolist()
+    kept = subsample_videos(pool_videos, seed=seed) if subsample_v1 else sorted(pool_videos)
+    kept_set = pa.array(sorted(kept), pa.string())
+
+    selected = egoclip_rows.filter(pc.is_in(egoclip_rows.column("video_uid"), value_set=kept_set))
+    texts = selected.column("clip_text")
+    rows = pd.DataFrame(
+        {
+            "video_uid": selected.column("video_uid").to_numpy(zero_copy_only=False),
+            "clip_start": selected.column("clip_start").to_numpy(zero_copy_only=False).astype(np.float64),
+            "clip_end": selected.column("clip_end").to_numpy(zero_copy_only=False).astype(np.float64),
+            "row": np.arange(selected.num_rows, dtype=np.int64),  # file order among the kept videos
+        }
+    )
+    bad = ~(np.isfinite(rows["clip_start"].to_numpy()) & np.isfinite(rows["clip_end"].to_numpy()))
+    if bad.any():
+        raise InputError(
+            None,
+            "EgoClip row has a non-finite window",
+            record=f"video_uid={rows['video_uid'].to_numpy()[bad][0]}",
+            field="clip_start, clip_end",
+            expected="finite seconds",
+        )
+    video_rank = pd.Series(pd.factorize(rows["video_uid"])[1])  # first-appearance order
+    rank_of = pd.Series(np.arange(len(video_rank)), index=video_rank.to_numpy())
+
+    clips = pool[pool["video_uid"].isin(rank_of.index)].copy()
+    clips["pool_pos"] = clips.index.to_numpy()
+    clips["video_rank"] = clips["video_uid"].map(rank_of).to_numpy()
+    clips = clips.sort_values(["video_rank", "pool_pos"], kind="stable").reset_index(drop=True)
+    clips["clip_pos"] = np.arange(len(clips))
+
+    pairs = rows.merge(clips[["video_uid", "clip_pos", "video_start_sec", "video_end_sec"]], on="video_uid")
+    ra, rb = pairs["clip_start"].to_numpy(), pairs["clip_end"].to_numpy()
+    vs, ve = pairs["video_start_sec"].to_numpy(np.float64), pairs["video_end_sec"].to_numpy(np.float64)
+    inside = (ra >= vs) & (rb <= ve)
+    partial = ~inside & (ra < ve) & (rb > vs)
+    q = pairs[inside].sort_values(["clip_pos", "row"], kind="stable")
+
+    qa, qb = q["clip_start"].to_numpy(), q["clip_end"].to_numpy()
+    qvs = q["video_start_sec"].to_numpy(np.float64)
+    queries = [
+        {
+            "clip_start_sec": s,
+            "clip_end_sec": e,
+            "video_start_sec": va,
+            "video_end_sec": vb,
+            "video_start_frame": fs,
+            "video_end_frame": fe,
+            "query": text,
+        }
+        for s, e, va, vb, fs, fe, text in zip(
+            (qa - qvs).tolist(),
+            (qb - qvs).tolist(),
+            qa.tolist(),
+            qb.tolist(),
+            np.floor(qa * CANONICAL_FPS).astype(np.int64).tolist(),
+            np.ceil(qb * CANONICAL_FPS).astype(np.int64).tolist(),
+            texts.take(pa.array(q["row"].to_numpy())).to_pylist(),
+            strict=True,
+        )
+    ]
+    counts = np.bincount(q["clip_pos"].to_numpy(), minlength=len(clips))
+    bounds = np.concatenate([[0], np.cumsum(counts)]).tolist()
+
+    videos_out: list[dict] = []
+    by_video: dict[str, dict] = {}
+    for pos, (video_uid, clip_uid, cvs, cve) in enumerate(
+        tqdm(
+            zip(
+                clips["video_uid"],
+                clips["clip_uid"],
+                clips["video_start_sec"].tolist(),
+                clips["video_end_sec"].tolist(),
+                strict=True,
+            ),
+            total=len(clips),
+            desc="NaQ clips",
+            disable=None,
+        )
+    ):
+        if video_uid not in by_video:
+            by_video[video_uid] = {"video_uid": video_uid, "clips": [], "split": "train"}
+            videos_out.append(by_video[video_uid])
+        by_video[video_uid]["clips"].append(
+            {
+                "clip_uid": clip_uid,
+                "video_start_sec": cvs,
+                "video_end_sec": cve,
+                "video_start_frame": math.floor(cvs * CANONICAL_FPS),
+                "video_end_frame": math.ceil(cve * CANONICAL_FPS),
+                "annotations": [
+                    {
+                        "language_queries": queries[bounds[pos] : bounds[pos + 1]],
+                        "annotation_uid": f"{video_uid}_{clip_uid}",
+                    }
+                ],
+            }
+        )
+
+    uses = np.bincount(pd.factorize(q["row"])[0]) if len(q) else np.zeros(0, dtype=np.int64)
+    stats = {
+        "pool_videos": len(pool_videos),
+        "pool_clips": len(pool),
+        "kept_videos": len(kept),
+        "subsample_dropped_videos": len(pool_videos) - len(kept),
+        "egoclip_rows": egoclip_rows.num_rows,
+        "rows_in_kept_videos": len(rows),
+        "kept_videos_without_rows": len(kept) - len(video_rank),
+        "videos": len(videos_out),
+        "clips": len(clips),
+        "clips_empty": int((counts == 0).sum()),
+        "queries": len(queries),
+        "rows_used": len(uses),
+        "rows_duplicated": int(uses.sum() - len(uses)),
+        "rows_in_no_clip": len(rows) - len(uses),
+        "partial_overlaps": int(partial.sum()),
+        "subsample_v1": subsample_v1,
+        "seed": seed,
+    }
+    logger.info(
+        "NaQ: %d queries in %d clips of %d videos (%d empty clips); %d partial overlaps dropped",
+        stats["queries"],
+        stats["clips"],
+        stats["videos"],
+        stats["clips_empty"],
+        stats["partial_overlaps"],
+    )
+    return {"videos": videos_out}, stats
+
+
+# ---------------------------------------------------------------------------------------------- merge
+
+
+def count_queries(data: dict) -> tuple[int, set[str], set[str]]:
+    """The reference's ``calculate_stats``: (non-null query entries, videos with clips, clip uids)."""
+    n_queries, video_uids, clip_uids = 0, set(), set()
+    for video in data["videos"]:
+        if video["clips"]:
+            video_uids.add(video["video_uid"])
+        for clip in video["clips"]:
+            clip_uids.add(clip["clip_uid"])
+            for ann in clip["annotations"]:
+                n_queries += sum(1 for lq in ann.get("language_queries", []) if lq is not None)
+    return n_queries, video_uids, clip_uids
+
+
+def merge_naq_nlq(nlq_train: dict, naq: dict) -> tuple[dict, dict]:
+    """Merge NLQ train and NaQ (naq.md 1.3) into the ``nlq_aug_naq_train.json`` object.
+
+    For a clip in both, NLQ annotations come first and clip metadata comes from NLQ (NaQ's
+    ``video_start_sec``/``video_end_sec`` must agree with ``math.isclose``, else InputError). Clips keep
+    ``clip_uid``, the four ``video_*`` fields and ``annotations``; videos ``video_uid``, ``clips``,
+    ``split``. Output sorted by ``(video_uid, clip_uid)``; videos without clips vanish (as in the reference).
+
+    Stats: ``{nlq,naq,merged}_{queries,videos,clips}``, ``shared_clips``.
+    """
+    annotations: dict[tuple[str, str], list] = {}
+    clip_md: dict[tuple[str, str], dict] = {}
+    keys: dict[str, set[tuple[str, str]]] = {}
+    for name, data in (("NLQ train", nlq_train), ("NaQ", naq)):
+        videos = data.get("videos") if isinstance(data, dict) else None
+        if not isinstance(videos, list):
+            raise InputError(name, "no list of videos", field="videos", expected="a JSON list")
+        seen: set[tuple[str, str]] = set()
+        for video in videos:
+            vid = video["video_uid"]
+            if video.get("split") != "train":
+                raise InputError(
+                    name,
+                    f"video has split {video.get('split')!r}",
+                    record=f"video_uid={vid}",
+                    field="split",
+                    expected='"train"',
+                )
+            for clip in video["clips"]:
+                key = (vid, clip["clip_uid"])
+                record = f"video_uid={vid}, clip_uid={clip['clip_uid']}"
+                if key in seen:
+                    raise InputError(name, "clip listed twice", record=record, field="clip_uid")
+                seen.add(key)
+                bad = [f for f in CLIP_MD_FIELDS if f not in clip]
+                bad += [
+                    f for f in ("video_start_sec", "video_end_sec") if f in clip and not _is_number(clip[f])
+                ]
+                if bad:
+                    raise InputError(
+                        name,
+                        "clip metadata missing or not a number",
+                        record=record,
+                        field=", ".join(bad),
+                        expected="the four video_* fields; seconds finite numbers",
+                    )
+                md = {f: clip[f] for f in CLIP_MD_FIELDS}
+                if key in clip_md:
+                    for f in ("video_start_sec", "video_end_sec"):
+                        if not math.isclose(clip_md[key][f], md[f]):
+                            raise InputError(
+                                name,
+                                f"clip bound {md[f]} disagrees with NLQ's {clip_md[key][f]}",
+                                record=record,
+                                field=f,
+                                expected="the NLQ clip's value",
+                            )
+                else:
+                    clip_md[key] = md
+                annotations.setdefault(key, []).extend(clip["annotations"])
+        keys[name] = seen
+    merged: dict[str, dict] = {}
+    for vid, cid in sorted(annotations):
+        video = merged.setdefault(vid, {"video_uid": vid, "clips": [], "split": "train"})
+        video["clips"].append(
+            {"clip_uid": cid, **clip_md[(vid, cid)], "annotations": annotations[(vid, cid)]}
+        )
+    out = {"videos": list(merged.values())}
+
+    stats: dict[str, int] = {}
+    sets = {}
+    for name, data in (("nlq", nlq_train), ("naq", naq), ("merged", out)):
+        n, vids, cids = count_queries(data)
+        stats.update({f"{name}_queries": n, f"{name}_videos": len(vids), f"{name}_clips": len(cids)})
+        sets[name] = (vids, cids)
+    if stats["merged_queries"] != stats["nlq_queries"] + stats["naq_queries"]:
+        raise AssertionError(f"merged query count {stats['merged_queries']} != NLQ + NaQ")
+    for i, what in enumerate(("video", "clip")):
+        if sets["merged"][i] != sets["nlq"][i] | sets["naq"][i]:
+            raise AssertionError(f"merged {what} set is not the union of NLQ's and NaQ's")
+    stats["shared_clips"] = len(keys["NLQ train"] & keys["NaQ"])
+    logger.info("NLQ+NaQ merge: %s", stats)
+    return out, stats
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+
+def naq_clips(naq: dict) -> pd.DataFrame:
+    """The clips of a NaQ object: clip_uid, video_uid, video_start/end_sec, clip_end_sec (length)."""
+    rows = [
+        (c["clip_uid"], v["video_uid"], c["video_start_sec"], c["video_end_sec"])
+        for v in naq["videos"]
+        for c in v["clips"]
+    ]
+    frame = pd.DataFrame(rows, columns=["clip_uid", "video_uid", "video_start_sec", "video_end_sec"])
+    frame = frame.astype({"video_start_sec": np.float64, "video_end_sec": np.float64})
+    frame["clip_end_sec"] = frame["video_end_sec"] - frame["video_start_sec"]
+    return frame
+
+
+def naq_table(naq: dict) -> pa.Table:
+    """Flatten the NaQ queries into TRAINING_QUERIES rows (source "naq", ``query_uid`` "naq:<ann>:<idx>").
+
+    ``ends_after_clip`` is relative to the NaQ clip (``video_end_sec - video_start_sec``).
+    """
+    cols: dict[str, list] = {
+        k: []
+        for k in (
+            "video_uid",
+            "clip_uid",
+            "annotation_uid",
+            "query_idx",
+            "query",
+            "clip_start_sec",
+            "clip_end_sec",
+            "clip_len",
+        )
+    }
+    for video in naq["videos"]:
+        for clip in video["clips"]:
+            clip_len = clip["video_end_sec"] - clip["video_start_sec"]
+            for ann in clip["annotations"]:
+                for idx, lq in enumerate(ann["language_queries"]):
+                    cols["video_uid"].append(video["video_uid"])
+                    cols["clip_uid"].append(clip["clip_uid"])
+                    cols["annotation_uid"].append(ann["annotation_uid"])
+                    cols["query_idx"].append(idx)
+                    cols["query"].append(lq["query"])
+                    cols["clip_start_sec"].append(lq["clip_start_sec"])
+                    cols["clip_end_sec"].append(lq["clip_end_sec"])
+                    cols["clip_len"].append(clip_len)
+    start = np.asarray(cols["clip_start_sec"], dtype=np.float64)
+    end = np.asarray(cols["clip_end_sec"], dtype=np.float64)
+    zero_length, ends_after = derived_flags(start, end, np.asarray(cols["clip_len"], dtype=np.float64))
+    annotation = pa.array(cols["annotation_uid"], pa.string())
+    idx = pa.array(cols["query_idx"], pa.int32())
+    return pa.table(
+        {
+            "query_uid": pc.binary_join_element_wise(
+                pa.scalar("naq"), annotation, pc.cast(idx, pa.string()), ":"
+            ),
+            "source": pa.array(["naq"] * len(idx), pa.string()),
+            "video_uid": pa.array(cols["video_uid"], pa.string()),
+            "clip_uid": pa.array(cols["clip_uid"], pa.string()),
+            "annotation_uid": annotation,
+            "query_idx": idx,
+            "query": pa.array(cols["query"], pa.string()),
+            "clip_start_sec": pa.array(start, pa.float64()),
+            "clip_end_sec": pa.array(end, pa.float64()),
+            "zero_length": pa.array(zero_length, pa.bool_()),
+            "ends_after_clip": pa.array(ends_after, pa.bool_()),
+        },
+        schema=TRAINING_QUERIES,
+    )

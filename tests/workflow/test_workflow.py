@@ -1,0 +1,267 @@
+"""The Snakemake workflow, driven as a user would: dry-run, a tiny end-to-end run, --summary, param edits."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from tests.conftest import FIXTURES, REPO, snakemake
+
+pytestmark = pytest.mark.workflow
+
+# Jobs of the default DAG on a fresh folder (the foundation stages).
+EXPECTED_JOBS = {
+    "demo_world": 1,
+    "ingest_metadata": 1,
+    "ingest_nlq": 3,
+    "ingest_narrations": 1,
+    "ingest_egoclip": 1,
+    "validation_report": 1,
+    "clip_features": 3,
+    "fit_prior": 1,
+    "predict_baseline": 4,
+    "evaluate": 8,
+    "metrics_table": 1,
+    "curate_narrations": 1,
+    "generate_queries": 2,
+    "merge_queries": 1,
+    "naq": 1,
+    "training_queries": 1,
+    "training_clip_features": 1,
+    "text_embeddings": 1,
+    "train_vslnet": 3,
+    "predict_vslnet": 4,
+    "experiment_table": 1,
+    "frame_features": 1,
+    "keyframes_encoder": 1,
+    "keyframes_vslnet": 1,
+    "moment_hits": 1,
+    "all": 1,
+}
+
+
+def job_counts(dry_run_stdout: str) -> Counter:
+    """Parse the job-count table that ``snakemake -n`` prints."""
+    counts: Counter = Counter()
+    in_table = False
+    for line in dry_run_stdout.splitlines():
+        if line.startswith("job") and "count" in line:
+            in_table = True
+            continue
+        if in_table:
+            m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+            if m and m.group(1) != "total":
+                counts[m.group(1)] = int(m.group(2))
+            elif line.strip().startswith("total"):
+                break
+    return counts
+
+
+def summary(workdir: Path, *args: str) -> list[dict]:
+    proc = snakemake(workdir, "--summary", *args)
+    rows = list(csv.DictReader(io.StringIO(proc.stdout), delimiter="\t"))
+    assert rows and {"output_file", "rule", "status", "plan"} <= set(rows[0])
+    return rows
+
+
+def test_dry_run_lists_expected_jobs(tmp_path: Path) -> None:
+    shutil.copy(FIXTURES / "tiny" / "config.yaml", tmp_path / "config.yaml")
+    proc = snakemake(tmp_path, "-n")
+    counts = job_counts(proc.stdout)
+    for rule, n in EXPECTED_JOBS.items():
+        assert counts[rule] == n, (rule, counts)
+
+
+def test_bad_config_fails_at_parse_time(tmp_path: Path) -> None:
+    cfg = yaml.safe_load((FIXTURES / "tiny" / "config.yaml").read_text())
+    cfg["features"] = {"cut_mode": "rounded"}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0
+    assert "cut_mode" in proc.stdout + proc.stderr
+
+
+def test_slurm_profile_dry_run(tmp_path: Path) -> None:
+    shutil.copy(FIXTURES / "tiny" / "config.yaml", tmp_path / "config.yaml")
+    proc = snakemake(tmp_path, "-n", "--workflow-profile", str(REPO / "workflow/profiles/slurm"))
+    assert job_counts(proc.stdout)["clip_features"] == 3
+
+
+def test_end_to_end_outputs(tiny_run: Path) -> None:
+    metrics = pd.read_parquet(tiny_run / "results/eval/metrics.parquet")
+    assert set(metrics["predictor"]) >= {"uniform", "prior"}
+    assert set(metrics["split"]) == {"val", "test"}
+    assert set(metrics["mode"]) == {"official", "strict"}
+    assert (tiny_run / "results/eval/metrics.md").read_text().count("|") > 10
+    preds = json.loads((tiny_run / "results/predictions/prior/val.json").read_text())
+    assert preds["version"] == "1.0" and preds["challenge"] == "ego4d_nlq_challenge"
+    assert all(len(r["predicted_times"]) == 5 for r in preds["results"])
+    report = json.loads((tiny_run / "results/data/validation_report.json").read_text())
+    assert report["quirk_totals"], "the demo world plants quirks; the report must count them"
+    for split in ("train", "val", "test"):
+        assert (tiny_run / f"results/features/{split}_clips.parquet").stat().st_size > 0
+
+
+def test_second_run_has_nothing_to_do(tiny_run: Path) -> None:
+    proc = snakemake(tiny_run, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_summary_is_parseable_and_up_to_date(tiny_run: Path) -> None:
+    rows = summary(tiny_run)
+    pending = [r["output_file"] for r in rows if r["plan"] != "no update"]
+    assert not pending, pending
+    assert {r["rule"] for r in rows} >= {"demo_world", "evaluate", "metrics_table"}
+
+
+def test_editing_an_evaluation_param_leaves_only_evaluation_pending(tiny_run: Path, tmp_path: Path) -> None:
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"evaluation": {"thresholds": [0.3, 0.5, 0.7]}}))
+    rows = summary(tiny_run, "--configfile", str(tiny_run / "config.yaml"), str(overlay))
+    pending = {r["rule"] for r in rows if r["plan"] == "update pending"}
+    assert pending == {"evaluate", "metrics_table", "experiment_table"}, pending
+    assert all(r["status"] == "params changed" for r in rows if r["rule"] == "evaluate")
+
+
+def test_editing_one_runs_hyperparameter_reruns_that_run_and_the_aggregation(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    cfg = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    runs = cfg["experiments"]["runs"]
+    edited = next(r for r in runs if r["name"] == "naq_ft")
+    edited["train"] = {"lr": 0.0005}
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"experiments": {"runs": runs}}))
+    rows = summary(tiny_run, "--configfile", str(tiny_run / "config.yaml"), str(overlay))
+    pending = [r for r in rows if r["plan"] == "update pending"]
+    assert {r["rule"] for r in pending} == {
+        "train_vslnet",
+        "predict_vslnet",
+        "evaluate",
+        "metrics_table",
+        "experiment_table",
+        "keyframes_vslnet",  # naq_ft is also the tiny config's keyframe scorer
+        "moment_hits",
+    }
+    for r in pending:
+        if r["rule"] in ("train_vslnet", "predict_vslnet", "evaluate", "keyframes_vslnet"):
+            assert "naq_ft" in r["output_file"], r["output_file"]
+    assert any(r["status"] == "params changed" for r in pending if r["rule"] == "train_vslnet")
+
+
+def test_end_to_end_trains_and_scores_runs(tiny_run: Path) -> None:
+    table = pd.read_parquet(tiny_run / "results/experiments/table.parquet")
+    assert {"scratch", "naq_ft"} <= set(table["run"])
+    assert (tiny_run / "results/experiments/training_curves.png").stat().st_size > 1000
+    ckpt = tiny_run / "results/vslnet/naq_ft/seed0"
+    assert json.loads((ckpt / "config.json").read_text())["dim"] == 32
+    from egonlq.grounding.vslnet import VSLNet
+
+    model = VSLNet.from_pretrained(ckpt)
+    assert model.config.video_dim == 256
+    training = pd.read_parquet(tiny_run / "results/queries/training_queries.parquet")
+    assert {"nlq", "naq", "template"} == set(training["source"])
+    guard = pd.concat(
+        pd.read_parquet(tiny_run / f"results/data/nlq/{split}_queries.parquet") for split in ("val", "test")
+    )
+    assert not set(training["video_uid"]) & set(guard["video_uid"]), "val/test videos leaked into training"
+
+
+def test_end_to_end_keyframes(tiny_run: Path) -> None:
+    from egonlq import timegrid
+    from egonlq.data.features import cut_clips
+
+    hits = pd.read_parquet(tiny_run / "results/keyframes/moment_hits.parquet")
+    assert set(hits["scorer"].dropna()) == {"cosine:demo-visual-code", "vslnet:highlight"}
+    assert set(hits["method"]) == {"aks_reference", "aks_improved", "uniform", "topk"}
+    assert hits["scorer"].isna().sum() == 1, "uniform reads no score: counted once"
+    assert (hits["n_queries"] > 0).all() and hits["query_hit_share"].between(0, 1).all()
+    assert (tiny_run / "results/keyframes/moment_hits.png").read_bytes()[:4] == b"\x89PNG"
+    for tag in ("encoder_demo", "vslnet_naq_ft_seed0"):
+        stats = json.loads((tiny_run / f"results/keyframes/{tag}/stats.json").read_text())
+        assert stats["queries_scored"] == stats["queries_eligible"] > 0 and stats["queries_failed"] == 0
+        assert any((tiny_run / f"results/keyframes/{tag}/frames").rglob("*.png"))
+        assert (tiny_run / f"results/keyframes/{tag}/progress.jsonl").stat().st_size > 0  # kept for resumes
+    # the frame features follow the official per-video layout and cut like the official ones
+    folder = tiny_run / "results/frames/demo/features"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    videos = pd.read_parquet(tiny_run / "results/data/videos.parquet").set_index("video_uid")
+    for name in manifest["files"]:
+        rows = torch.load(folder / name).shape[0]
+        assert rows == timegrid.num_features(int(videos.loc[name.removesuffix(".pt"), "num_frames"]))
+    clips = pd.read_parquet(tiny_run / "results/data/nlq/val_clips.parquet")
+    clips = clips[clips["video_uid"].isin([n.removesuffix(".pt") for n in manifest["files"]])]
+    stats = cut_clips(clips, folder, tiny_run / "frame_clips.parquet", expected_dim=109, mode="compatible")
+    assert stats["clips_written"] == clips["clip_uid"].nunique() > 0, stats
+
+
+def test_editing_an_aks_param_reselects_from_stored_scores(tiny_run: Path, tmp_path: Path) -> None:
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"keyframes": {"aks": [{"M": 4, "depth": 2, "t1": 0.5}]}}))
+    rows = summary(tiny_run, "--configfile", str(tiny_run / "config.yaml"), str(overlay))
+    pending = {r["rule"] for r in rows if r["plan"] == "update pending"}
+    assert pending == {"keyframes_encoder", "keyframes_vslnet", "moment_hits"}, pending
+
+
+@pytest.fixture(scope="module")
+def real_layout(tmp_path_factory) -> Path:
+    """A tiny world in the Ego4D CLI layout outside the demo folder: the workflow treats it as real data."""
+    from egonlq.demo.world import build_world
+
+    root = tmp_path_factory.mktemp("ego4d_data")
+    build_world(root, preset="tiny", seed=0, render_videos=0)
+    return root
+
+
+def _real_config(workdir: Path, root: Path, videos: Path | None = None, **keyframes) -> None:
+    cfg = yaml.safe_load((FIXTURES / "tiny" / "config.yaml").read_text())
+    cfg["data"] = {"root": str(root), "features": {"name": "demo_features", "dim": 256}}
+    if videos is not None:
+        cfg["data"]["videos"] = str(videos)
+    cfg["keyframes"] = {**cfg["keyframes"], **keyframes}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+
+def test_real_data_without_videos_plans_no_keyframes(real_layout: Path, tmp_path: Path) -> None:
+    _real_config(tmp_path, real_layout)
+    proc = snakemake(tmp_path, "-n")
+    counts = job_counts(proc.stdout)
+    assert counts["train_vslnet"] == 3 and counts["clip_features"] == 3
+    assert not {"frame_features", "keyframes_encoder", "moment_hits"} & set(counts)
+    assert "keyframes (enabled: auto) are off" in proc.stdout + proc.stderr
+    _real_config(tmp_path, real_layout, enabled=True)  # asked for explicitly: an error naming the folder
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0 and "data.videos" in proc.stdout + proc.stderr
+
+
+def test_real_data_with_videos_needs_a_clip_model(real_layout: Path, tmp_path: Path) -> None:
+    from egonlq.video.frame_encoders import write_tiny_random_clip
+
+    videos = tmp_path / "full_scale"
+    videos.mkdir()
+    _real_config(tmp_path, real_layout, videos)  # encoder auto = clip for real videos, and no clip_model
+    assert "frame_features" not in job_counts(snakemake(tmp_path, "-n").stdout)
+    clip = write_tiny_random_clip(tmp_path / "clip-vit-tiny")
+    _real_config(tmp_path, real_layout, videos, clip_model=str(clip))
+    proc = snakemake(tmp_path, "-n", "-p")
+    counts = job_counts(proc.stdout)
+    assert counts["frame_features"] == counts["keyframes_encoder"] == counts["moment_hits"] == 1
+    assert "--encoder clip --model-path" in proc.stdout and "results/frames/clip_clip-vit-tiny" in proc.stdout
+
+
+def test_keyframe_scorer_must_be_an_experiment_run(tmp_path: Path) -> None:
+    cfg = yaml.safe_load((FIXTURES / "tiny" / "config.yaml").read_text())
+    cfg["keyframes"]["vslnet_scorers"] = ["no_such_run"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0 and "no_such_run" in proc.stdout + proc.stderr
