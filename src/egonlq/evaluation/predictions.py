@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from egonlq.data.validation import is_number
 from egonlq.errors import InputError
 from egonlq.io import read_json, write_json
 
@@ -81,18 +82,14 @@ def _where(entry: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={entry.get(k)!r}" for k in ("clip_uid", "annotation_uid", "query_idx"))
 
 
-def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
-
-
 def _window_problems(times: Any) -> list[str]:
     if not isinstance(times, list) or not times:
         return [f"predicted_times must be a non-empty list of [start, end] lists, got {times!r:.80}"]
-    if all(_is_number(x) for x in times):
+    if all(is_number(x) for x in times):
         return [f"predicted_times is a flat list {times!r:.80}; expected a list of [start, end] lists"]
     problems = []
     for w, window in enumerate(times):
-        if not (isinstance(window, list) and len(window) == 2 and all(_is_number(x) for x in window)):
+        if not (isinstance(window, list) and len(window) == 2 and all(is_number(x) for x in window)):
             problems.append(
                 f"predicted_times[{w}] must be a [start, end] list of two numbers, got {window!r:.80}"
             )

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ from tqdm import tqdm
 
 from egonlq.data.egoclip import alpha_of, egoclip_windows, mean_gaps
 from egonlq.data.tables import EGOCLIP
+from egonlq.data.validation import as_finite_float
 from egonlq.errors import InputError
 from egonlq.io import read_json
 from egonlq.queries.training_queries import TRAINING_QUERIES, derived_flags
@@ -60,10 +60,6 @@ EGOCLIP_ROWS = pa.schema(
 
 
 # ---------------------------------------------------------------------------------------------- the clip pool
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def em_train_clips(paths: Sequence[Path]) -> pd.DataFrame:
@@ -106,7 +102,7 @@ def em_train_clips(paths: Sequence[Path]) -> pd.DataFrame:
                     raise InputError(path, "bad clip_uid", record=crec, field="clip_uid", expected="a string")
                 crec = f"video_uid={video_uid}, clip_uid={clip_uid}"
                 for key in ("video_start_sec", "video_end_sec"):
-                    if not _is_number(clip.get(key)):
+                    if as_finite_float(clip.get(key)) is None:
                         raise InputError(
                             path,
                             f"bad value {clip.get(key, '<absent>')!r}",
@@ -473,9 +469,8 @@ def merge_naq_nlq(nlq_train: dict, naq: dict) -> tuple[dict, dict]:
                     raise InputError(name, "clip listed twice", record=record, field="clip_uid")
                 seen.add(key)
                 bad = [f for f in CLIP_MD_FIELDS if f not in clip]
-                bad += [
-                    f for f in ("video_start_sec", "video_end_sec") if f in clip and not _is_number(clip[f])
-                ]
+                times = ("video_start_sec", "video_end_sec")
+                bad += [f for f in times if f in clip and as_finite_float(clip[f]) is None]
                 if bad:
                     raise InputError(
                         name,
