@@ -8,6 +8,7 @@ schemas of the tables they write next to their own code.
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 # results/data/videos.parquet: one row per video of ego4d.json
 VIDEOS = pa.schema(
@@ -105,3 +106,14 @@ EGOCLIP = pa.schema(
         pa.field("tag_noun", pa.string()),
     ]
 )
+
+
+def nlq_query_uids(clip_uid: pa.Array, annotation_uid: pa.Array, query_idx: pa.Array) -> pa.Array:
+    """The NLQ ``query_uid`` of each row of :data:`QUERIES`: ``f"{clip_uid}:{annotation_uid}:{query_idx}"``.
+
+    The one definition of the key that ties a query to its predictions, training rows and keyframes.
+    """
+    idx = pc.cast(pc.cast(query_idx, pa.int64()), pa.string())
+    return pc.binary_join_element_wise(
+        pc.cast(clip_uid, pa.string()), pc.cast(annotation_uid, pa.string()), idx, ":"
+    )

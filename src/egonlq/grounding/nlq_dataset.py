@@ -56,7 +56,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from egonlq.data.features import CLIP_FEATURES, read_clip_features
-from egonlq.data.tables import QUERIES
+from egonlq.data.tables import QUERIES, nlq_query_uids
 from egonlq.errors import InputError
 from egonlq.grounding.spans import LABEL_MODES, highlight_labels, jitter_span, pool_features, span_labels
 from egonlq.grounding.text_encoder import TextCache, TextEncoder, model_fingerprint, normalise_query
@@ -128,9 +128,9 @@ def _read_queries(path: Path) -> tuple[pd.DataFrame, str]:
         return table, "training"
     table = read_parquet(path, QUERIES).to_pandas()
     table["source"] = "nlq"
-    table["query_uid"] = (
-        table["clip_uid"] + ":" + table["annotation_uid"] + ":" + table["query_idx"].astype(str)
-    )
+    table["query_uid"] = nlq_query_uids(
+        *(pa.array(table[c]) for c in ("clip_uid", "annotation_uid", "query_idx"))
+    ).to_pylist()
     table["query"] = table["query"].fillna("")
     return table, "nlq"
 

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from egonlq.data.annotations import ENDS_AFTER_CLIP_TOLERANCE_SEC
+from egonlq.data.tables import nlq_query_uids
 from egonlq.errors import InputError
 from egonlq.queries.llm_queries import QUERY_NAMESPACE
 from egonlq.timegrid import ZERO_LENGTH_SEC
@@ -110,11 +111,10 @@ def nlq_rows(queries: pa.Table) -> tuple[pa.Table, dict]:
     annotated = queries.column("annotated")
     keep = pc.and_(has_text, annotated)
     kept = queries.filter(keep)
-    idx_str = pc.cast(kept.column("query_idx"), pa.string())
     table = pa.table(
         {
-            "query_uid": pc.binary_join_element_wise(
-                kept.column("clip_uid"), kept.column("annotation_uid"), idx_str, ":"
+            "query_uid": nlq_query_uids(
+                kept.column("clip_uid"), kept.column("annotation_uid"), kept.column("query_idx")
             ),
             "source": pa.array(["nlq"] * kept.num_rows, pa.string()),
             "video_uid": kept.column("video_uid"),

@@ -49,6 +49,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from egonlq.data.tables import nlq_query_uids
 from egonlq.errors import InputError
 from egonlq.io import atomic_path, write_parquet, write_text
 from egonlq.video.aks import (
@@ -531,14 +532,9 @@ class _Query:
 
 
 def query_uids(queries: pd.DataFrame) -> pd.Series:
-    """The NLQ ``query_uid`` of each row: ``f"{clip_uid}:{annotation_uid}:{query_idx}"``."""
-    return (
-        queries["clip_uid"].astype(str)
-        + ":"
-        + queries["annotation_uid"].astype(str)
-        + ":"
-        + (queries["query_idx"].astype("int64").astype(str))
-    )
+    """The NLQ ``query_uid`` of each row (:func:`egonlq.data.tables.nlq_query_uids`)."""
+    uids = nlq_query_uids(*(pa.array(queries[c]) for c in ("clip_uid", "annotation_uid", "query_idx")))
+    return pd.Series(uids.to_pylist(), index=queries.index, dtype=object)
 
 
 def run_keyframes(
