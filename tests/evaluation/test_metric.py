@@ -23,6 +23,7 @@ from egonlq.evaluation.metric import (
     iou,
     load_ground_truth,
     metrics_table,
+    read_metrics,
     recall_by_group,
     write_metrics,
 )
@@ -457,6 +458,37 @@ def test_metrics_files_and_table(gt: GroundTruth, tmp_path: Path) -> None:
         metrics_table([paths[0], paths[0]], tmp_path / "x.parquet", tmp_path / "x.md")
     with pytest.raises(ValueError, match="predictor"):
         write_metrics({"split": "val", "official": {}}, tmp_path / "bad.json")
+
+
+def test_read_metrics_checks_every_mode_entry(gt: GroundTruth, tmp_path: Path) -> None:
+    out = evaluate_both(gt, submission(worked_results()))
+    out.update(predictor="uniform", split="val")
+    path = tmp_path / "m.json"
+    write_metrics(out, path)
+    assert read_metrics(path)["strict"]["recall"]["R1@0.3"] == 0.4
+
+    def broken(change) -> Path:
+        obj = copy.deepcopy(out)
+        change(obj)
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps(obj))
+        return bad
+
+    cases = [
+        (lambda o: o.pop("official") and o.pop("strict"), r"no mode out of.*\[record uniform/val\]"),
+        (lambda o: o.update(split=3), "field 'split'"),
+        (lambda o: o["strict"]["recall"].update({"R1@0.3": "high"}), r"strict entry: recall.*R1@0.3"),
+        (lambda o: o["official"].pop("evaluated"), r"official entry: 'evaluated'.*'official'"),
+        (lambda o: o["official"].update(num_gt=-1), "'num_gt' missing or not an integer"),
+        (lambda o: o.update(strict={"mode": "strict", "error": 7}), "'error' is not a string"),
+        (lambda o: o.update(strict=[1]), "strict entry: not an object"),
+    ]  # fmt: skip
+    for change, message in cases:
+        with pytest.raises(InputError, match=message):
+            read_metrics(broken(change))
+    (tmp_path / "list.json").write_text("[]")
+    with pytest.raises(InputError, match="not a JSON object"):
+        metrics_table([tmp_path / "list.json"], tmp_path / "x.parquet", tmp_path / "x.md")
 
 
 # ------------------------------------------------------------------------------------------------ properties

@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from egonlq.data.annotations import clean_form_label
+from egonlq.data.validation import is_number
 from egonlq.errors import InputError
 from egonlq.io import read_json, write_json, write_parquet, write_text
 from egonlq.timegrid import is_zero_length
@@ -636,17 +637,73 @@ def write_metrics(result_dict: Mapping[str, Any], path: Path) -> None:
     write_json(dict(result_dict), path, indent=2)
 
 
+def read_metrics(path: Path) -> dict[str, Any]:
+    """Read one metrics JSON written by :func:`write_metrics` and check its shape.
+
+    Returns the object: string ``predictor`` and ``split``, and for every mode of :data:`MODES` it holds
+    either ``{"mode", "error": str}`` or a full :meth:`EvalResult.to_dict` entry (``recall`` and
+    ``mean_recall`` maps of fractions or null, ``miou``, the counts, ``excluded``, ``evaluated`` [x, y]).
+    Raises :class:`InputError` naming the file, the predictor/split and the field otherwise, or when no
+    mode is present.
+    """
+    obj = read_json(path)
+    if not isinstance(obj, dict):
+        raise InputError(path, "not a JSON object", expected="the output of evaluation.write_metrics")
+    for key in ("predictor", "split"):
+        if not isinstance(obj.get(key), str):
+            raise InputError(path, "key missing or not a string", field=key, expected="a string")
+    record = f"{obj['predictor']}/{obj['split']}"
+    modes = [mode for mode in MODES if mode in obj]
+    if not modes:
+        raise InputError(path, f"no mode out of {MODES}", record=record)
+    for mode in modes:
+        problem = _entry_problem(obj[mode])
+        if problem is not None:
+            raise InputError(path, f"malformed {mode} entry: {problem}", record=record, field=mode)
+    return obj
+
+
+def _entry_problem(entry: Any) -> str | None:
+    """What is wrong with one mode's entry of a metrics JSON (None when it is well formed)."""
+    if not isinstance(entry, Mapping):
+        return f"not an object: {entry!r:.80}"
+    if "error" in entry:
+        return None if isinstance(entry["error"], str) else "'error' is not a string"
+
+    def fraction(x: Any) -> bool:
+        return x is None or is_number(x)
+
+    def count(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+    for key in ("recall", "mean_recall", "excluded"):
+        if not isinstance(entry.get(key), Mapping):
+            return f"{key!r} missing or not an object"
+    bad = [name for name, x in entry["recall"].items() if not fraction(x)]
+    bad += [name for name, x in entry["mean_recall"].items() if not fraction(x)]
+    if bad:
+        return f"recall values {bad} are not numbers or null"
+    if not all(count(n) for n in entry["excluded"].values()):
+        return "'excluded' holds a count that is not an integer >= 0"
+    if "miou" not in entry or not fraction(entry["miou"]):
+        return "'miou' missing or not a number or null"
+    for key in ("num_results", "num_gt", "num_evaluated", "num_missing"):
+        if not count(entry.get(key)):
+            return f"{key!r} missing or not an integer >= 0"
+    evaluated = entry.get("evaluated")
+    if not (isinstance(evaluated, list) and len(evaluated) == 2 and all(count(v) for v in evaluated)):
+        return f"'evaluated' must be [x, y] integers, got {evaluated!r:.80}"
+    return None
+
+
 def metrics_table(metric_json_paths: list[Path], parquet_out: Path, markdown_out: Path) -> pd.DataFrame:
     """Collect metrics JSONs into one row per (predictor, split, mode); write parquet and markdown."""
     rows = []
     for path in metric_json_paths:
-        obj = read_json(path)
-        for key in ("predictor", "split"):
-            if not isinstance(obj.get(key), str):
-                raise InputError(path, "key missing or not a string", field=key, expected="a string")
-        for mode in MODES:
-            if mode in obj:
-                rows.append(_metrics_row(obj["predictor"], obj["split"], mode, obj[mode], path))
+        obj = read_metrics(path)
+        rows += [
+            _metrics_row(obj["predictor"], obj["split"], mode, obj[mode]) for mode in MODES if mode in obj
+        ]
     seen: dict[tuple[str, str, str], int] = Counter((r["predictor"], r["split"], r["mode"]) for r in rows)
     for (predictor, split, mode), n in seen.items():
         if n > 1:
@@ -661,29 +718,20 @@ def metrics_table(metric_json_paths: list[Path], parquet_out: Path, markdown_out
     return table.to_pandas()
 
 
-def _metrics_row(
-    predictor: str, split: str, mode: str, entry: Mapping[str, Any], path: Path
-) -> dict[str, Any]:
+def _metrics_row(predictor: str, split: str, mode: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """One :data:`METRICS` row from an entry that :func:`read_metrics` accepted."""
     row: dict[str, Any] = dict.fromkeys(METRICS.names)
     row.update(predictor=predictor, split=split, mode=mode)
     if "error" in entry:
-        row["error"] = str(entry["error"])
+        row["error"] = entry["error"]
         return row
-    try:
-        recall, excluded = entry["recall"], entry["excluded"]
-        row.update({name: recall.get(name) for name in METRIC_COLUMNS})
-        row.update(
-            MR1=entry["mean_recall"].get("MR1"), MR5=entry["mean_recall"].get("MR5"), miou=entry["miou"]
-        )
-        for key in ("num_results", "num_gt", "num_evaluated", "num_missing"):
-            row[key] = int(entry[key])
-        row["num_excluded"] = sum(excluded.values())
-        row["excluded"] = json.dumps(excluded, sort_keys=True)
-        row["evaluated_x"], row["evaluated_y"] = (int(v) for v in entry["evaluated"])
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise InputError(
-            path, f"malformed {mode} entry: {e!r}", record=f"{predictor}/{split}", field=mode
-        ) from e
+    recall, excluded = entry["recall"], entry["excluded"]
+    row.update({name: recall.get(name) for name in METRIC_COLUMNS})
+    row.update(MR1=entry["mean_recall"].get("MR1"), MR5=entry["mean_recall"].get("MR5"), miou=entry["miou"])
+    row.update({key: entry[key] for key in ("num_results", "num_gt", "num_evaluated", "num_missing")})
+    row["num_excluded"] = sum(excluded.values())
+    row["excluded"] = json.dumps(excluded, sort_keys=True)
+    row["evaluated_x"], row["evaluated_y"] = entry["evaluated"]
     return row
 
 
