@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from egonlq.data.tables import NARRATIONS, VIDEOS
-from egonlq.queries.blocks import Block, blocks_of_shard, make_blocks, parse_numbered_list, shard_of
+from egonlq.errors import InputError
+from egonlq.queries.blocks import Block, make_blocks, parse_numbered_list, shard_of
 from egonlq.queries.curation import assign_pseudo_clips, curate_narrations, pseudo_clips
 from egonlq.queries.generation_cache import GenerationCache
 from egonlq.queries.llm_backends import Generation, TemplateBackend
@@ -101,7 +102,7 @@ def test_blocks_are_consecutive_stable_and_sharded(world: tuple) -> None:
     assert [b.block_id for b in again] == [b.block_id for b in blocks]
     shards = [shard_of(b.block_id, 3) for b in blocks]
     assert shards == [shard_of(b.block_id, 3) for b in reversed(blocks)][::-1]
-    parts = [blocks_of_shard(blocks, s, 3) for s in range(3)]
+    parts = [[b for b in blocks if shard_of(b.block_id, 3) == s] for s in range(3)]  # in their order
     assigned = _assigned({"va": 10, "vb": 3})[0]
     assert [make_blocks(assigned, block_size=4, shard=s, num_shards=3) for s in range(3)] == parts
     assert sorted(b.block_id for p in parts for b in p) == sorted(b.block_id for b in blocks)
@@ -299,6 +300,7 @@ def test_merge_shards_dedups_across_shards(world: tuple, tmp_path: Path) -> None
     stats = []
     for i, part in enumerate(([blocks[1]], [blocks[0], blocks[2], blocks[3]])):
         s = _run(part, Scripted(), tmp_path, name=f"shard{i}")
+        s.update({"shard": i, "num_shards": 2})  # as the generate-queries command writes them
         (tmp_path / f"shard{i}.json").write_text(json.dumps(s))
         stats.append(s)
     assert [s["accepted"] for s in stats] == [1, 1]  # va's 2nd block, then va's 3rd: the same question
@@ -311,7 +313,15 @@ def test_merge_shards_dedups_across_shards(world: tuple, tmp_path: Path) -> None
     assert merged["rejected"]["duplicate_in_video"] == 1 and merged["rejected"]["no_content_word"] == 2
     assert merged["blocks"] == 4 and merged["prompts"] == 8
     assert merged["source"] == "llm:scripted"
+    assert merged["num_shards"] == 2 and merged["shard_ids"] == [0, 1] and "shard" not in merged
     assert json.loads((tmp_path / "all.json").read_text()) == merged
+    (tmp_path / "other.json").write_text(json.dumps({**stats[1], "shard": 1, "num_shards": 3}))
+    with pytest.raises(InputError, match=r"other.json: num_shards 3 differs from 2"):
+        merge_shards(
+            shards, tmp_path / "x.parquet", [stats_paths[0], tmp_path / "other.json"], tmp_path / "x"
+        )
+    with pytest.raises(InputError, match=r"shard 0 is merged twice"):
+        merge_shards(shards, tmp_path / "x.parquet", [stats_paths[0]] * 2, tmp_path / "x")
 
 
 def test_export_nlq_json_layout(world: tuple, tmp_path: Path) -> None:

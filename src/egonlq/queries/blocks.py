@@ -123,13 +123,6 @@ def shard_of(block_id: str, num_shards: int) -> int:
     return int(hashlib.sha256(block_id.encode("utf-8")).hexdigest()[:16], 16) % num_shards
 
 
-def blocks_of_shard(blocks: list[Block], shard: int, num_shards: int) -> list[Block]:
-    """The blocks of one shard, in their original order."""
-    if not 0 <= shard < num_shards:
-        raise ValueError(f"shard must be in [0, {num_shards}), got {shard}")
-    return [b for b in blocks if shard_of(b.block_id, num_shards) == shard]
-
-
 def format_time(seconds: float) -> str:
     """``mm:ss`` (minutes not capped at 59), as shown to the model."""
     total = int(round(seconds))

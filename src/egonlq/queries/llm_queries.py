@@ -32,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 from tqdm import tqdm
 
+from egonlq.errors import InputError
 from egonlq.io import read_json, read_parquet, write_json, write_parquet
 from egonlq.queries.blocks import Block, format_block, format_sentences
 from egonlq.queries.curation import ASSIGNED
@@ -542,6 +543,36 @@ def _sum_stats(parts: list[dict]) -> dict:
     return out
 
 
+_SHARD_IDENTITY = ("shard", "num_shards")  # which shard a stats file describes: never summed
+
+
+def _shard_identity(parts: list[dict], paths: Sequence[Path]) -> dict:
+    """``num_shards`` (every shard must agree) and the sorted ``shard_ids`` of the merged stats files.
+
+    Shards of different splittings, or one shard given twice, would make the summed counts wrong: an error.
+    """
+    num_shards: tuple[int, Path] | None = None  # the first value seen and its file
+    ids: list[int] = []
+    for path, part in zip(paths, parts, strict=True):
+        if part.get("num_shards") is not None:
+            num_shards = num_shards or (part["num_shards"], path)
+            if part["num_shards"] != num_shards[0]:
+                raise InputError(
+                    path,
+                    f"num_shards {part['num_shards']} differs from {num_shards[0]} in {num_shards[1]}",
+                    field="num_shards",
+                    expected="the shard stats of one run",
+                )
+        if "shard" in part:
+            if part["shard"] in ids:
+                raise InputError(path, f"shard {part['shard']} is merged twice", field="shard")
+            ids.append(part["shard"])
+    out: dict = {"shard_ids": sorted(ids)}
+    if num_shards is not None:
+        out["num_shards"] = num_shards[0]
+    return out
+
+
 def merge_shards(
     shard_paths: Sequence[Path], out_parquet: Path, stats_paths: Sequence[Path], stats_out: Path
 ) -> dict:
@@ -551,6 +582,8 @@ def merge_shards(
     (video, window start, narration, query uid) kept, and counted under ``rejected["duplicate_in_video"]``.
     Throughput is recomputed from the summed counts; ``seconds`` is the sum over shards.
     """
+    parts = [read_json(p) for p in stats_paths]
+    identity = _shard_identity(parts, stats_paths)
     tables = [read_parquet(p, GENERATED) for p in shard_paths]
     table = pa.concat_tables(tables) if tables else GENERATED.empty_table()
     df = table.to_pandas().sort_values(["video_uid", "window_start_sec", "narration_uid", "query_uid"])
@@ -559,7 +592,8 @@ def merge_shards(
     df = df[~dup]
     merged = pa.Table.from_pandas(df, schema=GENERATED, preserve_index=False)
     write_parquet(merged, out_parquet, GENERATED)
-    stats = _sum_stats([read_json(p) for p in stats_paths])
+    stats = _sum_stats([{k: v for k, v in p.items() if k not in _SHARD_IDENTITY} for p in parts])
+    stats.update(identity)
     stats["shards"] = len(stats_paths)
     stats.setdefault("rejected", _empty_rejections())
     stats["rejected"]["duplicate_in_video"] = stats["rejected"].get("duplicate_in_video", 0) + int(dup.sum())
