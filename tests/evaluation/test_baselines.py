@@ -11,7 +11,8 @@ import pytest
 
 from egonlq.errors import InputError
 from egonlq.evaluation.baselines import PriorModel, fit_prior, predict_baseline, uniform_windows
-from egonlq.evaluation.metric import GroundTruth, evaluate
+from egonlq.evaluation.ground_truth import GroundTruth
+from egonlq.evaluation.metric import evaluate
 from egonlq.evaluation.predictions import validate_predictions, write_predictions
 from egonlq.timegrid import is_zero_length
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from egonlq.errors import InputError
-from egonlq.evaluation.metric import GroundTruth
+from egonlq.evaluation.ground_truth import GroundTruth
 from egonlq.evaluation.predictions import Prediction, validate_predictions, write_predictions
 
 GT = GroundTruth.from_obj(

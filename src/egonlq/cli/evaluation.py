@@ -81,7 +81,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 @command("evaluate", _evaluate_args)
 def evaluate(a: argparse.Namespace) -> None:
-    from egonlq.evaluation.metric import evaluate_both, load_ground_truth, write_metrics
+    from egonlq.evaluation.ground_truth import load_ground_truth
+    from egonlq.evaluation.metric import evaluate_both, write_metrics
 
     gt = load_ground_truth(a.gt)
     result = evaluate_both(
@@ -117,7 +118,7 @@ def _validate_predictions_args(p: argparse.ArgumentParser) -> None:
 
 @command("validate-predictions", _validate_predictions_args)
 def validate_predictions(a: argparse.Namespace) -> None:
-    from egonlq.evaluation.metric import load_ground_truth
+    from egonlq.evaluation.ground_truth import load_ground_truth
     from egonlq.evaluation.predictions import validate_predictions as check
 
     problems = check(a.predictions, gt=load_ground_truth(a.gt) if a.gt else None)
@@ -126,5 +127,3 @@ def validate_predictions(a: argparse.Namespace) -> None:
     if problems:
         raise SystemExit(f"{a.predictions}: {len(problems)} problem(s)")
     print(f"{a.predictions}: valid")
-
-

@@ -12,14 +12,12 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from egonlq.data.validation import is_number
 from egonlq.errors import InputError
+from egonlq.evaluation.ground_truth import GroundTruth
 from egonlq.io import read_json, write_json
-
-if TYPE_CHECKING:
-    from egonlq.evaluation.metric import GroundTruth
 
 logger = logging.getLogger(__name__)
 
