@@ -135,6 +135,11 @@ def test_text_cache_round_trip(tmp_path, tiny_bert):
     again = TextCache.load(tmp_path / "again.safetensors")
     assert again.index == cache.index and again.metadata == cache.metadata
     np.testing.assert_array_equal(again.embeddings, cache.embeddings)
+    # ... and the same bytes (the safetensors header is written in a fixed key order)
+    first = (tmp_path / "cache.safetensors").read_bytes()
+    for name in ("again", "third"):
+        build_text_cache(texts, encoder, tmp_path / f"{name}.safetensors", dtype="float32")
+        assert (tmp_path / f"{name}.safetensors").read_bytes() == first, name
 
 
 def test_empty_text_cache(tmp_path, tiny_bert):

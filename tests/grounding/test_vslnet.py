@@ -197,6 +197,10 @@ def test_save_and_from_pretrained_round_trip(tmp_path):
     state = load_file(str(tmp_path / "ckpt" / "model.safetensors"))
     position = model.encoder.position.weight.detach().numpy()
     assert np.array_equal(state["encoder.position.weight"].numpy(), position)
+    # the same weights give the same bytes (a fixed header order), so identical runs compare equal
+    model.save_pretrained(tmp_path / "again")
+    weights = (tmp_path / "ckpt/model.safetensors").read_bytes()
+    assert (tmp_path / "again/model.safetensors").read_bytes() == weights
 
 
 def test_corrupt_or_mismatched_checkpoints_name_the_file(tmp_path):

@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.numpy import save_file
 from tqdm import tqdm
 from transformers import AutoModel, AutoTokenizer
 
 from egonlq.errors import InputError
-from egonlq.io import atomic_path, read_json
+from egonlq.grounding.tensor_files import write_safetensors
+from egonlq.io import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -201,8 +201,7 @@ def build_text_cache(
         "max_tokens": str(encoder.max_tokens),
         "dtype": dtype,
     }
-    with atomic_path(out_path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+    write_safetensors(tensors, out_path, metadata)
     stats = {
         "n_texts": n_texts,
         "n_unique": len(keys),

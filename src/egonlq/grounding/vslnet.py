@@ -22,11 +22,12 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from egonlq.errors import InputError
-from egonlq.io import atomic_path, read_json, write_json
+from egonlq.grounding.tensor_files import write_safetensors
+from egonlq.io import read_json, write_json
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -296,8 +297,7 @@ class VSLNet(nn.Module):
         """Write ``model.safetensors`` (the state dict) and ``config.json`` (the config fields) atomically."""
         directory = Path(directory)
         tensors = {name: t.detach().cpu().contiguous() for name, t in self.state_dict().items()}
-        with atomic_path(directory / WEIGHTS_NAME) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": "pt"})
+        write_safetensors(tensors, directory / WEIGHTS_NAME, {"format": "pt"})
         write_json({"model_type": MODEL_TYPE, **asdict(self.config)}, directory / CONFIG_NAME, indent=2)
 
     @classmethod
