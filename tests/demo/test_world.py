@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import re
@@ -16,10 +17,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from egonlq.cli import main
 from egonlq.data.egoclip import alpha_of, egoclip_windows, mean_gaps
 from egonlq.demo import world as dw
+from egonlq.demo.model import PRESETS, vocabulary_vectors
+from egonlq.demo.nlq import QUIRK_RATES
 from egonlq.demo.render import OBJECT_STYLE, PLACE_STYLE, object_mask, render_frame, render_frame_count
-from egonlq.demo.world import OBJECTS, PEOPLE, PLACES, PRESETS, TEMPLATES, VERBS, build_world, make_world
+from egonlq.demo.vocabulary import OBJECTS, PEOPLE, PLACES, TEMPLATES, VERB_FORMS, VERBS, plural
+from egonlq.demo.world import build_world, make_world
+from egonlq.imports import imports_of, module_path
 from egonlq.timegrid import num_features
 
 # The 13 templates as written in ego4d-formats.md 2.3, kept here independently of the module.
@@ -347,7 +353,7 @@ def test_features_have_the_official_row_count(tiny, tiny_seed1) -> None:
 def test_features_carry_the_object_signal(tiny) -> None:
     root, _ = tiny
     world = make_world("tiny", 0)
-    objects = dw.vocabulary_vectors(0, 256)["objects"]
+    objects = vocabulary_vectors(0, 256)["objects"]
     own, others = [], []
     for video in world.videos:
         x = torch.load(root / "v1" / "demo_features" / f"{video.uid}.pt").float().numpy()
@@ -386,7 +392,7 @@ def test_nlq_windows_lie_inside_their_clips_except_counted_quirks(mid) -> None:
 
 def test_planted_quirks_are_present_and_counted(tiny, mid) -> None:
     for _, stats in (tiny, mid):
-        missing = [k for k in dw.QUIRK_RATES if stats[f"quirk_{k}"] == 0]
+        missing = [k for k in QUIRK_RATES if stats[f"quirk_{k}"] == 0]
         assert not missing
     root, stats = mid
     counts = {
@@ -497,7 +503,7 @@ def test_narration_only_videos_speak_the_queries_vocabulary(mid) -> None:
     assert len(asked) > 40
     assert not [w for w in asked if f" {w}" not in words]
     verbs = {VERBS[i] for i in range(len(VERBS))}
-    assert all(f" {dw._VERB_FORMS[v][0]} " in words for v in verbs)
+    assert all(f" {VERB_FORMS[v][0]} " in words for v in verbs)
 
 
 def test_egoclip_rows_follow_the_window_rule(tiny) -> None:
@@ -594,7 +600,7 @@ def test_presets_and_vocabulary() -> None:
     assert all(re.fullmatch(r"[a-z ]+", w) for w in (*VERBS, *OBJECTS, *PLACES, *PEOPLE))
     assert len({(OBJECT_STYLE[o][0], OBJECT_STYLE[o][1]) for o in OBJECTS}) == len(OBJECTS)
     assert PRESETS["full"].num_videos > 9000 and not PRESETS["full"].write_features
-    assert [dw.plural(w) for w in ("knife", "box", "tomato", "cup")] == [
+    assert [plural(w) for w in ("knife", "box", "tomato", "cup")] == [
         "knives",
         "boxes",
         "tomatoes",
@@ -620,3 +626,39 @@ def test_an_interrupted_build_leaves_no_complete_looking_file(tmp_path, monkeypa
     assert not (tmp_path / ANN / "narration.json").exists() and not (tmp_path / "egoclip.csv").exists()
     assert not list(tmp_path.rglob("*.tmp"))
     assert (tmp_path / ANN / "nlq_train.json").exists()  # written completely before the failure
+
+
+def test_demo_modules_import_no_cycle() -> None:
+    """vocabulary <- model <- nlq, render <- world: the world's parts import downwards only."""
+    modules = ["demo.vocabulary", "demo.model", "demo.nlq", "demo.render", "demo.world"]
+    trees = {m: ast.parse(module_path(m).read_text()) for m in modules}
+    below = {m: {d for d in imports_of(tree)[0] if d.startswith("demo.")} for m, tree in trees.items()}
+    assert below == {
+        "demo.vocabulary": set(),
+        "demo.model": {"demo.vocabulary"},
+        "demo.nlq": {"demo.model", "demo.vocabulary"},
+        "demo.render": {"demo.model", "demo.vocabulary"},
+        "demo.world": {"demo.model", "demo.nlq", "demo.render", "demo.vocabulary"},
+    }
+
+
+def test_demo_world_command_honours_videos_dir(tmp_path) -> None:
+    out = tmp_path / "world"
+    main(
+        [
+            "demo-world",
+            "--out",
+            str(out),
+            "--preset",
+            "tiny",
+            "--videos-dir",
+            "clips/mp4",
+            "--stats",
+            str(tmp_path / "stats.json"),
+        ]
+    )
+    (mp4,) = sorted((out / "clips" / "mp4").glob("*.mp4"))
+    manifest = json.loads((out / "clips" / "mp4" / "manifest.json").read_text())
+    assert manifest["files"] == {mp4.name: mp4.stat().st_size}
+    assert not (out / "v1" / "full_scale").exists()
+    assert json.loads((tmp_path / "stats.json").read_text())["rendered_videos"] == 1

@@ -21,6 +21,7 @@ if IS_DEMO:
             seed=config["demo"]["seed"],
             feature_name=FEATURE_NAME,
             feature_dim=FEATURE_DIM,
+            videos_dir=DATA["videos"],
         log:
             "results/logs/demo_world/demo_world.log",
         benchmark:
@@ -31,5 +32,5 @@ if IS_DEMO:
             "../../envs/data.yaml"
         shell:
             "{CLI} demo-world --out {DEMO_ROOT} --preset {params.preset} --seed {params.seed}"
-            " --feature-name {params.feature_name} --feature-dim {params.feature_dim}"
+            " --feature-name {params.feature_name} --feature-dim {params.feature_dim} --videos-dir {params.videos_dir}"
             " --stats {output.stats} > {log} 2>&1"

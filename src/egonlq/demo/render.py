@@ -24,7 +24,8 @@ import av
 import numpy as np
 from tqdm import tqdm
 
-from egonlq.demo.world import OBJECTS, PEOPLE, PLACES, VERBS, Video, World, world_rng
+from egonlq.demo.model import Video, World, world_rng
+from egonlq.demo.vocabulary import OBJECTS, PEOPLE, PLACES, VERBS
 from egonlq.io import atomic_path
 
 logger = logging.getLogger(__name__)
