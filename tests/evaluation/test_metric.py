@@ -23,7 +23,6 @@ from egonlq.evaluation.metric import (
     iou,
     metrics_table,
     read_metrics,
-    recall_by_group,
     write_metrics,
 )
 from egonlq.io import read_parquet
@@ -406,14 +405,39 @@ def test_evaluate_both_records_each_failure(gt: GroundTruth) -> None:
     json.dumps(unknown, allow_nan=False)
 
 
-def test_recall_by_group(gt: GroundTruth) -> None:
+def test_strict_recall_by_group(gt: GroundTruth) -> None:
     groups = {(*A, 0): "objects", (*A, 2): "objects", (*A, 1): "people", (*B, 1): "people"}
-    df = recall_by_group(gt, submission(worked_results()), groups, thresholds=(0.3, 0.5), ks=(1, 5))
-    assert df["group"].tolist() == ["objects", "people", "(no group)"]
-    assert df["num_evaluated"].tolist() == [2, 2, 1] and df["num_missing"].tolist() == [0, 1, 0]
-    assert df["R1@0.3"].tolist() == [0.5, 0.0, 1.0]
-    assert df["R5@0.5"].tolist() == [1.0, 0.0, 1.0]
-    assert df["miou"].tolist() == pytest.approx([(5 / 15) / 2, 0.0, 0.8])
+    out = evaluate_both(gt, submission(worked_results()), thresholds=(0.3, 0.5), ks=(1, 5), groups=groups)
+    rows = out["strict"]["by_group"]
+    assert [r["group"] for r in rows] == ["objects", "people", "(no group)"]
+    assert [r["num_evaluated"] for r in rows] == [2, 2, 1] and [r["num_missing"] for r in rows] == [0, 1, 0]
+    assert [r["R1@0.3"] for r in rows] == [0.5, 0.0, 1.0]
+    assert [r["R5@0.5"] for r in rows] == [1.0, 0.0, 1.0]
+    assert [r["miou"] for r in rows] == pytest.approx([(5 / 15) / 2, 0.0, 0.8])
+    assert "by_group" not in evaluate_both(gt, submission(worked_results()))["strict"]
+    json.dumps(out, allow_nan=False)
+
+
+def test_strict_refusal_logs_a_summary_and_keeps_every_offence(
+    gt: GroundTruth, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = [entry(A, 0, [[5, 1]]) for _ in range(8)]  # start > end, and 7 duplicates
+    with caplog.at_level("WARNING", logger="egonlq.evaluation.metric"):
+        out = evaluate_both(gt, submission(bad))
+    assert out["strict"]["error"].count("\n  - ") == 15
+    (record,) = [r for r in caplog.records if "strict evaluation failed" in r.getMessage()]
+    message = record.getMessage()
+    assert "\n" not in message and message.count("; results[") == 4  # 5 offences shown
+    assert "strict evaluation failed: 15 problem(s), first: results[0]" in message
+    assert message.endswith("(and 10 more)")
+
+
+def test_unreadable_predictions_are_no_modes_verdict(gt: GroundTruth, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="gone.json"):
+        evaluate_both(gt, tmp_path / "gone.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(InputError, match="bad.json"):
+        evaluate_both(gt, tmp_path / "bad.json")
 
 
 def test_metrics_files_and_table(gt: GroundTruth, tmp_path: Path) -> None:

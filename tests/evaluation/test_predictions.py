@@ -10,7 +10,7 @@ import pytest
 
 from egonlq.errors import InputError
 from egonlq.evaluation.ground_truth import GroundTruth
-from egonlq.evaluation.predictions import Prediction, validate_predictions, write_predictions
+from egonlq.evaluation.predictions import Prediction, coverage, validate_predictions, write_predictions
 
 GT = GroundTruth.from_obj(
     {
@@ -117,3 +117,66 @@ def test_validate_predictions_problems(tmp_path: Path) -> None:
     broken.write_text('{"version": ')
     [problem] = validate_predictions(broken)
     assert "malformed JSON" in problem and str(broken) in problem
+
+
+def test_coverage_counts_answered_queries_and_windows_outside_the_clip() -> None:
+    gt = GroundTruth.from_obj(
+        {
+            "videos": [
+                {
+                    "clips": [
+                        {
+                            "clip_uid": "c1",
+                            "clip_end_sec": 10.0,
+                            "annotations": [
+                                {
+                                    "annotation_uid": "a1",
+                                    "language_queries": [
+                                        {"clip_start_sec": t, "clip_end_sec": t + 1.0} for t in range(5)
+                                    ],
+                                }
+                            ],
+                        },
+                        {
+                            "clip_uid": "c2",  # no clip_end_sec: its windows cannot be checked
+                            "annotations": [
+                                {
+                                    "annotation_uid": "a2",
+                                    "language_queries": [{"clip_start_sec": 0.0, "clip_end_sec": 1.0}],
+                                }
+                            ],
+                        },
+                    ]
+                }
+            ]
+        }
+    )
+
+    def result(clip: str, ann: str, idx, times) -> dict:
+        return {"clip_uid": clip, "annotation_uid": ann, "query_idx": idx, "predicted_times": times}
+
+    obj = {
+        "version": "1.0",
+        "challenge": "ego4d_nlq_challenge",
+        "results": [
+            result("c1", "a1", 0, [[0.0, 10.0], [-0.5, 2.0]]),
+            result("c1", "a1", 1, [[9.0, 10.5]]),
+            result("c1", "a1", 1, [[1.0, 2.0]]),  # a duplicate answers nothing new
+            result("c1", "a1", 9, [[1.0, 2.0]]),  # out of range: answers nothing
+            result("c2", "a2", 0, [[50.0, 60.0]]),
+        ],
+    }
+    assert validate_predictions(obj, gt=gt)  # the duplicate and the bad index are problems
+    report = coverage(obj, gt)
+    assert (report.num_gt, report.answered) == (6, 3) and report.fraction == 0.5
+    assert report.missing == [("c1", "a1", 2), ("c1", "a1", 3), ("c1", "a1", 4)]
+    assert report.windows == 4 and report.clips_without_duration == 1
+    assert [w.split(" predicted_times")[1] for w in report.outside] == [
+        "[1] = [-0.5, 2.0], clip duration 10.0",
+        "[0] = [9.0, 10.5], clip duration 10.0",
+    ]
+    lines = report.lines(shown=1)
+    assert lines[0] == "answers 3 / 6 GT queries (50.0 %)"
+    assert lines[1] == "  3 unanswered, first: c1/a1/2"
+    assert lines[2] == "2 of 4 windows lie outside their clip [0, duration]"
+    assert lines[4:] == ["  ... and 1 more", "1 answered clip(s) have no duration in the GT: unchecked"]

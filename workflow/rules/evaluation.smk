@@ -6,7 +6,7 @@ rule evaluate:
         gt=lambda wc: gt_json(wc.split),
         predictions="results/predictions/{predictor}/{split}.json",
         queries="results/data/nlq/{split}_queries.parquet",
-        code=src_files("evaluation", "evaluation.metric", "evaluation.predictions"),
+        code=src_files("evaluation", "evaluation.metric", "evaluation.predictions", "data.tables"),
     output:
         "results/eval/{predictor}/{split}.json",
     params:

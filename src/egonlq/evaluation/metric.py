@@ -237,7 +237,8 @@ def evaluate(
         obj, _ = _load_predictions(predictions)
         return _evaluate_official(gt, obj, thresholds, ks)
     if mode == "strict":
-        scored = _score_strict(gt, predictions, thresholds, ks, tuple(exclude))
+        obj, source = _load_predictions(predictions)
+        scored = _score_strict(gt, obj, thresholds, ks, tuple(exclude), source=source)
         return scored.result(np.ones(len(scored.keys), dtype=bool))
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
 
@@ -350,15 +351,39 @@ class _StrictScores:
             num_ignored=self.num_ignored,
         )
 
+    def group_rows(self, groups: Mapping[QueryKey, str], missing_group: str) -> list[dict[str, Any]]:
+        """Strict recall per group, largest group first: ``group``, ``num_evaluated``, ``num_missing``,
+        ``R{k}@{t}`` (fractions), ``miou``."""
+        labels = np.array([groups.get(key, missing_group) for key in self.keys], dtype=object)
+        rows = []
+        for group, _ in Counter(labels.tolist()).most_common():
+            r = self.result(labels == group)
+            rows.append(
+                {
+                    "group": group,
+                    "num_evaluated": r.num_evaluated,
+                    "num_missing": r.num_missing,
+                    **{
+                        _recall_key(k, t): _finite_or_none(r.recall[(t, k)])
+                        for k in self.ks
+                        for t in self.thresholds
+                    },
+                    "miou": _finite_or_none(r.miou),
+                }
+            )
+        return rows
+
 
 def _score_strict(
     gt: GroundTruth,
-    predictions: Mapping | Path,
+    obj: Any,
     thresholds: tuple[float, ...],
     ks: tuple[int, ...],
     exclude: tuple[str, ...],
+    *,
+    source: str | None = None,
 ) -> _StrictScores:
-    obj, source = _load_predictions(predictions)
+    """Validate (every offence at once: :class:`StrictEvalError`) and score the parsed ``obj``."""
     problems = [
         f"ground truth{' ' + gt.path if gt.path else ''}: duplicate (clip_uid, annotation_uid) {key} at "
         + ", ".join(locs)
@@ -424,70 +449,52 @@ def evaluate_both(
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     ks: Sequence[int] = DEFAULT_KS,
     exclude: Sequence[str] = (),
+    groups: Mapping[QueryKey, str] | None = None,
+    missing_group: str = "(no group)",
 ) -> dict[str, dict[str, Any]]:
     """Official and strict results side by side: ``{"official": ..., "strict": ...}``.
 
     Each value is :meth:`EvalResult.to_dict` (with ``table`` and ``summary``), or ``{"mode": m, "error":
-    "<ExceptionType>: <message>"}`` when that mode refuses the input (one mode may fail while the other
-    succeeds). ``exclude`` applies to strict mode only.
+    "<ExceptionType>: <message>"}`` when that mode refuses the predictions (one mode may fail while the
+    other succeeds; a strict refusal's message lists every offence). ``exclude`` applies to strict mode
+    only. ``groups`` (e.g. each query's template) adds ``by_group`` to the strict entry: one row per group,
+    largest first (:meth:`_StrictScores.group_rows`); queries absent from ``groups`` fall in
+    ``missing_group``. A predictions file that cannot be read at all raises :class:`InputError`: that is no
+    mode's verdict.
     """
+    thresholds, ks = tuple(thresholds), tuple(ks)
+    _check_args(thresholds, ks, exclude)
+    obj, source = _load_predictions(predictions)
     out: dict[str, dict[str, Any]] = {}
     for mode in MODES:
         try:
-            result = evaluate(
-                gt,
-                predictions,
-                mode=mode,
-                thresholds=thresholds,
-                ks=ks,
-                exclude=exclude if mode == "strict" else (),
-            )
+            if mode == "official":
+                out[mode] = _evaluate_official(gt, obj, thresholds, ks).to_dict()
+                continue
+            scored = _score_strict(gt, obj, thresholds, ks, tuple(exclude), source=source)
+            out[mode] = scored.result(np.ones(len(scored.keys), dtype=bool)).to_dict()
+            if groups is not None:
+                out[mode]["by_group"] = scored.group_rows(groups, missing_group)
         except (AssertionError, LookupError, TypeError, ValueError, AttributeError) as e:
             text = f"{type(e).__name__}: {e}"
             notes = getattr(e, "__notes__", [])
             if notes:
                 text += " (" + "; ".join(notes) + ")"
-            logger.warning("%s evaluation failed: %s", mode, text)
+            logger.warning("%s evaluation failed: %s", mode, _first_lines(e, text))
             out[mode] = {"mode": mode, "error": text}
-        else:
-            out[mode] = result.to_dict()
     return out
 
 
-def recall_by_group(
-    gt: GroundTruth,
-    predictions: Mapping | Path,
-    groups: Mapping[QueryKey, str],
-    *,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    ks: Sequence[int] = DEFAULT_KS,
-    exclude: Sequence[str] = (),
-    missing_group: str = "(no group)",
-) -> pd.DataFrame:
-    """Strict-mode recall per group (e.g. per template): one row per group, largest first.
+SHOWN_PROBLEMS = 5  # offences of a strict refusal shown in the log (the metrics JSON keeps them all)
 
-    Columns: ``group``, ``num_evaluated``, ``num_missing``, one ``R{k}@{t}`` per (k, t) (fractions),
-    ``miou``. Queries absent from ``groups`` fall in ``missing_group``.
-    """
-    thresholds, ks = tuple(thresholds), tuple(ks)
-    _check_args(thresholds, ks, exclude)
-    scored = _score_strict(gt, predictions, thresholds, ks, tuple(exclude))
-    labels = np.array([groups.get(key, missing_group) for key in scored.keys], dtype=object)
-    rows = []
-    for group, _ in Counter(labels.tolist()).most_common():
-        r = scored.result(labels == group)
-        row: dict[str, Any] = {"group": group, "num_evaluated": r.num_evaluated, "num_missing": r.num_missing}
-        row.update({_recall_key(k, t): r.recall[(t, k)] for k in ks for t in thresholds})
-        row["miou"] = r.miou
-        rows.append(row)
-    columns = [
-        "group",
-        "num_evaluated",
-        "num_missing",
-        *(_recall_key(k, t) for k in ks for t in thresholds),
-        "miou",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+
+def _first_lines(e: Exception, text: str) -> str:
+    """A refusal for the log: a strict refusal's count and its first :data:`SHOWN_PROBLEMS` offences."""
+    if not isinstance(e, StrictEvalError):
+        return text
+    shown = "; ".join(e.problems[:SHOWN_PROBLEMS])
+    more = len(e.problems) - SHOWN_PROBLEMS
+    return f"{len(e.problems)} problem(s), first: {shown}" + (f" (and {more} more)" if more > 0 else "")
 
 
 # ---------------------------------------------------------------------------------------------- metrics files

@@ -16,7 +16,7 @@ from typing import Any
 
 from egonlq.data.validation import is_number
 from egonlq.errors import InputError
-from egonlq.evaluation.ground_truth import GroundTruth
+from egonlq.evaluation.ground_truth import GroundTruth, QueryKey
 from egonlq.io import read_json, write_json
 
 logger = logging.getLogger(__name__)
@@ -174,3 +174,79 @@ def _key_problems(
         else:
             first_seen[key] = i
     return problems
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How much of the ground truth a prediction file answers, and where its windows leave their clip.
+
+    Both are legal in the challenge format (a missing query is a strict-mode miss; the official script
+    scores windows outside ``[0, clip duration]`` as given), so they are reported, not listed as problems.
+    """
+
+    num_gt: int  # GT queries
+    answered: int  # distinct GT queries with a result entry
+    missing: list[QueryKey]  # GT queries without one, in GT order
+    windows: int  # windows checked against a known clip duration
+    outside: list[str]  # windows with start < 0 or end > the clip's duration, described
+    clips_without_duration: int  # answered clips whose GT gives no clip_end_sec (their windows unchecked)
+
+    @property
+    def fraction(self) -> float:
+        return self.answered / self.num_gt if self.num_gt else 1.0
+
+    def lines(self, shown: int = 5) -> list[str]:
+        """Human-readable summary: coverage, the first ``shown`` missing queries and outside windows."""
+        out = [f"answers {self.answered} / {self.num_gt} GT queries ({self.fraction * 100:.1f} %)"]
+        if self.missing:
+            first = ", ".join(f"{c}/{a}/{i}" for c, a, i in self.missing[:shown])
+            out.append(f"  {len(self.missing)} unanswered, first: {first}")
+        out.append(f"{len(self.outside)} of {self.windows} windows lie outside their clip [0, duration]")
+        out += [f"  {w}" for w in self.outside[:shown]]
+        if len(self.outside) > shown:
+            out.append(f"  ... and {len(self.outside) - shown} more")
+        if self.clips_without_duration:
+            out.append(
+                f"{self.clips_without_duration} answered clip(s) have no duration in the GT: unchecked"
+            )
+        return out
+
+
+def coverage(obj: Mapping[str, Any], gt: GroundTruth) -> Coverage:
+    """The :class:`Coverage` of a parsed prediction file; malformed entries (see
+    :func:`validate_predictions`) answer nothing and their windows are skipped."""
+    answered: set[QueryKey] = set()
+    outside, windows, no_duration = [], 0, set()
+    results = obj.get("results") if isinstance(obj, Mapping) else None
+    for i, entry in enumerate(results if isinstance(results, list) else []):
+        if not isinstance(entry, Mapping):
+            continue
+        key = (entry.get("clip_uid"), entry.get("annotation_uid"), entry.get("query_idx"))
+        n = gt.num_queries(*key[:2]) if all(isinstance(k, str) for k in key[:2]) else None
+        idx = key[2]
+        if n is None or isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < n:
+            continue
+        answered.add(key)
+        times = entry.get("predicted_times")
+        if _window_problems(times):
+            continue
+        duration = gt.clip_durations.get(key[0])
+        if duration is None:
+            no_duration.add(key[0])
+            continue
+        for w, (start, end) in enumerate(times):
+            windows += 1
+            if start < 0 or end > duration:
+                outside.append(
+                    f"results[{i}] ({_where(entry)}) predicted_times[{w}] = [{start}, {end}],"
+                    f" clip duration {duration}"
+                )
+    keys = [key for key, _ in gt.iter_queries()]
+    return Coverage(
+        num_gt=len(keys),
+        answered=len(answered),
+        missing=[key for key in keys if key not in answered],
+        windows=windows,
+        outside=outside,
+        clips_without_duration=len(no_duration),
+    )
