@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
 import shutil
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from egonlq.cli import main
 from egonlq.errors import InputError
-from egonlq.queries.blocks import Block, BlockRow
+from egonlq.io import write_parquet
+from egonlq.queries.blocks import Block, BlockRow, parse_numbered_list
+from egonlq.queries.curation import ASSIGNED
 from egonlq.queries.llm_backends import (
     Generation,
     HFBackend,
@@ -22,7 +27,13 @@ from egonlq.queries.llm_backends import (
     write_tiny_random_lm,
 )
 from egonlq.queries.llm_parsing import REJECTION_REASONS
-from egonlq.queries.llm_queries import generate_shard, load_prompt, render_prompt
+from egonlq.queries.llm_queries import (
+    RETRY_NOTE,
+    generate_shard,
+    load_prompt,
+    render_prompt,
+    unusable_reason,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -111,6 +122,33 @@ def test_hf_backend_bad_model_fails_before_work(tiny_lm: Path, tmp_path: Path) -
         )  # not a path, not in the local cache: nothing is downloaded
 
 
+def test_hf_backend_load_errors_name_the_folder_or_surface(
+    tiny_lm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unknown = tmp_path / "unknown_type"
+    shutil.copytree(tiny_lm, unknown)
+    (unknown / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    with pytest.raises(InputError, match="cannot load the model"):
+        HFBackend(unknown)
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(tiny_lm, corrupt)
+    (corrupt / "model.safetensors").write_bytes(b"not safetensors" * 8)
+    with pytest.raises(InputError, match=r"corrupt: cannot load the model"):
+        HFBackend(corrupt)
+
+    def out_of_memory(*args: object, **kwargs: object) -> None:
+        raise MemoryError("injected: not the folder's fault")
+
+    import transformers
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", out_of_memory)
+    with pytest.raises(MemoryError, match="injected"):
+        HFBackend(tiny_lm)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", out_of_memory)
+    with pytest.raises(MemoryError, match="injected"):
+        HFBackend(tiny_lm)
+
+
 def test_hf_fingerprint_tracks_generation_params(tiny_lm: Path) -> None:
     a, b = HFBackend(tiny_lm, max_new_tokens=8), HFBackend(tiny_lm, max_new_tokens=9)
     assert a.fingerprint() != b.fingerprint()
@@ -147,12 +185,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_error(status)
             return
         prompt = body["messages"][0]["content"]
-        content = json.dumps([{"i": 1, "question": f"{prompt}?"}])
-        reply = {
-            "choices": [{"message": {"role": "assistant", "content": content}}],
-            "usage": {"prompt_tokens": len(prompt), "completion_tokens": 7},
-        }
-        data = json.dumps(reply).encode()
+        if self.server.bodies:  # scripted raw bodies first (garbage replies)
+            data = self.server.bodies.pop(0)
+        else:
+            reply = {
+                "choices": [{"message": {"role": "assistant", "content": self.server.answer(prompt)}}],
+                "usage": {"prompt_tokens": len(prompt), "completion_tokens": 7},
+            }
+            data = json.dumps(reply).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -166,7 +206,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[http.server.HTTPServer]:
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.requests, srv.script = [], []
+    srv.requests, srv.script, srv.bodies = [], [], []
+    srv.answer = lambda prompt: json.dumps([{"i": 1, "question": f"{prompt}?"}])  # echo the prompt
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield srv
@@ -208,3 +249,107 @@ def test_make_backend_and_template_backend() -> None:
     with pytest.raises(ValueError, match="unknown backend"):
         make_backend("gpt")
     assert backend.generate(["no list here"]) == [Generation("[]", 3, 1)]
+
+
+def _reply(content: object, usage: object = None) -> bytes:
+    return json.dumps({"choices": [{"message": {"content": content}}], "usage": usage}).encode()
+
+
+GARBAGE = [  # (HTTP 200 body, the reason its block is counted under)
+    (b"<html>502 Bad Gateway</html>", "reply_not_json"),
+    (b"[" * 5000, "reply_not_json"),  # too deep for the JSON decoder
+    (_reply(5), "reply_malformed"),
+    (_reply([{"i": 1, "question": "Where is the cup?"}]), "reply_malformed"),
+    (b'{"choices": []}', "reply_malformed"),
+    (_reply('[{"i": 1, "question": "Where is the cup?"}]', usage="many"), "reply_bad_usage"),
+    (_reply('[{"i": 1, "question": "Where is the cup?"}]', usage={"prompt_tokens": -1}), "reply_bad_usage"),
+    (_reply("[" * 5000), "parse_failure"),  # deeply nested content
+    (_reply('[{"i": 1, "question": ' + "[" * 3000 + "}]"), "parse_failure"),
+]
+
+
+def test_garbage_replies_are_counted_rejections(server: http.server.HTTPServer, tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    backend = OpenAIBackend(url, "m", concurrency=1, backoff_s=0.01)
+    blocks = [_block(k + 1, video=f"v{k}") for k in range(len(GARBAGE))]  # distinct prompts
+    server.bodies = [body for body, _ in GARBAGE]
+    kwargs = {"prompt_template": load_prompt(), "cache_path": tmp_path / "c.jsonl", "batch_size": 1}
+    stats = generate_shard(blocks, backend, out_path=tmp_path / "o.parquet", retries=0, **kwargs)
+    expected = Counter(reason for _, reason in GARBAGE)
+    assert {k: v for k, v in stats["rejected"].items() if v} == expected
+    assert stats["failed"] == len(GARBAGE) and stats["accepted"] == 0 and stats["new_tokens"] == 0
+    cached = [json.loads(x) for x in (tmp_path / "c.jsonl").read_text().splitlines()]
+    assert [c.get("error", "parse_failure") for c in cached] == [reason for _, reason in GARBAGE]
+    assert cached[0]["raw_output"] == "<html>502 Bad Gateway</html>"  # what came back, for inspection
+    # a rerun answers from the cache, with the same counts; a retry asks again with the retry note
+    again = generate_shard(blocks, backend, out_path=tmp_path / "o.parquet", retries=0, **kwargs)
+    assert again["prompts"] == 0 and again["rejected"] == stats["rejected"]
+    server.bodies = [_reply(3)] * len(GARBAGE)
+    retried = generate_shard(blocks, backend, out_path=tmp_path / "o.parquet", retries=1, **kwargs)
+    assert retried["prompts"] == len(GARBAGE) and retried["rejected"]["reply_malformed"] == len(GARBAGE)
+    assert server.requests[-1][2]["messages"][0]["content"].startswith(RETRY_NOTE)
+
+
+def _cli_world(tmp_path: Path) -> list[str]:
+    """An ASSIGNED table of two videos (3 blocks) and the generate-queries arguments that read it."""
+    from tests.queries.test_llm_queries import _assigned
+
+    write_parquet(_assigned({"va": 10, "vb": 3})[0], tmp_path / "assigned.parquet", ASSIGNED)
+    (tmp_path / "prompt.txt").write_text(load_prompt(), encoding="utf-8")
+    args = ["generate-queries", "--backend", "openai", "--assigned", str(tmp_path / "assigned.parquet")]
+    args += [
+        "--prompt",
+        str(tmp_path / "prompt.txt"),
+        "--shard",
+        "0",
+        "--num-shards",
+        "1",
+        "--batch-size",
+        "1",
+    ]
+    return args + ["--cache", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "o.parquet")]
+
+
+def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_server_down_ends_the_job_with_one_line(
+    server: http.server.HTTPServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    options = json.dumps({"base_url": url, "model": "m", "retries": 2, "backoff_s": 0.01, "concurrency": 1})
+    args = _cli_world(tmp_path) + ["--backend-options", options, "--stats", str(tmp_path / "s.json")]
+    server.answer = lambda prompt: json.dumps(
+        [{"i": 1, "question": f"Where is the {parse_numbered_list(prompt)[0][0][1].split()[-1]}?"}]
+    )
+    server.script = [200] + [500] * 3  # the first block is answered, then the server keeps failing
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 3
+    (error,) = _errors(caplog)
+    assert "HTTP 500" in error and "rerun to resume" in error and "\n" not in error
+    assert len((tmp_path / "c.jsonl").read_text().splitlines()) == 1  # the finished block is kept
+    assert not (tmp_path / "s.json").exists()
+    caplog.clear()
+    main(args)  # the server is back: the rerun asks only for the two other blocks
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert (stats["cached"], stats["generated"], stats["accepted"]) == (1, 2, 3) and not _errors(caplog)
+
+
+def test_nothing_usable_exits_non_zero(
+    server: http.server.HTTPServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    options = json.dumps({"base_url": url, "model": "m", "concurrency": 1})
+    args = _cli_world(tmp_path) + ["--backend-options", options, "--stats", str(tmp_path / "s.json")]
+    server.bodies = [b"not json"] * 6  # every block, and its retry
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 3
+    assert _errors(caplog) == [
+        "shard 0/1: no accepted question from 3 blocks (3 failed; rejected: reply_not_json 3)"
+    ]
+    assert json.loads((tmp_path / "s.json").read_text())["failed"] == 3  # the stats say why
+    assert unusable_reason({"blocks": 0, "accepted": 0, "failed": 0, "rejected": {}}) is None
+    assert unusable_reason({"rows_in": 4, "accepted": 1, "failed": 0, "rejected": {}}) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
@@ -55,6 +56,9 @@ def test_single_quotes_and_trailing_commas() -> None:
         "{'i': 1}",  # an object, not a list
         "[[[[ x ]]] ]] {{ garbage ¤ \x00",
         "__import__('os').system('true')",  # never evaluated: not a literal
+        "[" * 5000,  # deeper than the JSON decoder's recursion: RecursionError before the fix
+        "[" * 5000 + "]" * 5000,
+        '[{"i": 1, "question": ' + "[" * 3000 + "}]",
     ],
 )
 def test_unparseable_answers(raw: str) -> None:
@@ -144,12 +148,44 @@ def test_paraphrase_mode() -> None:
     assert accepted == [(0, "The camera wearer grabs a knife")]
 
 
+_NOISE = st.text(st.characters(blacklist_characters="[]{}`"), max_size=40)  # prose without brackets
+_ITEMS = st.lists(
+    st.fixed_dictionaries(
+        {
+            "i": st.one_of(st.integers(-1, 5), st.sampled_from(["1", "2", " 3", "x"]), st.booleans()),
+            "question": st.one_of(
+                st.text(st.characters(blacklist_characters="`"), max_size=60),
+                st.sampled_from(["Where is the knife?", "What did I cut on the board?", "Who opened it?"]),
+                st.none(),
+                st.integers(),
+            ),
+        }
+    ),
+    max_size=8,
+)
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.text(max_size=300))
-def test_never_crashes_and_counts_everything(raw: str) -> None:
-    items = parse_answer(raw)
-    if items is None:
-        return
-    accepted, rejected = _validate(items)
+@given(_ITEMS, _NOISE, _NOISE, st.sampled_from(["json", "python", "fenced"]))
+def test_payload_in_noise_is_found_and_every_entry_counted(
+    items: list[dict], before: str, after: str, form: str
+) -> None:
+    body = repr(items) if form == "python" else json.dumps(items)
+    if form == "fenced":
+        body = f"```json\n{body}\n```"
+    parsed = parse_answer(f"{before}{body}{after}")
+    assert parsed == items
+    seen: set[str] = set()
+    accepted, rejected = _validate(parsed, seen)
     assert len(accepted) + sum(rejected.values()) == len(items)
     assert set(rejected) <= set(REJECTION_REASONS)
+    assert len(seen) == len(accepted)  # every accepted question is distinct in the video
+    for row, text in accepted:
+        assert 0 <= row < len(SOURCES) and text.endswith("?") and "#" not in text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_any_text_parses_to_a_list_of_objects_or_none(raw: str) -> None:
+    parsed = parse_answer(raw)
+    assert parsed is None or (isinstance(parsed, list) and all(isinstance(v, dict) for v in parsed))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from egonlq.cli.registry import command, log_stats
+from egonlq.cli.registry import command, log, log_stats
 
 # ---------------------------------------------------------------------------------------------- query sources
 
@@ -127,20 +129,45 @@ def generate_queries(a: argparse.Namespace) -> None:
     blocks = make_blocks(
         read_parquet(a.assigned, ASSIGNED), block_size=a.block_size, shard=a.shard, num_shards=a.num_shards
     )
-    stats = generate_shard(
-        blocks,
-        backend,
-        prompt_template=a.prompt.read_text(encoding="utf-8"),
-        cache_path=a.cache,
-        out_path=a.out,
-        retries=a.retries,
-        batch_size=a.batch_size,
-        zero_length=a.zero_length,
-        min_window_sec=a.min_window_sec,
-    )
+    what = f"shard {a.shard}/{a.num_shards}"
+    with _backend_failure(what, a.cache):
+        stats = generate_shard(
+            blocks,
+            backend,
+            prompt_template=a.prompt.read_text(encoding="utf-8"),
+            cache_path=a.cache,
+            out_path=a.out,
+            retries=a.retries,
+            batch_size=a.batch_size,
+            zero_length=a.zero_length,
+            min_window_sec=a.min_window_sec,
+        )
     stats.update({"shard": a.shard, "num_shards": a.num_shards})
-    log_stats(f"shard {a.shard}/{a.num_shards}", stats)
+    log_stats(what, stats)
     write_json(stats, a.stats, indent=1)
+    _stop_if_unusable(what, stats)
+
+
+@contextmanager
+def _backend_failure(what: str, cache: Path) -> Iterator[None]:
+    """A backend that cannot answer (a server down after its retries) ends the command with one line."""
+    from egonlq.queries.llm_backends import BackendError
+
+    try:
+        yield
+    except BackendError as e:
+        log.error("%s: %s; the cache %s keeps the finished blocks: rerun to resume", what, e, cache)
+        raise SystemExit(3) from None
+
+
+def _stop_if_unusable(what: str, stats: dict) -> None:
+    """Exit non-zero, with one line, when the run accepted nothing (``unusable_reason``'s threshold)."""
+    from egonlq.queries.llm_queries import unusable_reason
+
+    reason = unusable_reason(stats)
+    if reason is not None:
+        log.error("%s: %s", what, reason)
+        raise SystemExit(3)
 
 
 def _merge_queries_args(p: argparse.ArgumentParser) -> None:
@@ -187,17 +214,20 @@ def rephrase(a: argparse.Namespace) -> None:
     rows = (
         narration_rows(read_parquet(a.input, ASSIGNED)) if a.narrations else read_parquet(a.input, GENERATED)
     )
-    stats = run(
-        rows,
-        _make_backend(a),
-        prompt_template=a.prompt.read_text(encoding="utf-8"),
-        cache_path=a.cache,
-        out_path=a.out,
-        num_variants=a.num_variants,
-        batch_size=a.batch_size,
-    )
+    backend = _make_backend(a)
+    with _backend_failure("rephrase", a.cache):
+        stats = run(
+            rows,
+            backend,
+            prompt_template=a.prompt.read_text(encoding="utf-8"),
+            cache_path=a.cache,
+            out_path=a.out,
+            num_variants=a.num_variants,
+            batch_size=a.batch_size,
+        )
     log_stats("rephrase", stats)
     write_json(stats, a.stats, indent=1)
+    _stop_if_unusable("rephrase", stats)
 
 
 def _naq_args(p: argparse.ArgumentParser) -> None:

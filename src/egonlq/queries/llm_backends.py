@@ -20,6 +20,7 @@ tests, benchmarks and offline demo runs use it to exercise the ``hf`` path witho
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import logging
 import os
@@ -41,14 +42,23 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_HF_MODEL = "google/gemma-2b-it"
 _DTYPES = ("float32", "bfloat16", "float16")
+_SHOWN_BYTES = 2000  # of a rejected reply's body, kept in the cache for inspection
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
 
 
 @dataclass(frozen=True)
 class Generation:
+    """One answer. ``error`` names a reply that carries no usable answer (a ``REJECTION_REASONS`` entry of
+    :mod:`egonlq.queries.llm_parsing`, e.g. ``"reply_not_json"``); ``text`` then holds what came back."""
+
     text: str
     n_prompt_tokens: int
     n_new_tokens: int
+    error: str | None = None
+
+
+class BackendError(RuntimeError):
+    """The backend cannot answer at all (a server that keeps failing after its retries): the job must stop."""
 
 
 class Backend(Protocol):
@@ -129,8 +139,13 @@ class HFBackend:
         seed: int = 0,
     ) -> None:
         import torch
+        from safetensors import SafetensorError
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        # What from_pretrained raises for a folder or id that holds no loadable model: missing or unreadable
+        # files (OSError), bad JSON or an unknown model type (ValueError), corrupt weights. Anything else
+        # (out of memory, a CUDA error, a bug) is not the folder's fault and surfaces as it is.
+        not_a_model = (OSError, ValueError, KeyError, SafetensorError)
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
         if batch_size < 1 or max_new_tokens < 1:
@@ -156,7 +171,7 @@ class HFBackend:
             raise InputError(local, "model folder has no tokenizer", expected=f"one of {_TOKENIZER_FILES}")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
-        except Exception as e:  # any loading failure is a bad model folder or id
+        except not_a_model as e:
             raise InputError(
                 self.model_path,
                 f"cannot load a tokenizer: {e}",
@@ -176,7 +191,7 @@ class HFBackend:
             self.model = AutoModelForCausalLM.from_pretrained(
                 self.model_path, local_files_only=True, dtype=getattr(torch, dtype)
             )
-        except Exception as e:  # any loading failure is a bad model folder or id
+        except not_a_model as e:
             raise InputError(self.model_path, f"cannot load the model: {e}", expected="a causal LM") from e
         self.model.to(device).eval()
         self.has_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
@@ -267,8 +282,10 @@ class OpenAIBackend:
 
     The API key is read from the environment variable ``api_key_env`` (no header when it is unset, as for a
     local vLLM server). Requests time out after ``timeout_s``; connection errors, timeouts, HTTP 429 and 5xx
-    are retried ``retries`` times with exponential backoff, then the error is raised (the cache keeps what
-    was finished, so a rerun resumes). ``concurrency`` requests run at once.
+    are retried ``retries`` times with exponential backoff, then :class:`BackendError` is raised (the cache
+    keeps what was finished, so a rerun resumes); other HTTP errors raise it at once. An HTTP 200 reply that
+    is not a chat completion with a string content and integer token counts is not an error but a rejected
+    answer (``Generation.error``). ``concurrency`` requests run at once.
     """
 
     def __init__(
@@ -340,22 +357,48 @@ class OpenAIBackend:
             request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    reply = json.loads(response.read().decode("utf-8"))
-                break
+                    return self._read_reply(response.read())
             except urllib.error.HTTPError as e:
                 if (e.code != 429 and e.code < 500) or attempt == self.retries:
-                    raise RuntimeError(f"{self.url}: HTTP {e.code} {e.reason}") from e
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+                    raise BackendError(f"{self.url}: HTTP {e.code} {e.reason} (try {attempt + 1})") from e
+            except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as e:
                 if attempt == self.retries:
-                    raise RuntimeError(f"{self.url}: no answer after {self.retries + 1} tries: {e}") from e
+                    raise BackendError(f"{self.url}: no answer after {self.retries + 1} tries: {e}") from e
             logger.warning("%s: try %d failed, retrying", self.url, attempt + 1)
             time.sleep(self.backoff_s * 2**attempt)
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    def _read_reply(self, data: bytes) -> Generation:
+        """A chat completion's content and token counts; a body that is not one is a rejected reply."""
+        shown = data[:_SHOWN_BYTES].decode("utf-8", errors="replace")
         try:
-            text = reply["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError) as e:
-            raise RuntimeError(f"{self.url}: reply is not a chat completion: {str(reply)[:200]}") from e
-        usage = reply.get("usage") or {}
-        return Generation(text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
+            reply = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            return Generation(shown, 0, 0, error="reply_not_json")
+        try:
+            content = reply["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            return Generation(shown, 0, 0, error="reply_malformed")
+        if content is None:  # no text at all (e.g. a refusal): an empty answer
+            content = ""
+        if not isinstance(content, str):
+            return Generation(shown, 0, 0, error="reply_malformed")
+        counts = _token_counts(reply.get("usage"))  # reply is a dict: it had "choices"
+        if counts is None:
+            return Generation(content, 0, 0, error="reply_bad_usage")
+        return Generation(content, *counts)
+
+
+def _token_counts(usage: object) -> tuple[int, int] | None:
+    """``(prompt_tokens, completion_tokens)`` of a usage field (absent: 0), None when it is malformed."""
+    if usage is None:
+        return 0, 0
+    if not isinstance(usage, dict):
+        return None
+    counts = (usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
+        return None
+    return counts
 
 
 def source_name(kind: str, model: str | None = None) -> str:

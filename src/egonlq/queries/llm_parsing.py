@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from egonlq.queries.template_writer import IRREGULAR_PLURAL, VERBS
 
 REJECTION_REASONS = (
-    "parse_failure",  # the whole answer (counted once per failed block)
+    # Whole answers, counted once per failed block (the reason of its last try):
+    "parse_failure",  # no list of objects in the answer text (gibberish, truncation, 5000 nested brackets)
+    "reply_not_json",  # the server's HTTP 200 body is not JSON
+    "reply_malformed",  # not a chat completion, or its content is not a string (a number, a list)
+    "reply_bad_usage",  # its usage field is not an object of non-negative integer token counts
+    # Entries of a parsed answer:
     "malformed_item",  # an entry that is not an object with an index and a text
     "index_out_of_range",
     "index_duplicate",
@@ -86,7 +91,7 @@ def _candidates(raw: str) -> list[object]:
             value, _ = decoder.raw_decode(text, s)
             found.append(value)
             continue
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: nesting deeper than Python's stack
             pass
         for e in reversed(ends):
             if e <= s:

@@ -130,15 +130,18 @@ def _run_units(
     retries: int,
     batch_size: int,
     progress: bool = True,
-) -> tuple[dict[str, list[dict] | None], dict]:
-    """Answer every unit from the cache or the backend; retry unparseable answers with :data:`RETRY_NOTE`.
+) -> tuple[dict[str, list[dict] | None], dict[str, str], dict]:
+    """Answer every unit from the cache or the backend; retry unusable answers with :data:`RETRY_NOTE`.
 
-    Returns the parsed answer per unit id (None: failed after all retries) and run stats.
+    An answer is unusable when the backend rejected the reply (``Generation.error``, kept in the cache
+    record's ``error``) or no list can be parsed from it (``"parse_failure"``). Returns the parsed answer per
+    unit id (None: failed after all retries), the reason of each failed unit's last try, and run stats.
     """
     if retries < 0 or batch_size < 1:
         raise ValueError("retries must be >= 0 and batch_size >= 1")
     fingerprint = backend.fingerprint()
     results: dict[str, list[dict] | None] = {}
+    reasons: dict[str, str] = {}  # the last try's failure reason, per unit id
     generated_units: set[str] = set()
     n_prompts = prompt_tokens = new_tokens = 0
     gen_seconds = 0.0
@@ -153,9 +156,10 @@ def _run_units(
             if entry is None:
                 todo.append((unit, prompt, key))
                 continue
-            items = parse_answer(entry["raw_output"])
+            items, reason = _answer(entry["raw_output"], entry.get("error"))
             if items is None:
                 failed.append(unit)
+                reasons[unit.unit_id] = reason
             else:
                 results[unit.unit_id] = items
         batches = range(0, len(todo), batch_size)
@@ -171,24 +175,26 @@ def _run_units(
                 )
             records = []
             for (unit, _, key), g in zip(batch, generations, strict=True):
-                records.append(
-                    {
-                        "key": key,
-                        "unit_id": unit.unit_id,
-                        "attempt": attempt,
-                        "raw_output": g.text,
-                        "n_prompt_tokens": g.n_prompt_tokens,
-                        "n_new_tokens": g.n_new_tokens,
-                        "backend": backend.name,
-                    }
-                )
+                record = {
+                    "key": key,
+                    "unit_id": unit.unit_id,
+                    "attempt": attempt,
+                    "raw_output": g.text,
+                    "n_prompt_tokens": g.n_prompt_tokens,
+                    "n_new_tokens": g.n_new_tokens,
+                    "backend": backend.name,
+                }
+                if g.error is not None:
+                    record["error"] = g.error
+                records.append(record)
                 generated_units.add(unit.unit_id)
                 n_prompts += 1
                 prompt_tokens += g.n_prompt_tokens
                 new_tokens += g.n_new_tokens
-                items = parse_answer(g.text)
+                items, reason = _answer(g.text, g.error)
                 if items is None:
                     failed.append(unit)
+                    reasons[unit.unit_id] = reason
                 else:
                     results[unit.unit_id] = items
             cache.append(records)
@@ -206,7 +212,15 @@ def _run_units(
         "generation_seconds": gen_seconds,
         "cache_torn_lines": cache.torn_lines,
     }
-    return results, stats
+    return results, {u.unit_id: reasons[u.unit_id] for u in pending}, stats
+
+
+def _answer(raw: str, error: str | None) -> tuple[list[dict] | None, str]:
+    """The parsed entries of an answer, or None and why it is unusable."""
+    if error is not None:
+        return None, error if error in REJECTION_REASONS else "reply_malformed"
+    items = parse_answer(raw)
+    return items, "parse_failure"
 
 
 def _throughput(stats: dict) -> None:
@@ -265,9 +279,10 @@ def generate_shard(
     """Generate, validate and write the GENERATED table of one shard of blocks; return its stats.
 
     Blocks already in the cache are not regenerated; the rest go to the backend ``batch_size`` at a time and
-    are appended to the cache after every batch. An unparseable answer is retried ``retries`` times, then its
-    block counts as failed (``rejected["parse_failure"]``). A window shorter than ``min_window_sec`` is
-    widened to it (``zero_length="widen"``) or dropped (``"drop"``).
+    are appended to the cache after every batch. An unusable answer (unparseable, or a reply the backend
+    rejected) is retried ``retries`` times, then its block counts as failed, under the reason of its last try
+    (``rejected["parse_failure"]``, ``rejected["reply_not_json"]``, ...). A window shorter than
+    ``min_window_sec`` is widened to it (``zero_length="widen"``) or dropped (``"drop"``).
 
     Stats keys: ``blocks``, ``cached``, ``generated``, ``failed``, ``prompts`` (backend calls this run,
     retries included), ``questions_parsed``, ``accepted``, ``rejected`` (reason -> count),
@@ -292,7 +307,7 @@ def generate_shard(
     for first in range(0, len(blocks), chunk):
         part = blocks[first : first + chunk]
         units = [_Unit(b.block_id, render_prompt(b, prompt_template)) for b in part]
-        answers, part_run = _run_units(
+        answers, failures, part_run = _run_units(
             units, backend, cache, retries=retries, batch_size=batch_size, progress=False
         )
         del units
@@ -301,7 +316,7 @@ def generate_shard(
         for block in part:
             items = answers[block.block_id]
             if items is None:
-                rejected["parse_failure"] += 1
+                rejected[failures[block.block_id]] += 1
                 continue
             parsed += len(items)
             sources = [SourceText(r.text, r.text_clean) for r in block.rows]
@@ -375,6 +390,21 @@ def generate_shard(
         {k: v for k, v in rejected.items() if v},
     )
     return stats
+
+
+def unusable_reason(stats: dict) -> str | None:
+    """Why a generation (or rephrasing) run produced nothing usable, or None when it produced something.
+
+    The threshold: zero accepted questions from a non-empty input (``blocks``, or ``rows_in`` for
+    rephrasing). A low acceptance rate is a poor model, shown in the stats; none at all means a broken
+    model, prompt or server, and an empty table must not pass silently into training.
+    """
+    n_in = stats["blocks"] if "blocks" in stats else stats["rows_in"]
+    if n_in == 0 or stats["accepted"] > 0:
+        return None
+    unit = "blocks" if "blocks" in stats else "rows"
+    reasons = ", ".join(f"{k} {v}" for k, v in Counter(stats["rejected"]).most_common() if v) or "none"
+    return f"no accepted question from {n_in} {unit} ({stats['failed']} failed; rejected: {reasons})"
 
 
 def narration_rows(
@@ -459,7 +489,7 @@ def rephrase(
         for uid, chunk, variant in groups
     ]
     cache = GenerationCache(cache_path)
-    answers, run = _run_units(units, backend, cache, retries=retries, batch_size=batch_size)
+    answers, failures, run = _run_units(units, backend, cache, retries=retries, batch_size=batch_size)
 
     rejected = _empty_rejections()
     seen: dict[str, set[str]] = {
@@ -470,7 +500,7 @@ def rephrase(
     for uid, chunk, variant in groups:
         items = answers[uid]
         if items is None:
-            rejected["parse_failure"] += 1
+            rejected[failures[uid]] += 1
             continue
         parsed += len(items)
         sources = [SourceText(r["query"], r["query"]) for r in chunk]
