@@ -31,16 +31,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import math
-import os
 import time
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -52,6 +50,7 @@ from tqdm import tqdm
 from egonlq.data.tables import nlq_query_uids
 from egonlq.errors import InputError
 from egonlq.io import atomic_path, write_parquet, write_text
+from egonlq.jsonl import JsonlStore
 from egonlq.video.aks import (
     AKSParams,
     ConstantScoresWarning,
@@ -452,69 +451,26 @@ def settings_for(methods: Sequence[str], params_list: Sequence[AKSParams]) -> li
 # ---------------------------------------------------------------------------------------------- progress
 
 
-class ProgressLog:
-    """Append-only JSONL of finished records ``{"key", "kind", "row"}``; the last record of a key wins.
+def _read_progress(record: Any) -> tuple[str, dict]:
+    if record["format"] != PROGRESS_FORMAT:
+        raise ValueError(f"format {record['format']!r}, expected {PROGRESS_FORMAT!r}")
+    return record["key"], record["row"]
 
-    Opening repairs a torn last line (an interrupted append) by cutting the file after its last newline; any
-    other unreadable line is an error naming its line number. Each :meth:`append` is one write, flushed and
-    fsync'd.
-    """
+
+class ProgressLog(JsonlStore):
+    """The keyframes progress file (:class:`~egonlq.jsonl.JsonlStore`) of records ``{"format", "key", "kind",
+    "row"}``: ``key -> row``, the last record of a key winning."""
 
     def __init__(self, path: Path):
-        self.path = Path(path)
-        self.records: dict[str, dict] = {}
-        self.torn_lines = 0
-        self.duplicates = 0
-        if self.path.exists():
-            self._load()
-
-    def _load(self) -> None:
-        data = self.path.read_bytes()
-        end = data.rfind(b"\n") + 1
-        if end < len(data):
-            logger.warning("%s: dropping a torn last line of %d bytes", self.path, len(data) - end)
-            os.truncate(self.path, end)
-            self.torn_lines = 1
-        for number, line in enumerate(data[:end].splitlines(), start=1):
-            try:
-                record = json.loads(line)
-                key, row = record["key"], record["row"]
-                if record.get("format") != PROGRESS_FORMAT:
-                    raise ValueError(f"format {record.get('format')!r}")
-            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
-                raise InputError(
-                    self.path,
-                    f"unreadable progress record at line {number}: {e}",
-                    expected="JSON lines written by run_keyframes (delete the file to restart)",
-                ) from e
-            self.duplicates += key in self.records
-            self.records[key] = row
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.records
-
-    def get(self, key: str) -> dict | None:
-        return self.records.get(key)
+        super().__init__(
+            path, _read_progress, expected="JSON lines written by run_keyframes (delete the file to restart)"
+        )
 
     def append(self, records: Sequence[tuple[str, str, dict]]) -> None:
         """Append ``(key, kind, row)`` records in one write, then flush and fsync."""
-        lines = [
-            json.dumps(
-                {"format": PROGRESS_FORMAT, "key": k, "kind": kind, "row": row},
-                allow_nan=False,
-                separators=(",", ":"),
-            )
-            for k, kind, row in records
-        ]
-        if not lines:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "ab") as f:
-            f.write(("\n".join(lines) + "\n").encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
-        for key, _, row in records:
-            self.records[key] = row
+        super().append(
+            {"format": PROGRESS_FORMAT, "key": k, "kind": kind, "row": row} for k, kind, row in records
+        )
 
 
 # ------------------------------------------------------------------------------------------------- run
