@@ -27,7 +27,7 @@ ENCODER_TAG = "demo" if ENCODER == "demo" else f"clip_{Path(KCFG['clip_model'] o
 ENCODER_INPUT = {"clip_model": KCFG["clip_model"]} if ENCODER == "clip" and KCFG["clip_model"] else {}
 FRAMES_DIR = f"results/frames/{ENCODER_TAG}"
 FRAME_CODE = ("video.frame_features", "video.frame_encoders", "data.tables")
-KEYFRAME_CODE = (*FRAME_CODE, "video.keyframes", "video.aks")
+KEYFRAME_CODE = (*FRAME_CODE, "video.keyframes", "video.scorers", "video.aks")
 
 
 def vslnet_scorer_tags():
@@ -192,7 +192,7 @@ rule moment_hits:
         selections=[f"results/keyframes/{tag}/selection.parquet" for tag in SCORER_TAGS],
         queries=f"results/data/nlq/{KSPLIT}_queries.parquet",
         clips=f"results/data/nlq/{KSPLIT}_clips.parquet",
-        code=src_files("video", "video.keyframes", "data.tables"),
+        code=src_files("video", "video.moment_hits", "video.keyframes", "data.tables"),
     output:
         parquet="results/keyframes/moment_hits.parquet",
         markdown=report("results/keyframes/moment_hits.md", caption="../report/moment_hits.rst",

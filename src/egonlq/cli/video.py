@@ -98,7 +98,8 @@ def keyframes(a: argparse.Namespace) -> None:
     from egonlq.io import read_parquet, write_json
     from egonlq.video.aks import AKSParams
     from egonlq.video.frame_encoders import make_encoder
-    from egonlq.video.keyframes import EncoderScorer, VSLNetScorer, run_keyframes
+    from egonlq.video.keyframes import run_keyframes
+    from egonlq.video.scorers import EncoderScorer, VSLNetScorer
 
     set_threads(a.threads)
     try:
@@ -161,7 +162,8 @@ def moment_hits(a: argparse.Namespace) -> None:
 
     from egonlq.data.tables import CLIPS, QUERIES
     from egonlq.io import read_parquet
-    from egonlq.video.keyframes import SELECTION, moment_hit_table, plot_moment_hits, write_moment_hits
+    from egonlq.video.keyframes import SELECTION
+    from egonlq.video.moment_hits import moment_hit_table, plot_moment_hits, write_moment_hits
 
     selection = pd.concat([read_parquet(p, SELECTION).to_pandas() for p in a.selections], ignore_index=True)
     table = moment_hit_table(

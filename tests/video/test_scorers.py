@@ -1,0 +1,84 @@
+"""Per-frame relevance scores: cosine of a frame encoder, the frame-table shortcut, a trained VSLNet."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from egonlq.video.frame_features import extract_many
+from egonlq.video.scorers import (
+    EncoderScorer,
+    VSLNetScorer,
+    clip_scores,
+    unit_scores_to_frames,
+    vslnet_unit_scores,
+)
+from tests.video.world import run
+
+torch.set_num_threads(1)
+
+
+def test_clip_scores_is_cosine():
+    frames = np.array([[3.0, 4.0], [0.0, 2.0], [0.0, 0.0]], dtype=np.float32)
+    np.testing.assert_allclose(clip_scores(frames, np.array([1.0, 0.0])), [0.6, 0.0, 0.0], atol=1e-7)
+    np.testing.assert_allclose(clip_scores(frames, np.array([0.0, -5.0])), [-0.8, -1.0, 0.0], atol=1e-7)
+    with pytest.raises(ValueError, match="size"):
+        clip_scores(frames, np.ones(3))
+
+
+def test_encoder_scorer_reads_the_frame_table(world, demo, tmp_path):
+    extract_many(
+        [(world.video_uid, world.mp4, None)], demo, tmp_path / "f", frames_path=tmp_path / "frames.parquet"
+    )
+    scorer = EncoderScorer(demo, frame_table=tmp_path / "frames.parquet")
+    run(world, tmp_path / "table", scorer)
+    run(world, tmp_path / "decoded", demo)
+    assert scorer.stats["frames_encoded"] == 0 and scorer.stats["frames_from_table"] > 0
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "table" / "selection.parquet"),
+        pd.read_parquet(tmp_path / "decoded" / "selection.parquet"),
+    )
+
+
+def test_unit_scores_to_frames():
+    units = np.array([0.1, 0.2, 0.3, 0.4], dtype=np.float32)
+    times = np.array([0.0, 1.99, 2.0, 5.0, 7.99, 9.0, -1.0])
+    assert unit_scores_to_frames(units, times, 8.0, "corrected").tolist() == pytest.approx(
+        [0.1, 0.1, 0.2, 0.3, 0.4, 0.4, 0.1]
+    )
+
+
+def test_vslnet_scorer(world, vslnet_files, tmp_path):
+    from egonlq.data.features import read_clip_features
+    from egonlq.grounding.spans import pool_features
+    from egonlq.grounding.text_encoder import TextCache
+    from egonlq.grounding.vslnet import VSLNet
+
+    files = vslnet_files
+    scorer = VSLNetScorer(
+        files / "m", files / "clips.parquet", files / "text.safetensors", label_mode="corrected"
+    )
+    stats = run(world, tmp_path, scorer)
+    assert stats["scorer"] == "vslnet:highlight" and stats["queries_scored"] == world.n_eligible
+    scores = pd.read_parquet(tmp_path / "scores.parquet").iloc[0]
+    # the same numbers by hand: highlight per unit, then each frame takes its unit's score
+    clip = world.clips.set_index("clip_uid").loc[scores["clip_uid"]]
+    model = VSLNet.from_pretrained(files / "m")
+    features = read_clip_features(files / "clips.parquet", [scores["clip_uid"]])[scores["clip_uid"]]
+    units = vslnet_unit_scores(
+        model, features, TextCache.load(files / "text.safetensors").get(scores["text"])
+    )
+    times = np.asarray(scores["sampled_frame_idx"]) / 5.0 - clip["video_start_sec"]
+    duration = clip["video_end_sec"] - clip["video_start_sec"]
+    np.testing.assert_allclose(scores["scores"], unit_scores_to_frames(units, times, duration, "corrected"))
+    assert 0 < units.min() and units.max() < 1 and len(units) == 64
+
+    inside = vslnet_unit_scores(model, features, np.ones((3, 8), np.float32), unit_score="inside")
+    video = torch.from_numpy(pool_features(features, 64)[None])  # the clip's rows pooled to 64 units
+    with torch.no_grad():
+        out = model(video, torch.ones(1, 64), torch.ones(1, 3, 8), torch.ones(1, 3))
+    p_s, p_e = torch.softmax(out.start_logits[0], 0).numpy(), torch.softmax(out.end_logits[0], 0).numpy()
+    u = 10
+    assert inside[u] == pytest.approx(p_s[: u + 1].sum() * p_e[u:].sum(), rel=1e-5)
