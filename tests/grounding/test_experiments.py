@@ -176,7 +176,7 @@ def test_finetune_inherits_the_few_shot_fraction_of_its_init() -> None:
 def test_train_spec_dict_matches_the_trainspec_fields() -> None:
     """Every key handed to ``TrainSpec.from_dict`` is a TrainSpec field (read from the source, not imported:
     importing torch would dominate this file's run time)."""
-    tree = ast.parse((REPO / "src" / "egonlq" / "grounding" / "train.py").read_text())
+    tree = ast.parse((REPO / "src" / "egonlq" / "grounding" / "train_spec.py").read_text())
     spec = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "TrainSpec")
     fields = {n.target.id for n in spec.body if isinstance(n, ast.AnnAssign)}
     runs = by_name(parse())

@@ -319,7 +319,7 @@ def test_pooling_labels_and_keys(world, mode):
     assert r.query_uid[0] == "clip00:ann00:0" and r.annotation_uid[1] == "ann00" and r.query_idx[2] == 2
     assert r.text[0] == "where is the cup?" and r.text[4] == normalise_query("#C C picks up the cup")
     assert r.source == ["nlq", "nlq", "nlq", "nlq", "naq", "nlq", "nlq", "naq"]
-    assert r.stats["per_source"] == {"naq": 2, "nlq": 6}
+    assert r.stats["per_source"] == {"naq": 2, "nlq": 6} and r.stats["sources_in"] == {"naq": 2, "nlq": 7}
     for i, q in enumerate(QUERIES_[:8]):
         uid = clip_uid(q.clip)
         raw = world.raw[uid]

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,13 +21,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import egonlq
 from egonlq.data.tables import QUERIES
 from egonlq.errors import InputError
 from egonlq.evaluation.baselines import uniform_windows
 from egonlq.evaluation.metric import evaluate, load_ground_truth
 from egonlq.evaluation.predictions import validate_predictions
+from egonlq.grounding import train_state
 from egonlq.grounding.predict import predict_split
-from egonlq.grounding.train import TrainSpec, linear_schedule, param_groups, train
+from egonlq.grounding.train import linear_schedule, param_groups, train
+from egonlq.grounding.train_spec import TrainSpec
 from egonlq.grounding.vslnet import VSLNet, VSLNetConfig
 from egonlq.io import write_parquet
 from tests.grounding.test_nlq_dataset import Query, World, build_world
@@ -155,16 +164,85 @@ def test_interrupted_and_resumed_equals_uninterrupted(world, run_a, tmp_path):
     assert train(SPEC, **world.paths(), out_dir=tmp_path, progress=False)["resumed_from_step"] == 30
 
 
-def test_resume_refuses_another_spec(world, tmp_path):
+def test_stale_state_is_never_resumed(world, tmp_path, caplog, monkeypatch):
     spec = replace(SPEC, epochs=2)
-    train(spec, **world.paths(), out_dir=tmp_path, progress=False, stop_after_steps=4)
-    with pytest.raises(InputError, match="another spec.*lr: saved 0.002, now 0.001.*restart=True"):
-        train(replace(spec, lr=1e-3), **world.paths(), out_dir=tmp_path, progress=False)
-    summary = train(replace(spec, lr=1e-3), **world.paths(), out_dir=tmp_path, progress=False, restart=True)
-    assert summary["completed"] and summary["resumed_from_step"] is None
-    (tmp_path / "last.pt").write_bytes(b"garbage")
-    with pytest.raises(InputError, match="last.pt.*unreadable training state"):
-        train(replace(spec, lr=1e-3), **world.paths(), out_dir=tmp_path, progress=False)
+    fresh = train(replace(spec, lr=1e-3), **world.paths(), out_dir=tmp_path / "fresh", progress=False)
+
+    def rerun(why: str, **changes) -> dict:
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            summary = train(
+                replace(spec, **changes), **world.paths(), out_dir=tmp_path / "run", progress=False
+            )
+        assert re.search(f"not resuming .*last.pt: .*{why}.*; starting over", caplog.text), caplog.text
+        assert summary["completed"] and summary["resumed_from_step"] is None
+        return summary
+
+    train(spec, **world.paths(), out_dir=tmp_path / "run", progress=False, stop_after_steps=4)
+    # another spec: starts over and ends like a fresh run of the new spec
+    assert rerun(r"another spec \(lr: saved 0.002, now 0.001\)", lr=1e-3)["best"] == fresh["best"]
+    assert_same_run(tmp_path / "fresh", tmp_path / "run")
+    # a regenerated input (same bytes, new file), edited training code, an unreadable file
+    features = world.paths()["train_features"]
+    os.utime(features, ns=(features.stat().st_atime_ns, features.stat().st_mtime_ns + 10**9))
+    rerun("the input files changed", lr=1e-3)
+    monkeypatch.setattr(train_state, "code_digest", lambda: "edited")
+    rerun("the training code changed", lr=1e-3)
+    (tmp_path / "run" / "last.pt").write_bytes(b"garbage")
+    rerun("unreadable training state", lr=1e-3)
+    # restart=True ignores even a matching state
+    summary = train(
+        replace(spec, lr=1e-3), **world.paths(), out_dir=tmp_path / "run", progress=False, restart=True
+    )
+    assert summary["resumed_from_step"] is None
+
+
+def test_resume_writes_the_outputs_a_rerun_deleted(world, run_a, tmp_path):
+    """The workflow deletes a job's outputs before rerunning it: killed after its last evaluation, a run
+    resumes with nothing left to train, and its outputs can only come back from last.pt."""
+    stopped = train(SPEC, **world.paths(), out_dir=tmp_path, progress=False, stop_after_steps=30)
+    assert stopped["completed"] is False and not (tmp_path / "summary.json").exists()
+    for name in ("model.safetensors", "config.json", "metrics.csv"):
+        (tmp_path / name).unlink()
+    resumed = train(SPEC, **world.paths(), out_dir=tmp_path, progress=False)
+    assert resumed["resumed_from_step"] == 30 and resumed["best"] == run_a[1]["best"]
+    assert_same_run(run_a[0], tmp_path)
+
+
+def test_killed_mid_run_resumes_to_the_same_end(world, run_a, tmp_path):
+    """kill -9 of the training command: the next call continues from the last saved step (and says so)
+    and ends with the weights and metrics of an uninterrupted run."""
+    spec = SPEC.to_dict()
+    spec["model"] = {k: v for k, v in spec["model"].items() if k not in ("video_dim", "text_dim")}
+    paths = world.paths()
+    cmd = [sys.executable, "-m", "egonlq.cli", "train", "--spec", json.dumps(spec), "--video-dim", "8"]
+    for name, path in paths.items():
+        cmd += [f"--{name.replace('_', '-')}", str(path)]
+    cmd += ["--threads", "1", "--device", "cpu", "--out-dir", str(tmp_path)]
+    env = dict(os.environ, PYTHONPATH=str(Path(egonlq.__file__).parents[1]))
+    killed = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "last.pt").exists() and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    saved_step = torch.load(tmp_path / "last.pt", weights_only=True)["progress"]["step"]
+    assert 0 < saved_step < 30 and not (tmp_path / "summary.json").exists()
+
+    resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming {tmp_path / 'last.pt'} at step {saved_step} " in resumed.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["resumed_from_step"] == saved_step and summary["best"] == run_a[1]["best"]
+    assert_same_run(run_a[0], tmp_path)
+
+
+def test_a_source_matching_nothing_is_refused(world, tmp_path):
+    with pytest.raises(
+        InputError, match=r"source 'llm:\*' of the spec matches no training query.*'naq': 8, 'nlq': 16"
+    ):
+        train(replace(SPEC, sources=("naq", "llm:*")), **world.paths(), out_dir=tmp_path, progress=False)
+    assert not (tmp_path / "last.pt").exists()
 
 
 def test_finetune_from_checkpoint(world, run_a, tmp_path):

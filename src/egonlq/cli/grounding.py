@@ -60,13 +60,16 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument(
+        "--restart", action="store_true", help="start over even when the out dir holds a resumable last.pt"
+    )
 
 
 @command("train", _train_args)
 def train(a: argparse.Namespace) -> None:
     from egonlq.grounding.text_encoder import TextCache, TextEncoder
-    from egonlq.grounding.train import TrainSpec
     from egonlq.grounding.train import train as run
+    from egonlq.grounding.train_spec import TrainSpec
 
     set_threads(a.threads)
     text_model = resolve_text_model(a.text_model)
@@ -91,7 +94,7 @@ def train(a: argparse.Namespace) -> None:
         out_dir=a.out_dir,
         init_from=a.init_from,
         device=a.device,
-        restart=True,
+        restart=a.restart,
         progress=sys.stderr.isatty(),
     )
     log_stats("training", summary)

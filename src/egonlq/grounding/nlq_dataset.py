@@ -252,8 +252,9 @@ def load_records(
     queries without a GT window; otherwise they get ``NO_LABEL``. ``max_queries``: keep a subset of that
     size drawn by ``numpy.random.default_rng([seed, 1])``, in table order.
 
-    Stats: ``queries_in``, ``dropped_no_text``, ``dropped_not_annotated``, ``dropped_source``,
-    ``dropped_few_shot``, ``nlq_clips``, ``nlq_clips_kept``, ``dropped_zero_length``, ``dropped_no_features``
+    Stats: ``queries_in``, ``sources_in`` (queries per source before any filter), ``dropped_no_text``,
+    ``dropped_not_annotated``, ``dropped_source``, ``dropped_few_shot``, ``nlq_clips``, ``nlq_clips_kept``,
+    ``dropped_zero_length``, ``dropped_no_features``
     (queries) and ``clips_no_features`` (their clips), ``dropped_cap``, ``records``, ``clips``,
     ``zero_length_kept``, ``clamped_to_clip`` (GT window outside ``[0, duration]``), ``labels_at_first_unit``
     (label ``(0, 0)``), ``per_source`` (records per source), ``label_mode``, ``max_pos_len``.
@@ -264,7 +265,12 @@ def load_records(
         raise ValueError(f"nlq_fraction must lie in [0, 1], got {nlq_fraction}")
     table, kind = _read_queries(queries)
     durations = _read_clip_bounds(clips)
-    stats: dict = {"queries_in": len(table), "label_mode": label_mode, "max_pos_len": max_pos_len}
+    stats: dict = {
+        "queries_in": len(table),
+        "sources_in": dict(sorted(Counter(table["source"]).items())),
+        "label_mode": label_mode,
+        "max_pos_len": max_pos_len,
+    }
 
     def drop(mask: np.ndarray, name: str) -> None:
         nonlocal table

@@ -1,6 +1,6 @@
 """Training VSLNet: NLQ from scratch, NaQ-style pre-training and fine-tuning (vslnet.md 6-8, naq.md 2-3).
 
-:class:`TrainSpec` holds every setting that changes the results; :func:`train` runs one training:
+:func:`train` runs one training of a :class:`~egonlq.grounding.train_spec.TrainSpec`:
 
 - AdamW (betas 0.9/0.999, eps 1e-6; no weight decay for biases and LayerNorm parameters), a linear warmup
   over ``warmup_proportion`` of the steps then a linear decay to 0, both stepped per batch; gradients clipped
@@ -9,8 +9,7 @@
   cut into batches of ``batch_size`` (the last one partial). After a step, the model is evaluated on val
   when ``step % max(1, batches_per_epoch // eval_per_epoch) == 0`` or at the end of an epoch: val
   predictions (:func:`egonlq.grounding.predict.predict_records`, the code that predicts any split) scored by
-  the
-  OFFICIAL metric; the weights are saved when val R@1 at IoU 0.3 is ``>=`` the best so far (ties move
+  the OFFICIAL metric; the weights are saved when val R@1 at IoU 0.3 is ``>=`` the best so far (ties move
   forward; a NaN score ranks below any number and ties with NaN).
 - Stages: ``scratch`` (random init, NLQ), ``pretrain`` (random init; synthetic sources with or without NLQ;
   jittering allowed), ``finetune`` (weights ONLY from ``init_from``: fresh optimizer and schedule; no
@@ -20,23 +19,22 @@ Outputs in ``out_dir``: ``model.safetensors`` + ``config.json`` (the best weight
 ``VSLNet.from_pretrained``), ``best_val_predictions.json``, ``metrics.csv`` (one row per evaluation),
 ``train_spec.json`` (the spec and where everything came from), ``summary.json`` and ``last.pt``.
 
-Resuming: ``last.pt`` (written atomically at every evaluation) holds the model, optimizer, scheduler, every
-random state (python, numpy, torch, CUDA, the jitter generator), the step and the position in the epoch's
-order, the best so far and the metrics history. :func:`train` on an ``out_dir`` holding one resumes it when
-the spec and the data match, and ends with exactly the metrics and weights of an uninterrupted run.
+Resuming: :func:`train` on an ``out_dir`` holding a ``last.pt`` of the same run (:mod:`egonlq.grounding.
+train_state`: same spec, records, input files and code) continues it from its last evaluation and ends with
+exactly the metrics and weights of an uninterrupted run; a stale ``last.pt`` is ignored (logged).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import math
 import os
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +48,6 @@ from egonlq.errors import InputError
 from egonlq.evaluation.metric import DEFAULT_KS, DEFAULT_THRESHOLDS, EvalResult, evaluate, load_ground_truth
 from egonlq.evaluation.predictions import write_predictions
 from egonlq.grounding.nlq_dataset import (
-    TEXT_SOURCES,
     NLQDataset,
     Records,
     TextSource,
@@ -61,105 +58,15 @@ from egonlq.grounding.nlq_dataset import (
     text_provenance,
 )
 from egonlq.grounding.predict import TRAIN_SPEC_NAME, predict_records
-from egonlq.grounding.spans import LABEL_MODES
-from egonlq.grounding.vslnet import VSLNet, VSLNetConfig
-from egonlq.io import atomic_path, write_json, write_text
+from egonlq.grounding.train_spec import TrainSpec
+from egonlq.grounding.train_state import LAST_STATE, load_state, run_fingerprint, save_state, set_rng_states
+from egonlq.grounding.vslnet import WEIGHTS_NAME, VSLNet, VSLNetConfig
+from egonlq.io import write_json, write_text
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("scratch", "pretrain", "finetune")
-EMPTY_QUERY_SPLITS = ("train", "val")
 BEST_METRIC = "R1@0.3"
-LAST_STATE = "last.pt"
 NUM_WINDOWS = 5
-STATE_FORMAT = "egonlq-train-state/1"
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    """Everything that changes a training's results (defaults: the reference NLQ baseline, vslnet.md 7)."""
-
-    stage: str = "scratch"  # scratch | pretrain | finetune
-    sources: tuple[str, ...] = ()  # synthetic sources (fnmatch patterns, e.g. "naq", "llm:*"); NLQ: joint_nlq
-    joint_nlq: bool = True  # train on the NLQ train queries too
-    nlq_fraction: float = 1.0  # few-shot: fraction of NLQ train CLIPS kept (seeded, by clip)
-    epochs: int = 200
-    batch_size: int = 32
-    eval_batch_size: int | None = None  # None: batch_size, like the reference (padding changes results)
-    lr: float = 1e-4
-    warmup_proportion: float = 0.0
-    weight_decay: float = 0.01
-    clip_norm: float = 1.0
-    jitter_factor: float = 0.0  # 0: off; > 1: NaQ temporal response jittering (2.5 v1, 5.0 NaQ++)
-    jitter_sources: tuple[str, ...] = ("naq",)
-    label_mode: str = "compatible"  # compatible | corrected (vslnet.md 10)
-    remove_empty_queries_from: tuple[str, ...] = ("train",)  # drop |end - start| <= 1/30 s queries
-    model: VSLNetConfig = field(default_factory=VSLNetConfig)
-    seed: int = 12345
-    eval_per_epoch: int = 2  # evaluations per epoch (2: every half epoch, as the reference)
-    max_train_queries: int | None = None  # seeded subset of the training queries (demo runs)
-    text: str = "cache"  # cache | encoder (the frozen text encoder run on every batch)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "sources", tuple(self.sources))
-        object.__setattr__(self, "jitter_sources", tuple(self.jitter_sources))
-        object.__setattr__(self, "remove_empty_queries_from", tuple(self.remove_empty_queries_from))
-        problems = []
-        if self.stage not in STAGES:
-            problems.append(f"stage {self.stage!r} is not one of {STAGES}")
-        if "nlq" in self.sources:
-            problems.append("sources lists 'nlq': NLQ train queries are selected by joint_nlq")
-        if not self.sources and not self.joint_nlq:
-            problems.append("no training data: sources is empty and joint_nlq is false")
-        if not 0.0 <= self.nlq_fraction <= 1.0:
-            problems.append(f"nlq_fraction {self.nlq_fraction} is not in [0, 1]")
-        if self.jitter_factor and self.jitter_factor <= 1:
-            problems.append(f"jitter_factor {self.jitter_factor} must be 0 (off) or > 1")
-        if self.stage == "finetune" and self.jitter_factor:
-            problems.append("stage 'finetune' trains without jittering (naq.md 3): set jitter_factor 0")
-        if self.label_mode not in LABEL_MODES:
-            problems.append(f"label_mode {self.label_mode!r} is not one of {LABEL_MODES}")
-        if not set(self.remove_empty_queries_from) <= set(EMPTY_QUERY_SPLITS):
-            problems.append(
-                f"remove_empty_queries_from {self.remove_empty_queries_from} not within {EMPTY_QUERY_SPLITS}"
-            )
-        if self.text not in TEXT_SOURCES:
-            problems.append(f"text {self.text!r} is not one of {TEXT_SOURCES}")
-        for name in ("epochs", "batch_size", "eval_per_epoch"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1")
-        if self.eval_batch_size is not None and self.eval_batch_size < 1:
-            problems.append("eval_batch_size must be >= 1 (or None)")
-        if self.max_train_queries is not None and self.max_train_queries < 1:
-            problems.append("max_train_queries must be >= 1 (or None)")
-        if not 0.0 <= self.warmup_proportion <= 1.0:
-            problems.append(f"warmup_proportion {self.warmup_proportion} is not in [0, 1]")
-        if not (self.lr > 0 and self.weight_decay >= 0 and self.clip_norm > 0):
-            problems.append("need lr > 0, weight_decay >= 0, clip_norm > 0")
-        if problems:
-            raise ValueError("invalid TrainSpec: " + "; ".join(problems))
-
-    @property
-    def train_sources(self) -> tuple[str, ...]:
-        """The source patterns of the training queries."""
-        return (*self.sources, *(("nlq",) if self.joint_nlq else ()))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe (tuples become lists); :meth:`from_dict` inverts it."""
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainSpec:
-        """From plain values (e.g. the config); ``model`` is a dict of :class:`VSLNetConfig` fields."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainSpec keys {unknown}; known: {sorted(known)}")
-        d = dict(d)
-        if isinstance(d.get("model"), dict):
-            d["model"] = VSLNetConfig(**d["model"])
-        return cls(**d)
 
 
 # ------------------------------------------------------------------------------------------- optimisation
@@ -219,36 +126,6 @@ def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # CUDA too
-
-
-def _rng_states(dataset: NLQDataset) -> dict:
-    np_state = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        "numpy": (np_state[0], np_state[1].tolist(), *np_state[2:]),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "jitter": dataset.rng.getstate(),
-    }
-
-
-def _set_rng_states(states: dict, dataset: NLQDataset) -> None:
-    random.setstate(states["python"])
-    name, keys, *rest = states["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
-    torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-    dataset.rng.setstate(states["jitter"])
-
-
-def _data_fingerprint(train: Records, val: Records) -> str:
-    """What a resumed run must find again: the records in order with their labels."""
-    digest = hashlib.sha256()
-    for records in (train, val):
-        digest.update("\0".join(records.query_uid).encode())
-        digest.update(records.s_ind.tobytes() + records.e_ind.tobytes() + records.v_len.tobytes())
-    return digest.hexdigest()
 
 
 # -------------------------------------------------------------------------------------------------- inputs
@@ -342,7 +219,7 @@ def train(
 
     Bad input raises :class:`InputError` before any training step: features or text of the wrong size, a
     text missing from the cache, an unreadable or mismatching ``init_from``, no training query left, a
-    ``last.pt`` of another spec or data.
+    synthetic source of the spec that matches no training query.
 
     Returns the summary (also ``summary.json`` when the run completes): ``completed``, ``best_step``,
     ``best_epoch``, ``best`` (val metrics of the best step), ``steps``, ``total_steps``,
@@ -380,12 +257,7 @@ def train(
         seed=spec.seed,
         progress=progress,
     )
-    if len(train_records) == 0:
-        raise InputError(
-            train_queries,
-            f"no training query left (sources {list(spec.train_sources)}, stats {train_records.stats})",
-            expected="at least one training query",
-        )
+    _check_sources(spec, train_records, train_queries)
     val_records = load_records(
         val_queries,
         val_clips,
@@ -406,28 +278,30 @@ def train(
             records, text, text_dim=config.text_dim, where=text_cache if spec.text == "cache" else text_model
         )
     gt = load_ground_truth(val_gt)
-    data_fingerprint = _data_fingerprint(train_records, val_records)
-
+    inputs = {
+        "train_queries": train_queries,
+        "train_clips": train_clips,
+        "train_features": train_features,
+        "val_queries": val_queries,
+        "val_clips": val_clips,
+        "val_features": val_features,
+        "val_gt": val_gt,
+        **({"text_cache": text_cache} if spec.text == "cache" else {}),
+        **({"init_from": init_from} if init_from is not None else {}),
+    }
+    fingerprint = run_fingerprint(
+        spec.to_dict(),
+        train_records,
+        val_records,
+        inputs | ({"init_from": Path(init_from) / WEIGHTS_NAME} if init_from is not None else {}),
+    )
     write_json(
         {
             "spec": spec.to_dict(),
-            "inputs": {
-                name: str(Path(p).resolve())
-                for name, p in (
-                    ("train_queries", train_queries),
-                    ("train_clips", train_clips),
-                    ("train_features", train_features),
-                    ("val_queries", val_queries),
-                    ("val_clips", val_clips),
-                    ("val_features", val_features),
-                    ("val_gt", val_gt),
-                    *((("text_cache", text_cache),) if spec.text == "cache" else ()),
-                    *((("init_from", init_from),) if init_from is not None else ()),
-                )
-            },
+            "inputs": {name: str(Path(p).resolve()) for name, p in inputs.items()},
             "text_encoder": text_provenance(text, text_model),
             "label_mode": spec.label_mode,
-            "data_fingerprint": data_fingerprint,
+            "data_fingerprint": fingerprint["data"],
             "train_stats": train_records.stats,
             "val_stats": val_records.stats,
             "device": str(dev),
@@ -436,308 +310,295 @@ def train(
         out_dir / TRAIN_SPEC_NAME,
         indent=2,
     )
-
     with deterministic(dev):
-        return _run(
-            spec,
-            train_records,
-            val_records,
-            text,
-            gt,
-            out_dir,
-            dev,
-            init_state=init_state,
-            data_fingerprint=data_fingerprint,
-            progress=progress,
-            stop_after_steps=stop_after_steps,
-            restart=restart,
+        run = _Run(spec, train_records, val_records, text, gt, out_dir, dev, init_state, fingerprint)
+        if not restart:
+            run.resume()
+        return run.loop(progress=progress, stop_after_steps=stop_after_steps)
+
+
+def _check_sources(spec: TrainSpec, records: Records, path: Path) -> None:
+    """Refuse a spec whose training data are missing: no record at all, or a synthetic source pattern that
+    matches no record (a pretrain run would otherwise train on NLQ alone and be reported as pre-training)."""
+    stats = records.stats
+    if len(records) == 0:
+        raise InputError(
+            path,
+            f"no training query left (sources {list(spec.train_sources)}, stats {stats})",
+            expected="at least one training query",
+        )
+    for pattern in spec.sources:
+        if not any(fnmatchcase(source, pattern) for source in stats["per_source"]):
+            raise InputError(
+                path,
+                f"source {pattern!r} of the spec matches no training query "
+                f"(queries per source in the table: {stats['sources_in']}; kept after filters: "
+                f"{stats['per_source']})",
+                field="source",
+                expected=f"a source with training queries, one of {sorted(stats['sources_in'])}",
+            )
+
+
+@dataclass
+class _Schedule:
+    """Step counts of a run: ``eval_period`` steps between evaluations (and one at each epoch's end)."""
+
+    batches_per_epoch: int
+    total_steps: int
+    eval_period: int
+
+    @classmethod
+    def of(cls, spec: TrainSpec, n_train: int) -> _Schedule:
+        batches_per_epoch = math.ceil(n_train / spec.batch_size)
+        return cls(
+            batches_per_epoch,
+            spec.epochs * batches_per_epoch,
+            max(1, batches_per_epoch // spec.eval_per_epoch),
         )
 
+    def evaluates_after(self, step: int) -> bool:
+        return step % self.eval_period == 0 or step % self.batches_per_epoch == 0
 
-def _run(
-    spec: TrainSpec,
-    train_records: Records,
-    val_records: Records,
-    text: TextSource,
-    gt: Any,
-    out_dir: Path,
-    dev: torch.device,
-    *,
-    init_state: dict | None,
-    data_fingerprint: str,
-    progress: bool,
-    stop_after_steps: int | None,
-    restart: bool,
-) -> dict:
-    _seed_all(spec.seed)
-    model = VSLNet(spec.model)
-    if init_state is not None:
-        model.load_state_dict(init_state)
-    model.to(dev).train()
-    n_train = len(train_records)
-    batches_per_epoch = math.ceil(n_train / spec.batch_size)
-    total_steps = spec.epochs * batches_per_epoch
-    eval_period = max(1, batches_per_epoch // spec.eval_per_epoch)
-    optimizer = torch.optim.AdamW(
-        param_groups(model, spec.weight_decay), lr=spec.lr, betas=(0.9, 0.999), eps=1e-6
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, linear_schedule(int(spec.warmup_proportion * total_steps), total_steps)
-    )
-    dataset = NLQDataset(
-        train_records,
-        jitter_factor=spec.jitter_factor,
-        jitter_sources=spec.jitter_sources,
-        extend=spec.model.extend,
-        seed=spec.seed,
-    )
-    eval_batch = spec.eval_batch_size or spec.batch_size
-    state: dict[str, Any] = {
-        "step": 0,
-        "epoch": 0,
-        "batch": 0,
-        "best_score": -math.inf,
-        "best_step": None,
-        "best_epoch": None,
-        "best": None,
-        "history": [],
-        "samples": 0,
-        "train_seconds": 0.0,
-        "eval_seconds": 0.0,
-    }
-    resumed_from = None
-    last_path = out_dir / LAST_STATE
-    if last_path.is_file() and not restart:
-        saved = _load_state(last_path, spec, data_fingerprint)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        _set_rng_states(saved["rng"], dataset)
-        state = saved["progress"]
-        resumed_from = state["step"]
+
+class _Run:
+    """One training: the model, its optimizer and schedule, the progress counters and the best so far."""
+
+    def __init__(
+        self,
+        spec: TrainSpec,
+        train_records: Records,
+        val_records: Records,
+        text: TextSource,
+        gt: Any,
+        out_dir: Path,
+        dev: torch.device,
+        init_state: dict | None,
+        fingerprint: dict[str, Any],
+    ) -> None:
+        self.spec, self.train_records, self.val_records = spec, train_records, val_records
+        self.text, self.gt, self.out_dir, self.dev, self.fingerprint = text, gt, out_dir, dev, fingerprint
+        _seed_all(spec.seed)
+        self.model = VSLNet(spec.model)
+        if init_state is not None:
+            self.model.load_state_dict(init_state)
+        self.model.to(dev).train()
+        self.schedule = _Schedule.of(spec, len(train_records))
+        total = self.schedule.total_steps
+        self.optimizer = torch.optim.AdamW(
+            param_groups(self.model, spec.weight_decay), lr=spec.lr, betas=(0.9, 0.999), eps=1e-6
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, linear_schedule(int(spec.warmup_proportion * total), total)
+        )
+        self.dataset = NLQDataset(
+            train_records,
+            jitter_factor=spec.jitter_factor,
+            jitter_sources=spec.jitter_sources,
+            extend=spec.model.extend,
+            seed=spec.seed,
+        )
+        self.progress: dict[str, Any] = {
+            "step": 0,
+            "epoch": 0,
+            "batch": 0,
+            "best_score": -math.inf,
+            "best_step": None,
+            "best_epoch": None,
+            "best": None,
+            "history": [],
+            "samples": 0,
+            "train_seconds": 0.0,
+            "eval_seconds": 0.0,
+        }
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.resumed_from: int | None = None
+
+    def resume(self) -> None:
+        """Continue from ``last.pt`` when it belongs to this run; write again the outputs it implies (the
+        workflow deletes them before a rerun)."""
+        path = self.out_dir / LAST_STATE
+        if not path.is_file():
+            return
+        saved, why_not = load_state(path, self.fingerprint)
+        if saved is None:
+            logger.warning("not resuming %s: %s; starting over", path, why_not)
+            return
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.progress, self.best_weights = saved["progress"], saved["best_weights"]
+        self.resumed_from = self.progress["step"]
+        if self.best_weights is not None:
+            best = VSLNet(self.spec.model)  # draws from the random generators: restored below
+            best.load_state_dict(self.best_weights)
+            best.save_pretrained(self.out_dir)
+        self._write_history()
+        set_rng_states(saved["rng"], self.dataset)
         logger.info(
             "resuming %s at step %d (epoch %d, batch %d)",
-            last_path,
+            path,
+            self.progress["step"],
+            self.progress["epoch"],
+            self.progress["batch"],
+        )
+
+    def loop(self, *, progress: bool, stop_after_steps: int | None) -> dict:
+        """Train to the last epoch (or ``stop_after_steps``), evaluating on the schedule."""
+        spec, schedule, state = self.spec, self.schedule, self.progress
+        n_train = len(self.train_records)
+        logger.info(
+            "training on %d queries (%s), %d batches per epoch, %d steps, evaluation every %d steps on "
+            "%d val queries, device %s",
+            n_train,
+            self.train_records.stats["per_source"],
+            schedule.batches_per_epoch,
+            schedule.total_steps,
+            schedule.eval_period,
+            len(self.val_records),
+            self.dev,
+        )
+        sums = {"loss": 0.0, "loss_span": 0.0, "loss_highlight": 0.0}
+        n_since_eval = 0
+        bar = tqdm(
+            total=schedule.total_steps,
+            initial=state["step"],
+            desc="train",
+            unit="step",
+            disable=None if progress else True,
+        )
+        tick = time.perf_counter()
+        try:
+            while state["epoch"] < spec.epochs:
+                epoch = state["epoch"]
+                order = torch.randperm(
+                    n_train, generator=torch.Generator().manual_seed(spec.seed + epoch)
+                ).tolist()
+                for b in range(state["batch"], schedule.batches_per_epoch):
+                    indices = order[b * spec.batch_size : (b + 1) * spec.batch_size]
+                    losses, lr = self._step(indices)
+                    for key, value in zip(sums, losses, strict=True):
+                        sums[key] += value
+                    n_since_eval += 1
+                    state["step"] += 1
+                    state["samples"] += len(indices)
+                    last_batch = b + 1 == schedule.batches_per_epoch
+                    state["epoch"], state["batch"] = (epoch + 1, 0) if last_batch else (epoch, b + 1)
+                    bar.update(1)
+                    step = state["step"]
+                    if schedule.evaluates_after(step):
+                        now = time.perf_counter()
+                        state["train_seconds"] += now - tick
+                        means = {k: v / n_since_eval for k, v in sums.items()}
+                        self._evaluation(epoch, means, lr)
+                        bar.set_postfix(
+                            loss=f"{means['loss']:.3f}", r1=f"{state['history'][-1][BEST_METRIC]:.3f}"
+                        )
+                        sums = dict.fromkeys(sums, 0.0)
+                        n_since_eval = 0
+                        tick = time.perf_counter()
+                        state["eval_seconds"] += tick - now
+                    if stop_after_steps is not None and step >= stop_after_steps:
+                        logger.info("stopping after %d steps, as asked", step)
+                        return {"completed": False, "steps": step, "total_steps": schedule.total_steps}
+        finally:
+            bar.close()
+        return self._summary()
+
+    def _step(self, indices: list[int]) -> tuple[list[float], float]:
+        """One optimizer step on the records ``indices``; the losses and the learning rate it used."""
+        batch = collate([self.dataset[i] for i in indices], self.text).to(self.dev)
+        out = self.model(batch.video, batch.video_mask, batch.text, batch.text_mask)
+        loss = self.model.loss(out, batch.s_ind, batch.e_ind, batch.video_mask, batch.highlight)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.clip_norm)
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        return [value.item() for value in loss], lr
+
+    def _evaluation(self, epoch: int, losses: dict[str, float], lr: float) -> None:
+        """Score val, keep the weights when they are the best so far, log the row and save ``last.pt``."""
+        state, out_dir = self.progress, self.out_dir
+        scratch = out_dir / ".val_predictions.json"
+        eval_batch = self.spec.eval_batch_size or self.spec.batch_size
+        result = _evaluate(
+            self.model, self.val_records, self.text, self.gt, scratch, batch_size=eval_batch, device=self.dev
+        )
+        score = _score(result)
+        best = score >= state["best_score"]
+        x, y = result.evaluated()
+        logger.info(
+            "step %d (epoch %d): loss %.4f, val %s %.4f, mIoU %.4f; Evaluated: %d / %d instances%s",
             state["step"],
-            state["epoch"],
-            state["batch"],
+            epoch,
+            losses["loss"],
+            BEST_METRIC,
+            result.recall[(0.3, 1)],
+            result.miou,
+            x,
+            y,
+            " (best)" if best else "",
         )
-    logger.info(
-        "training on %d queries (%s), %d batches per epoch, %d steps, evaluation every %d steps on "
-        "%d val queries, device %s",
-        n_train,
-        train_records.stats["per_source"],
-        batches_per_epoch,
-        total_steps,
-        eval_period,
-        len(val_records),
-        dev,
-    )
-
-    sums = {"loss": 0.0, "loss_span": 0.0, "loss_highlight": 0.0}
-    n_since_eval = 0
-    lr = scheduler.get_last_lr()[0]
-    bar = tqdm(
-        total=total_steps,
-        initial=state["step"],
-        desc="train",
-        unit="step",
-        disable=None if progress else True,
-    )
-    tick = time.perf_counter()
-    try:
-        while state["epoch"] < spec.epochs:
-            epoch = state["epoch"]
-            order = torch.randperm(
-                n_train, generator=torch.Generator().manual_seed(spec.seed + epoch)
-            ).tolist()
-            for b in range(state["batch"], batches_per_epoch):
-                batch = collate(
-                    [dataset[i] for i in order[b * spec.batch_size : (b + 1) * spec.batch_size]], text
-                ).to(dev)
-                out = model(batch.video, batch.video_mask, batch.text, batch.text_mask)
-                loss = model.loss(out, batch.s_ind, batch.e_ind, batch.video_mask, batch.highlight)
-                optimizer.zero_grad(set_to_none=True)
-                loss.total.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), spec.clip_norm)
-                lr = scheduler.get_last_lr()[0]
-                optimizer.step()
-                scheduler.step()
-                for key, value in zip(sums, loss, strict=True):
-                    sums[key] += value.item()
-                n_since_eval += 1
-                state["step"] += 1
-                state["samples"] += len(batch.index)
-                state["epoch"], state["batch"] = (
-                    (epoch + 1, 0) if b + 1 == batches_per_epoch else (epoch, b + 1)
-                )
-                bar.update(1)
-                step = state["step"]
-                if step % eval_period == 0 or step % batches_per_epoch == 0:
-                    now = time.perf_counter()
-                    state["train_seconds"] += now - tick
-                    losses = {k: v / n_since_eval for k, v in sums.items()}
-                    _evaluation(
-                        model,
-                        optimizer,
-                        scheduler,
-                        dataset,
-                        val_records,
-                        text,
-                        gt,
-                        out_dir,
-                        dev,
-                        spec=spec,
-                        state=state,
-                        epoch=epoch,
-                        losses=losses,
-                        lr=lr,
-                        eval_batch=eval_batch,
-                        data_fingerprint=data_fingerprint,
-                    )
-                    bar.set_postfix(
-                        loss=f"{losses['loss']:.3f}", r1=f"{state['history'][-1][BEST_METRIC]:.3f}"
-                    )
-                    sums = dict.fromkeys(sums, 0.0)
-                    n_since_eval = 0
-                    tick = time.perf_counter()
-                    state["eval_seconds"] += tick - now
-                if stop_after_steps is not None and step >= stop_after_steps:
-                    logger.info("stopping after %d steps, as asked", step)
-                    return {"completed": False, "steps": step, "total_steps": total_steps}
-    finally:
-        bar.close()
-
-    summary = {
-        "completed": True,
-        "best_step": state["best_step"],
-        "best_epoch": state["best_epoch"],
-        "best": state["best"],
-        "steps": state["step"],
-        "total_steps": total_steps,
-        "batches_per_epoch": batches_per_epoch,
-        "eval_period": eval_period,
-        "evaluations": len(state["history"]),
-        "train_queries": n_train,
-        "val_queries": len(val_records),
-        "samples_trained": state["samples"],
-        "train_seconds": round(state["train_seconds"], 3),
-        "eval_seconds": round(state["eval_seconds"], 3),
-        "queries_per_second": round(state["samples"] / max(state["train_seconds"], 1e-9), 2),
-        "resumed_from_step": resumed_from,
-        "device": str(dev),
-        "train_stats": train_records.stats,
-        "val_stats": val_records.stats,
-    }
-    write_json(summary, out_dir / "summary.json", indent=2)
-    logger.info(
-        "best val %s %.4f at step %s; %.1f queries/s",
-        BEST_METRIC,
-        state["best_score"],
-        state["best_step"],
-        summary["queries_per_second"],
-    )
-    return summary
-
-
-def _evaluation(
-    model: VSLNet,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    dataset: NLQDataset,
-    val_records: Records,
-    text: TextSource,
-    gt: Any,
-    out_dir: Path,
-    dev: torch.device,
-    *,
-    spec: TrainSpec,
-    state: dict,
-    epoch: int,
-    losses: dict[str, float],
-    lr: float,
-    eval_batch: int,
-    data_fingerprint: str,
-) -> None:
-    """Score val, keep the weights when they are the best so far, log the row and save ``last.pt``."""
-    scratch = out_dir / ".val_predictions.json"
-    result = _evaluate(model, val_records, text, gt, scratch, batch_size=eval_batch, device=dev)
-    score = _score(result)
-    best = score >= state["best_score"]
-    x, y = result.evaluated()
-    logger.info(
-        "step %d (epoch %d): loss %.4f, val %s %.4f, mIoU %.4f; Evaluated: %d / %d instances%s",
-        state["step"],
-        epoch,
-        losses["loss"],
-        BEST_METRIC,
-        result.recall[(0.3, 1)],
-        result.miou,
-        x,
-        y,
-        " (best)" if best else "",
-    )
-    if best:
-        model.save_pretrained(out_dir)
-        os.replace(scratch, out_dir / "best_val_predictions.json")
-        state.update(
-            best_score=score,
-            best_step=state["step"],
-            best_epoch=epoch,
-            best={k: _json_number(v) for k, v in result.to_dict()["recall"].items()}
-            | {"miou": _json_number(result.miou), "evaluated": [x, y]},
-        )
-    else:
-        scratch.unlink()
-    state["history"].append(
-        _metrics_row(
-            state["step"], epoch, losses, lr, result, best, state["train_seconds"] + state["eval_seconds"]
-        )
-    )
-    write_text(pd.DataFrame(state["history"]).to_csv(index=False), out_dir / "metrics.csv")
-    with atomic_path(out_dir / LAST_STATE) as tmp:
-        torch.save(
-            {
-                "format": STATE_FORMAT,
-                "spec": spec.to_dict(),
-                "data_fingerprint": data_fingerprint,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": _rng_states(dataset),
-                "progress": state,
-            },
-            tmp,
+        if best:
+            self.model.save_pretrained(out_dir)
+            self.best_weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            os.replace(scratch, out_dir / "best_val_predictions.json")
+            state.update(
+                best_score=score,
+                best_step=state["step"],
+                best_epoch=epoch,
+                best={k: _json_number(v) for k, v in result.to_dict()["recall"].items()}
+                | {"miou": _json_number(result.miou), "evaluated": [x, y]},
+            )
+        else:
+            scratch.unlink()
+        seconds = state["train_seconds"] + state["eval_seconds"]
+        state["history"].append(_metrics_row(state["step"], epoch, losses, lr, result, best, seconds))
+        self._write_history()
+        save_state(
+            out_dir / LAST_STATE,
+            fingerprint=self.fingerprint,
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            dataset=self.dataset,
+            progress=state,
+            best_weights=self.best_weights,
         )
 
+    def _write_history(self) -> None:
+        write_text(pd.DataFrame(self.progress["history"]).to_csv(index=False), self.out_dir / "metrics.csv")
 
-def _load_state(path: Path, spec: TrainSpec, data_fingerprint: str) -> dict:
-    """Read ``last.pt`` and check that it continues this spec on these data."""
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated or foreign file: torch raises many kinds
-        raise InputError(
-            path,
-            f"unreadable training state ({type(e).__name__}: {e})",
-            expected="a last.pt written by egonlq.grounding.train, or restart=True",
-        ) from e
-    if not isinstance(saved, dict) or saved.get("format") != STATE_FORMAT:
-        raise InputError(path, "not a training state", field="format", expected=STATE_FORMAT)
-    ours = spec.to_dict()
-    differ = sorted(k for k in ours if saved["spec"].get(k) != ours[k])
-    if differ:
-        raise InputError(
-            path,
-            "the saved training state belongs to another spec: "
-            + "; ".join(f"{k}: saved {saved['spec'].get(k)!r}, now {ours[k]!r}" for k in differ),
-            field=differ[0],
-            expected="the same spec, or restart=True to start over",
+    def _summary(self) -> dict:
+        state, schedule = self.progress, self.schedule
+        summary = {
+            "completed": True,
+            "best_step": state["best_step"],
+            "best_epoch": state["best_epoch"],
+            "best": state["best"],
+            "steps": state["step"],
+            "total_steps": schedule.total_steps,
+            "batches_per_epoch": schedule.batches_per_epoch,
+            "eval_period": schedule.eval_period,
+            "evaluations": len(state["history"]),
+            "train_queries": len(self.train_records),
+            "val_queries": len(self.val_records),
+            "samples_trained": state["samples"],
+            "train_seconds": round(state["train_seconds"], 3),
+            "eval_seconds": round(state["eval_seconds"], 3),
+            "queries_per_second": round(state["samples"] / max(state["train_seconds"], 1e-9), 2),
+            "resumed_from_step": self.resumed_from,
+            "device": str(self.dev),
+            "train_stats": self.train_records.stats,
+            "val_stats": self.val_records.stats,
+        }
+        write_json(summary, self.out_dir / "summary.json", indent=2)
+        logger.info(
+            "best val %s %.4f at step %s; %.1f queries/s",
+            BEST_METRIC,
+            state["best_score"],
+            state["best_step"],
+            summary["queries_per_second"],
         )
-    if saved["data_fingerprint"] != data_fingerprint:
-        raise InputError(
-            path,
-            "the saved training state was trained on other records (inputs changed)",
-            field="data_fingerprint",
-            expected="the same inputs, or restart=True to start over",
-        )
-    return saved
+        return summary

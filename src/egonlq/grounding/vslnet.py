@@ -26,6 +26,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from egonlq.errors import InputError
+from egonlq.grounding.presets import REFERENCE
 from egonlq.grounding.tensor_files import write_safetensors
 from egonlq.io import read_json, write_json
 
@@ -39,10 +40,11 @@ MASK_VALUE = -1e30
 class VSLNetConfig:
     video_dim: int = 2304  # 2304 SlowFast / InternVideo, 256 EgoVLP, 1536 Omnivore
     text_dim: int = 384  # hidden size of the frozen text encoder (384 for MiniLM, 768 for BERT-base)
-    dim: int = 128
-    num_heads: int = 8
-    dropout: float = 0.2
-    max_pos_len: int = 128  # rows of the position tables: the longest video (units) or text (tokens)
+    dim: int = REFERENCE["model"]["dim"]  # the reference's sizes (vslnet.md 5); the demo's are smaller
+    num_heads: int = REFERENCE["model"]["num_heads"]
+    dropout: float = REFERENCE["model"]["dropout"]
+    # rows of the position tables: the longest video (units) or text (tokens)
+    max_pos_len: int = REFERENCE["model"]["max_pos_len"]
     kernel_size: int = 7
     num_conv_layers: int = 4
     highlight: bool = True  # False: VSLBase
