@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import astuple
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from egonlq.data.annotations import FORM_LABELS, clean_form_label, ingest_nlq
-from egonlq.data.tables import CLIPS, QUERIES
+from egonlq.data.annotations import (
+    FORM_LABELS,
+    NEGATIVE_TIME_TOLERANCE_SEC,
+    clean_form_label,
+    ingest_nlq,
+    read_nlq,
+)
+from egonlq.data.tables import CLIPS, NLQ_VIDEOS, QUERIES
 from egonlq.data.validation import ErrorCollector, QuirkReport
 from egonlq.errors import InputError
 
@@ -82,6 +89,7 @@ def test_spec_example_values(tmp_path: Path) -> None:
             "source_clip_uid": "9c8b7a6d-0000-4000-8000-00000000b001",
             "num_annotations": 1,
             "num_queries": 2,
+            "negative_time_clamped": False,
         }
     ]
     q0, q1 = queries.to_pylist()
@@ -108,6 +116,7 @@ def test_spec_example_values(tmp_path: Path) -> None:
         "has_text": True,
         "zero_length": False,
         "ends_after_clip": False,
+        "negative_time_clamped": False,
     }
     assert (
         q1["query_idx"] == 1
@@ -262,7 +271,12 @@ def test_empty_containers_and_split_mismatch(tmp_path: Path) -> None:
     }
     data["videos"][0]["clips"] += [empty_clip, no_queries]
     data["videos"].append({"video_uid": "v-noclips", "split": "train", "clips": []})
-    clips, queries, report = ingest_nlq(write(tmp_path, data), "val")
+    clips, queries, videos, report = astuple(read_nlq(write(tmp_path, data), "val"))
+    assert videos.schema == NLQ_VIDEOS
+    assert videos.to_pylist() == [
+        {"split": "val", "video_uid": VIDEO, "num_clips": 3},
+        {"split": "val", "video_uid": "v-noclips", "num_clips": 0},
+    ]
     assert clips.column("clip_uid").to_pylist() == [CLIP, "c-empty", "c-noq"]
     assert clips.column("num_annotations").to_pylist() == [1, 0, 1]
     assert clips.column("num_queries").to_pylist() == [2, 0, 0]
@@ -297,6 +311,49 @@ def test_absent_optional_keys_are_counted(tmp_path: Path) -> None:
     assert counts["missing_raw_tags"] == 1
     assert counts["missing_query_video_sec"] == 1
     assert counts["clip_duration_mismatch"] == 1
+
+
+def test_slightly_negative_times_are_clamped_flagged_and_counted(tmp_path: Path) -> None:
+    """Real v1 val/test, v2 val: clip video_start_sec -4e-7 or -0.0123, a few negative query times."""
+    data = spec()
+    clip = data["videos"][0]["clips"][0]
+    clip["video_start_sec"] = -3.999999999976245e-07
+    second = {**copy.deepcopy(clip), "clip_uid": "c2", "video_start_sec": -0.012304733333333331}
+    second["annotations"][0]["language_queries"][0].update(clip_start_sec=-0.01, video_start_sec=-0.0123)
+    boundary = {**copy.deepcopy(clip), "clip_uid": "c3", "video_start_sec": -NEGATIVE_TIME_TOLERANCE_SEC}
+    data["videos"][0]["clips"] += [second, boundary]
+    clips, queries, report = ingest_nlq(write(tmp_path, data), "val")
+    assert clips.column("video_start_sec").to_pylist() == [0.0, 0.0, 0.0]
+    assert clips.column("negative_time_clamped").to_pylist() == [True, True, True]
+    rows = queries.to_pylist()
+    assert [r["negative_time_clamped"] for r in rows] == [False, False, True, False, False, False]
+    assert (rows[2]["clip_start_sec"], rows[2]["video_start_sec"], rows[2]["clip_end_sec"]) == (
+        0.0,
+        0.0,
+        20.0,
+    )
+    assert report.count("negative_time_clamped") == 4  # one per flagged row
+    example = report.to_dict()["examples"]["negative_time_clamped"][2]
+    assert "clip_uid=c2" in example and "query_idx=0" in example and "clip_start_sec=-0.01" in example
+
+    clip["video_start_sec"] = -NEGATIVE_TIME_TOLERANCE_SEC - 1e-6  # beyond the tolerance: an error
+    with pytest.raises(InputError, match="video_start_sec is negative") as info:
+        ingest_nlq(write(tmp_path, data), "val")
+    assert info.value.field == "video_start_sec" and CLIP in str(info.value)
+
+
+def test_negative_times_reach_the_metric_unchanged(tmp_path: Path) -> None:
+    """The evaluator reads the raw JSON like the official script: negative GT times are kept as they are."""
+    from egonlq.evaluation.metric import load_ground_truth
+
+    data = spec()
+    queries_of(data)[0].update(clip_start_sec=-0.0123, video_start_sec=59.9877)
+    data["videos"][0]["clips"][0]["video_start_sec"] = -3.999999999976245e-07
+    path = write(tmp_path, data)
+    _, queries, _ = ingest_nlq(path, "val")
+    assert queries.column("clip_start_sec").to_pylist() == [0.0, 30.0]
+    gt = load_ground_truth(path)
+    assert [(q.start, q.end) for _, q in gt.iter_queries()] == [(-0.0123, 20.0), (30.0, 30.0)]
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -367,7 +424,7 @@ ERROR_CASES = {
     "query time a string": (_set((*Q0, "clip_start_sec"), "10.0"), Q_RECORD, "clip_start_sec"),
     "query time a bool": (_set((*Q0, "clip_end_sec"), False), Q_RECORD, "clip_end_sec"),
     "query time null": (_set((*Q0, "clip_end_sec"), None), Q_RECORD, "clip_end_sec"),
-    "query time negative": (_set((*Q0, "clip_start_sec"), -0.5), Q_RECORD, "clip_start_sec"),
+    "query time negative": (_set((*Q0, "clip_start_sec"), -0.51), Q_RECORD, "clip_start_sec"),
     "query time NaN": (_set((*Q0, "clip_start_sec"), float("nan")), Q_RECORD, "clip_start_sec"),
     "query time Infinity": (_set((*Q0, "clip_end_sec"), float("inf")), Q_RECORD, "clip_end_sec"),
     "query window inverted": (_set((*Q0, "clip_start_sec"), 25.0), Q_RECORD, "clip_end_sec"),
@@ -427,6 +484,40 @@ def test_all_errors_of_a_file_are_listed(tmp_path: Path) -> None:
     assert "query_idx=0" in message and "query_idx=1" in message
     assert "clip_uid=c2" in message and "'clip_end_sec'" in message and "'annotations'" in message
     assert info.value.field == "clip_start_sec"  # attributes of the first error
+
+
+def test_errors_below_a_bad_record_are_listed_too(tmp_path: Path) -> None:
+    """A bad clip (or video, or duplicate) does not hide the errors of its annotations and queries."""
+    data = spec()
+    clip = data["videos"][0]["clips"][0]
+    del clip["clip_end_sec"]
+    queries_of(data)[0]["clip_start_sec"] = "10"
+    duplicate = copy.deepcopy(clip)
+    duplicate["annotations"][0]["language_queries"][1]["clip_end_sec"] = -2.0
+    data["videos"][0]["clips"].append(duplicate)
+    nameless = copy.deepcopy(data["videos"][0])
+    del nameless["video_uid"]
+    nameless["clips"] = [{**copy.deepcopy(clip), "clip_uid": "c9", "clip_end_sec": 480.0}]
+    nameless["clips"][0]["annotations"][0]["language_queries"][0].update(
+        clip_start_sec=10.0, clip_end_sec=None
+    )
+    data["videos"].append(nameless)
+    with pytest.raises(InputError) as info:
+        ingest_nlq(write(tmp_path, data), "val")
+    lines = str(info.value).splitlines()[1:]
+    expected = [
+        (CLIP, "'clip_end_sec'", "is missing"),
+        (CLIP, "query_idx=0", "'clip_start_sec'"),
+        (CLIP, "'clip_uid'", "duplicate clip_uid"),
+        (CLIP, "'clip_end_sec'", "is missing"),
+        (CLIP, "query_idx=0", "'clip_start_sec'"),
+        (CLIP, "query_idx=1", "'clip_end_sec'"),
+        ("videos[1]", "'video_uid'", "missing"),
+        ("videos[1], clip_uid=c9", "query_idx=0", "'clip_end_sec'"),
+    ]
+    assert len(lines) == len(expected), lines
+    for line, parts in zip(lines, expected, strict=True):
+        assert all(part in line for part in parts), (line, parts)
 
 
 def test_unknown_split_is_refused(tmp_path: Path) -> None:

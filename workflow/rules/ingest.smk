@@ -24,6 +24,7 @@ rule ingest_nlq:
     output:
         clips="results/data/nlq/{split}_clips.parquet",
         queries="results/data/nlq/{split}_queries.parquet",
+        videos="results/data/nlq/{split}_videos.parquet",
         report="results/data/reports/nlq_{split}.json",
     log:
         "results/logs/ingest_nlq/{split}.log",
@@ -31,7 +32,7 @@ rule ingest_nlq:
         "../../envs/data.yaml"
     shell:
         "{CLI} ingest-nlq --input {input.json} --split {wildcards.split} --clips {output.clips}"
-        " --queries {output.queries} --report {output.report} > {log} 2>&1"
+        " --queries {output.queries} --videos {output.videos} --report {output.report} > {log} 2>&1"
 
 
 rule ingest_narrations:

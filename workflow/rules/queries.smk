@@ -11,7 +11,7 @@ rule curate_narrations:
     input:
         narrations="results/data/narrations.parquet",
         videos="results/data/videos.parquet",
-        split_clips=NLQ_TABLES["clips"],
+        split_clips=expand("results/data/nlq/{split}_videos.parquet", split=SPLITS),  # NLQ_VIDEOS tables
         split_queries=NLQ_TABLES["queries"],
         code=src_files("queries", "queries.curation", "data.tables", "io"),
     output:
@@ -183,7 +183,7 @@ rule training_queries:
         naq_clips=rules.naq.output.clips,
         generated=generated_tables(),
         pseudo_clips="results/queries/pseudo_clips.parquet",
-        guard_clips=expand("results/data/nlq/{split}_clips.parquet", split=["val", "test"]),
+        guard_clips=expand("results/data/nlq/{split}_videos.parquet", split=["val", "test"]),  # NLQ_VIDEOS
         guard_queries=expand("results/data/nlq/{split}_queries.parquet", split=["val", "test"]),
         code=src_files("queries", "queries.training_queries", "queries.curation", "data.tables"),
     output:

@@ -34,24 +34,27 @@ def _ingest_nlq_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", required=True)
     p.add_argument("--clips", type=Path, required=True)
     p.add_argument("--queries", type=Path, required=True)
+    p.add_argument("--videos", type=Path, required=True, help="every video the file lists (NLQ_VIDEOS)")
     p.add_argument("--report", type=Path, required=True)
 
 
 @command("ingest-nlq", _ingest_nlq_args)
 def ingest_nlq(a: argparse.Namespace) -> None:
-    from egonlq.data.annotations import ingest_nlq as run
-    from egonlq.data.tables import CLIPS, QUERIES
+    from egonlq.data.annotations import read_nlq
+    from egonlq.data.tables import CLIPS, NLQ_VIDEOS, QUERIES
     from egonlq.io import write_json, write_parquet
 
-    clips, queries, report = run(a.input, a.split)
-    write_parquet(clips, a.clips, CLIPS)
-    write_parquet(queries, a.queries, QUERIES)
+    tables = read_nlq(a.input, a.split)
+    write_parquet(tables.clips, a.clips, CLIPS)
+    write_parquet(tables.queries, a.queries, QUERIES)
+    write_parquet(tables.videos, a.videos, NLQ_VIDEOS)
     out = {
         "source": str(a.input),
         "split": a.split,
-        "clips": clips.num_rows,
-        "queries": queries.num_rows,
-        **report.to_dict(),
+        "videos": tables.videos.num_rows,
+        "clips": tables.clips.num_rows,
+        "queries": tables.queries.num_rows,
+        **tables.report.to_dict(),
     }
     log_stats(f"nlq {a.split}", out)
     write_json(out, a.report, indent=1)

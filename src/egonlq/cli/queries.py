@@ -13,14 +13,15 @@ from egonlq.cli.registry import command, log, log_stats
 # ---------------------------------------------------------------------------------------------- query sources
 
 
-def _split_videos(clips_paths: list[Path]) -> dict[str, set[str]]:
-    """NLQ split name -> video uids, from the ingested clip tables (video uids of the split files)."""
-    from egonlq.data.tables import CLIPS
+def _split_videos(videos_paths: list[Path]) -> dict[str, set[str]]:
+    """NLQ split name (the file name's prefix, ``val_videos.parquet``) -> the video uids of its NLQ_VIDEOS
+    table: every video the split file lists, those without clips included (none may leak into training)."""
+    from egonlq.data.tables import NLQ_VIDEOS
     from egonlq.io import read_parquet
 
     out: dict[str, set[str]] = {}
-    for path in clips_paths:
-        table = read_parquet(path, CLIPS)
+    for path in videos_paths:
+        table = read_parquet(path, NLQ_VIDEOS)
         split = path.name.split("_")[0]
         out[split] = set(table.column("video_uid").to_pylist())
     return out

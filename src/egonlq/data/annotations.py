@@ -1,11 +1,12 @@
-"""Ingest of Ego4D NLQ annotation files (v1 and v2) into the CLIPS and QUERIES tables.
+"""Ingest of Ego4D NLQ annotation files (v1 and v2) into the CLIPS, QUERIES and NLQ_VIDEOS tables.
 
 One QUERIES row per entry of ``language_queries``, text-less entries included, with ``query_idx`` the position
 in the ORIGINAL list (the key predictions use). Ground-truth windows come only from the query's
 ``clip_start_sec`` / ``clip_end_sec``, never from ``*_frame`` fields or ``video_*_sec`` differences. A file is
 annotated when its split is ``train`` or ``val``, or when any of its queries carries ``clip_start_sec`` /
 ``clip_end_sec`` (the ``test`` split: the demo's ground-truth file); otherwise (``nlq_test_unannotated.json``)
-queries have null times and ``annotated`` False.
+queries have null times and ``annotated`` False. NLQ_VIDEOS lists every video of the file, those without
+clips included: a split's videos are these (exclusion sets and leakage guards must not miss them).
 
 v2 files (``version`` "2.0", ``metadata``, ``request_uid``, ``answer``) leak form labels into values
 (``"Query Text: Where is ..."``): ``query`` keeps the raw value, ``query_clean`` has the label removed and is
@@ -14,7 +15,8 @@ The labels are removed in any file, whatever its version.
 
 Bad-input policy. ERROR: :class:`~egonlq.errors.InputError` naming file, record (video/clip/annotation uid,
 query_idx) and field; all errors of a file are listed together. QUIRK: kept, flagged where a column exists,
-counted by kind in the report.
+counted by kind in the report. One pass finds every error of a file: the children of a bad record are
+still parsed, so a clip-level error never hides the errors of its queries.
 
 | situation | policy | report kind (flag column) |
 |---|---|---|
@@ -25,7 +27,8 @@ counted by kind in the report.
 | absent query `clip_start_sec`/`clip_end_sec` in an annotated file | ERROR | |
 | wrong type: time a string/bool, `clips` etc. not a list, text not string/null | ERROR | |
 | wrong type: `raw_tags` not a list of strings/nulls | ERROR | |
-| time NaN/Inf or negative | ERROR | |
+| time NaN/Inf, or negative by more than 0.5 s | ERROR | |
+| time negative by at most 0.5 s: clamped to 0 (one count per row) | QUIRK | `negative_time_clamped` (same) |
 | window start > end + 1/30 s (clip or query) | ERROR | |
 | clip `clip_start_sec` other than 0 | ERROR | |
 | duplicate `video_uid`/`clip_uid` in a file, `annotation_uid` in a clip | ERROR | |
@@ -50,11 +53,12 @@ counted by kind in the report.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
-from egonlq.data.tables import CLIPS, QUERIES
+from egonlq.data.tables import CLIPS, NLQ_VIDEOS, QUERIES
 from egonlq.data.validation import ErrorCollector, QuirkReport, as_finite_float, is_number
 from egonlq.io import read_json
 from egonlq.timegrid import CANONICAL_FPS, ZERO_LENGTH_SEC, is_zero_length
@@ -73,14 +77,33 @@ FORM_LABELS = {
     "answer": "Answer (Optional):",
 }
 ENDS_AFTER_CLIP_TOLERANCE_SEC = 1e-6
+# Real files carry slightly negative times (v1 val, v1 test, v2 val: ~3-4 % of clips' video_start_sec, seen
+# -4e-7 and -0.0123 s, and a few queries' *_sec): a rounding quirk, clamped to 0. More negative is an error.
+NEGATIVE_TIME_TOLERANCE_SEC = 0.5
 CLIP_DURATION_TOLERANCE_SEC = 0.1
 FRAME_TOLERANCE = 1.0
 _TIME_PAIRS = ("video_start", "video_end", "clip_start", "clip_end")
 _MISSING = object()
 
 
+@dataclass(frozen=True)
+class NlqTables:
+    """The tables of one NLQ annotation file, rows in file order, and its quirk report."""
+
+    clips: pa.Table  # CLIPS
+    queries: pa.Table  # QUERIES
+    videos: pa.Table  # NLQ_VIDEOS: every listed video, with or without clips
+    report: QuirkReport
+
+
 def ingest_nlq(path: Path, split: str) -> tuple[pa.Table, pa.Table, QuirkReport]:
-    """Read one NLQ annotation file into (CLIPS, QUERIES, report); rows in file order.
+    """CLIPS, QUERIES and the report of :func:`read_nlq`, for callers that need no video list."""
+    tables = read_nlq(path, split)
+    return tables.clips, tables.queries, tables.report
+
+
+def read_nlq(path: Path, split: str) -> NlqTables:
+    """Read one NLQ annotation file into its tables and quirk report.
 
     ``split`` ("train", "val" or "test") is written into the tables; a video whose own ``split`` differs is
     kept and counted. Raises :class:`~egonlq.errors.InputError` listing every error of the file.
@@ -107,18 +130,20 @@ def ingest_nlq(path: Path, split: str) -> tuple[pa.Table, pa.Table, QuirkReport]
 
     clips = pa.Table.from_pydict(parser.clips, schema=CLIPS)
     queries = pa.Table.from_pydict(parser.queries, schema=QUERIES)
+    videos = pa.Table.from_pydict(parser.videos, schema=NLQ_VIDEOS)
     logger.info(
-        "%s (version %s, split %s, %s): %d clips, %d queries (%d with text), quirks %s",
+        "%s (version %s, split %s, %s): %d videos, %d clips, %d queries (%d with text), quirks %s",
         path.name,
         data.get("version"),
         split,
         "annotated" if annotated else "unannotated",
+        videos.num_rows,
         clips.num_rows,
         queries.num_rows,
         sum(parser.queries["has_text"]),
         parser.report.to_dict()["counts"],
     )
-    return clips, queries, parser.report
+    return NlqTables(clips, queries, videos, parser.report)
 
 
 def _has_gt_times(videos: list) -> bool:
@@ -154,8 +179,10 @@ class _Parser:
         self.report = QuirkReport()
         self.clips: dict[str, list] = {name: [] for name in CLIPS.names}
         self.queries: dict[str, list] = {name: [] for name in QUERIES.names}
+        self.videos: dict[str, list] = {name: [] for name in NLQ_VIDEOS.names}
         self.video_uids: set[str] = set()
         self.clip_uids: set[str] = set()
+        self.clamped: list[str] = []  # "field=value" of the current record's clamped negative times
 
     # ------------------------------------------------------------------------------------------ helpers
 
@@ -185,20 +212,34 @@ class _Parser:
         return None
 
     def seconds(self, obj: dict, field: str, record: str, *, required: bool) -> float | None:
-        """A time in seconds: finite and >= 0; None when absent (an error if required) or invalid."""
+        """A time in seconds: finite and >= 0; None when absent (an error if required) or invalid.
+
+        A value in ``[-NEGATIVE_TIME_TOLERANCE_SEC, 0)`` is clamped to 0 and noted in ``self.clamped``.
+        """
         value = obj.get(field, _MISSING)
+        expected = f"a finite number of seconds >= 0 (or >= -{NEGATIVE_TIME_TOLERANCE_SEC:g}: clamped to 0)"
         if value is _MISSING:
             if required:
-                self.error(f"{field} is missing", record, field, "a number of seconds >= 0")
+                self.error(f"{field} is missing", record, field, expected)
             return None
         number = as_finite_float(value)
         if number is None:
-            self.error(f"{field} is {value!r}", record, field, "a finite number of seconds >= 0")
+            self.error(f"{field} is {value!r}", record, field, expected)
+            return None
+        if number < -NEGATIVE_TIME_TOLERANCE_SEC:
+            self.error(f"{field} is negative ({value!r})", record, field, expected)
             return None
         if number < 0:
-            self.error(f"{field} is negative ({value!r})", record, field, "a number of seconds >= 0")
-            return None
+            self.clamped.append(f"{field}={value!r}")
+            return 0.0
         return number
+
+    def take_clamped(self, record: str) -> bool:
+        """Count the current record once if any of its times was clamped; True if so. Resets the list."""
+        clamped, self.clamped = self.clamped, []
+        if clamped:
+            self.report.add("negative_time_clamped", f"{record}: {', '.join(clamped)} -> 0")
+        return bool(clamped)
 
     def window(
         self, obj: dict, prefix: str, record: str, *, required: bool
@@ -243,38 +284,45 @@ class _Parser:
         if not self.obj(video, where):
             return
         uid = self.uid(video, "video_uid", where)
-        if uid is None:
-            return
-        record = f"video_uid={uid}"
-        if uid in self.video_uids:
-            self.error("duplicate video_uid", record, "video_uid", "unique video_uid values in a file")
-            return
-        self.video_uids.add(uid)
+        record = where if uid is None else f"video_uid={uid}"
+        clips = self.items(video, "clips", record)
+        if uid is not None:
+            if uid in self.video_uids:
+                self.error("duplicate video_uid", record, "video_uid", "unique video_uid values in a file")
+            else:
+                self.video_uids.add(uid)
+                for name, value in (
+                    ("split", self.split),
+                    ("video_uid", uid),
+                    ("num_clips", len(clips or ())),
+                ):
+                    self.videos[name].append(value)
         if "split" in video and video["split"] != self.split:
             self.report.add("split_field_mismatch", f"{record} split={video['split']!r}")
-        clips = self.items(video, "clips", record)
         if clips is None:
             return
         if not clips:
             self.report.add("video_without_clips", record)
         for i, clip in enumerate(clips):
-            self.clip(clip, uid, f"{record}, clips[{i}]")
+            self.clip(clip, uid, record, i)
 
-    def clip(self, clip: object, video_uid: str, where: str) -> None:
+    def clip(self, clip: object, video_uid: str | None, video_record: str, index: int) -> None:
+        """Parse one clip and its annotations; its row is kept only when the clip itself has no error."""
+        where = f"{video_record}, clips[{index}]"
         if not self.obj(clip, where):
             return
-        clip_uid = self.uid(clip, "clip_uid", where)
-        if clip_uid is None:
-            return
-        record = f"video_uid={video_uid}, clip_uid={clip_uid}"
-        if clip_uid in self.clip_uids:
-            self.error("duplicate clip_uid", record, "clip_uid", "unique clip_uid values in a file")
-            return
-        self.clip_uids.add(clip_uid)
         n_errors = len(self.errors.errors)
+        clip_uid = self.uid(clip, "clip_uid", where)
+        record = where if clip_uid is None else f"{video_record}, clip_uid={clip_uid}"
+        if clip_uid is not None:
+            if clip_uid in self.clip_uids:
+                self.error("duplicate clip_uid", record, "clip_uid", "unique clip_uid values in a file")
+            self.clip_uids.add(clip_uid)
+        self.clamped = []
         video_start, video_end = self.window(clip, "video", record, required=True)
         clip_start = self.seconds(clip, "clip_start_sec", record, required=False)
         clip_end = self.seconds(clip, "clip_end_sec", record, required=True)
+        clamped = self.take_clamped(record)
         if clip_start is not None and clip_start != 0:
             self.error(f"clip_start_sec is {clip_start}", record, "clip_start_sec", "0")
         if type(clip.get("clip_start_sec")) is int:
@@ -289,14 +337,18 @@ class _Parser:
                     f"{record}: clip_end_sec={clip_end} vs video window {video_end - video_start:g}",
                 )
         annotations = self.items(clip, "annotations", record)
-        if annotations is None or len(self.errors.errors) > n_errors:
+        clip_ok = len(self.errors.errors) == n_errors
+        if annotations is None:
             return
         if not annotations:
             self.report.add("clip_without_annotations", record)
         num_queries = 0
         annotation_uids: set[str] = set()
+        keys = (video_uid, clip_uid)
         for i, annotation in enumerate(annotations):
-            num_queries += self.annotation(annotation, video_uid, clip_uid, clip_end, annotation_uids, i)
+            num_queries += self.annotation(annotation, keys, record, clip_end, annotation_uids, i)
+        if not clip_ok:
+            return
         row = {
             "split": self.split,
             "video_uid": video_uid,
@@ -307,6 +359,7 @@ class _Parser:
             "source_clip_uid": None if source is _MISSING else source,
             "num_annotations": len(annotations),
             "num_queries": num_queries,
+            "negative_time_clamped": clamped,
         }
         for name, value in row.items():
             self.clips[name].append(value)
@@ -314,42 +367,51 @@ class _Parser:
     def annotation(
         self,
         annotation: object,
-        video_uid: str,
-        clip_uid: str,
-        clip_end: float,
+        keys: tuple[str | None, str | None],
+        clip_record: str,
+        clip_end: float | None,
         seen: set[str],
         index: int,
     ) -> int:
-        """Parse one annotation; returns its number of language_queries entries."""
-        where = f"video_uid={video_uid}, clip_uid={clip_uid}, annotations[{index}]"
+        """Parse one annotation of the clip ``keys`` (video_uid, clip_uid); returns its number of queries."""
+        where = f"{clip_record}, annotations[{index}]"
         if not self.obj(annotation, where):
             return 0
         annotation_uid = self.uid(annotation, "annotation_uid", where)
-        if annotation_uid is None:
-            return 0
-        record = f"video_uid={video_uid}, clip_uid={clip_uid}, annotation_uid={annotation_uid}"
-        if annotation_uid in seen:
-            self.error("duplicate annotation_uid in clip", record, "annotation_uid", "unique within a clip")
-            return 0
-        seen.add(annotation_uid)
+        record = where if annotation_uid is None else f"{clip_record}, annotation_uid={annotation_uid}"
+        if annotation_uid is not None:
+            if annotation_uid in seen:
+                self.error(
+                    "duplicate annotation_uid in clip", record, "annotation_uid", "unique within a clip"
+                )
+            seen.add(annotation_uid)
         queries = self.items(annotation, "language_queries", record)
         if queries is None:
             return 0
         if not queries:
             self.report.add("annotation_without_queries", record)
-        keys = (video_uid, clip_uid, annotation_uid)
         for query_idx, query in enumerate(queries):
-            self.query(query, keys, clip_end, f"{record}, query_idx={query_idx}", query_idx)
+            self.query(
+                query, (*keys, annotation_uid), clip_end, f"{record}, query_idx={query_idx}", query_idx
+            )
         return len(queries)
 
     def query(
-        self, query: object, keys: tuple[str, str, str], clip_end: float, record: str, query_idx: int
+        self,
+        query: object,
+        keys: tuple[str | None, str | None, str | None],
+        clip_end: float | None,
+        record: str,
+        query_idx: int,
     ) -> None:
+        """Parse one language query (``keys``: video, clip and annotation uid, None where invalid)."""
         if not self.obj(query, record):
             return
         n_errors = len(self.errors.errors)
+        self.clamped = []
         start, end = self.window(query, "clip", record, required=self.annotated)
         video_start, video_end = self.window(query, "video", record, required=False)
+        clamped = self.take_clamped(record)
         if self.annotated and ("video_start_sec" not in query or "video_end_sec" not in query):
             self.report.add("missing_query_video_sec", record)
         self.check_frames(
@@ -389,8 +451,8 @@ class _Parser:
             isinstance(raw_tags, list) and all(t is None or isinstance(t, str) for t in raw_tags)
         ):
             self.error(f"raw_tags is {raw_tags!r}", record, "raw_tags", "a list of strings or nulls")
-        if len(self.errors.errors) > n_errors:
-            return
+        if len(self.errors.errors) > n_errors or None in keys or clip_end is None:
+            return  # an error here or above: the file is refused, no row is needed
 
         annotated = start is not None and end is not None
         zero_length = annotated and is_zero_length(start, end)
@@ -422,6 +484,7 @@ class _Parser:
             "has_text": bool(query_clean),
             "zero_length": zero_length,
             "ends_after_clip": ends_after,
+            "negative_time_clamped": clamped,
         }
         for name, value in row.items():
             self.queries[name].append(value)

@@ -32,6 +32,18 @@ CLIPS = pa.schema(
         pa.field("source_clip_uid", pa.string()),
         pa.field("num_annotations", pa.int32(), nullable=False),
         pa.field("num_queries", pa.int32(), nullable=False),  # all entries, text-less ones included
+        # a slightly negative time was clamped to 0 (ingest always sets it; null in tables built elsewhere)
+        pa.field("negative_time_clamped", pa.bool_()),
+    ]
+)
+
+# results/data/nlq/{split}_videos.parquet: one row per video the split file lists, with or without clips.
+# A split's videos are these, not those of its clip or query tables: exclusion sets and leakage guards use it.
+NLQ_VIDEOS = pa.schema(
+    [
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("video_uid", pa.string(), nullable=False),
+        pa.field("num_clips", pa.int32(), nullable=False),
     ]
 )
 
@@ -60,6 +72,7 @@ QUERIES = pa.schema(
         pa.field("has_text", pa.bool_(), nullable=False),  # query present and non-empty
         pa.field("zero_length", pa.bool_(), nullable=False),  # |end - start| <= 1/30 s
         pa.field("ends_after_clip", pa.bool_(), nullable=False),  # clip_end_sec > clip duration
+        pa.field("negative_time_clamped", pa.bool_()),  # as in CLIPS
     ]
 )
 
