@@ -80,6 +80,14 @@ def test_dry_run_lists_expected_jobs(tmp_path: Path) -> None:
     counts = job_counts(proc.stdout)
     for rule, n in EXPECTED_JOBS.items():
         assert counts[rule] == n, (rule, counts)
+    # the tiny config sizes the model; the settings it leaves "auto" are the demo's
+    from egonlq.grounding.presets import DEMO
+
+    demo = DEMO["train"]
+    assert (
+        f"vslnet settings (auto -> demo): train.warmup_proportion={demo['warmup_proportion']}, "
+        f"train.jitter_factor={demo['jitter_factor']}"
+    ) in proc.stdout + proc.stderr
 
 
 def test_bad_config_fails_at_parse_time(tmp_path: Path) -> None:
@@ -230,6 +238,52 @@ def _real_config(workdir: Path, root: Path, videos: Path | None = None, **keyfra
         cfg["data"]["videos"] = str(videos)
     cfg["keyframes"] = {**cfg["keyframes"], **keyframes}
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+
+def test_real_data_plans_test_predictions_with_reference_settings(real_layout: Path, tmp_path: Path) -> None:
+    """Without test answers every scored run still writes its test challenge file; "auto" model and training
+    settings are the reference's; each run predicts in its own label mode; jobs exec the CLI."""
+    from egonlq.grounding.presets import REFERENCE
+
+    _real_config(tmp_path, real_layout)
+    cfg = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    del cfg["vslnet"]  # every size and training setting "auto"
+    cfg["experiments"]["runs"].append({"name": "corr", "stage": "scratch", "label_mode": "corrected"})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(tmp_path, "-n", "-p")
+    out = proc.stdout + proc.stderr
+    counts = job_counts(proc.stdout)
+    assert counts["predict_vslnet"] == 3 * 2 and counts["evaluate"] == (2 + 3) * 1  # val and test; val scored
+    for run in ("scratch", "naq_ft", "corr"):
+        assert f"results/predictions/vslnet_{run}_seed0/test.json" in proc.stdout
+    # the resolved values are logged and reach the commands
+    resolved = {**REFERENCE["model"], **REFERENCE["train"]}
+    logged = re.search(r"vslnet settings \(auto -> reference\): (.*)", out).group(1)
+    assert logged == ", ".join(
+        f"{part}.{k}={v}" for part in ("model", "train") for k, v in REFERENCE[part].items()
+    )
+    assert resolved["dim"] == resolved["max_pos_len"] == 128 and resolved["epochs"] == 200
+    scratch = next(line for line in proc.stdout.splitlines() if "--out-dir results/vslnet/scratch/" in line)
+    spec = json.loads(re.search(r"--spec '(\{.*?\})'", scratch).group(1))
+    assert {k: spec["model"][k] for k in REFERENCE["model"]} == REFERENCE["model"]
+    assert {k: spec[k] for k in ("epochs", "batch_size", "lr", "eval_per_epoch")} == {
+        "epochs": 200,
+        "batch_size": 32,
+        "lr": 1e-4,
+        "eval_per_epoch": 2,
+    }
+    assert "--max-len 128 " in proc.stdout
+    predicts = [line for line in proc.stdout.splitlines() if " predict --model-dir" in line]
+    modes = {
+        re.search(r"vslnet_(\w+)_seed0/", p).group(1): re.search(r"--label-mode (\w+)", p).group(1)
+        for p in predicts
+    }
+    assert modes == {"scratch": "compatible", "naq_ft": "compatible", "corr": "corrected"}
+    for command in ("text-cache", "train", "predict", "experiment-table", "fit-prior", "predict-baseline"):
+        lines = [line for line in proc.stdout.splitlines() if f"-m egonlq.cli {command} " in line]
+        assert lines and all(
+            line.strip().removeprefix("Shell command: ").startswith("exec env PYTHONPATH=") for line in lines
+        ), command
 
 
 def test_real_data_without_videos_plans_no_keyframes(real_layout: Path, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ rule fit_prior:
     conda:
         "../../envs/data.yaml"
     shell:
-        "{CLI} fit-prior --queries {input.queries} --clips {input.clips} --num-windows {params.num_windows}"
+        "{EXEC_CLI} fit-prior --queries {input.queries} --clips {input.clips} --num-windows {params.num_windows}"
         " --grid {params.grid} --iou-threshold {params.iou_threshold} --out {output} > {log} 2>&1"
 
 
@@ -45,5 +45,5 @@ rule predict_baseline:
     conda:
         "../../envs/data.yaml"
     shell:
-        "{CLI} predict-baseline --kind {wildcards.baseline} --queries {input.queries} --clips {input.clips}"
+        "{EXEC_CLI} predict-baseline --kind {wildcards.baseline} --queries {input.queries} --clips {input.clips}"
         " {params.prior} --num-windows {params.num_windows} --out {output} > {log} 2>&1"

@@ -112,8 +112,9 @@ def all_targets():
     ]
     if RUNS:
         targets.append("results/experiments/table.md")
+    # every predictor's challenge files, test included whether or not test answers exist to score them
     targets += expand(
-        "results/predictions/{predictor}/{split}.json", predictor=BASELINES, split=PREDICT_SPLITS
+        "results/predictions/{predictor}/{split}.json", predictor=predictor_names(), split=PREDICT_SPLITS
     )
     targets += keyframe_targets()  # defined in keyframes.smk
     return targets
@@ -163,9 +164,22 @@ def generated_tables():
 
 # ---------------------------------------------------------------------------------------------- VSLNet runs
 
+from snakemake.logging import logger
+
 from egonlq.grounding.experiments import parse_experiments, predictor_name
 
-VCFG = config["vslnet"]
+# A rule's shell line that starts the CLI as the job's own process (bash execs it), so that the signals a
+# scheduler sends to the job (a kill, a timeout) reach the Python process instead of orphaning it.
+EXEC_CLI = f"exec env {CLI}"
+from egonlq.grounding.presets import resolve_auto
+
+# "auto" model and training settings: the demo's in the demo world, the reference's on real data.
+VSLNET_WORLD = "demo" if IS_DEMO else "reference"
+VCFG, _VSLNET_AUTO = resolve_auto(config["vslnet"], VSLNET_WORLD)
+if _VSLNET_AUTO:
+    logger.info(
+        f"vslnet settings (auto -> {VSLNET_WORLD}): " + ", ".join(f"{k}={v}" for k, v in _VSLNET_AUTO.items())
+    )
 RUNS = {
     r.name: r
     for r in parse_experiments(
@@ -174,6 +188,12 @@ RUNS = {
         available_sources=QUERY_SOURCES,
     )
 }
+for _run in RUNS.values():
+    if _run.trains:
+        logger.info(
+            f"vslnet run {_run.name} ({_run.stage}): "
+            + ", ".join(f"{k}={v}" for k, v in {**_run.model, **_run.train}.items())
+        )
 SEEDS = list(config["experiments"]["seeds"])
 TEXT_ENCODER = VCFG["text_encoder"]
 TEXT_TAG = "minilm" if TEXT_ENCODER == "default" else Path(TEXT_ENCODER).name

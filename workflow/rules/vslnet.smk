@@ -22,7 +22,7 @@ rule text_embeddings:
     conda:
         "../../envs/vslnet.yaml"
     shell:
-        "{CLI} text-cache --tables {input.training} {input.queries} --model {params.model}"
+        "{EXEC_CLI} text-cache --tables {input.training} {input.queries} --model {params.model}"
         " --max-len {params.max_len} --out {output.cache} --stats {output.stats} > {log} 2>&1"
 
 
@@ -75,7 +75,7 @@ rule train_vslnet:
     conda:
         "../../envs/vslnet.yaml"
     shell:
-        "{CLI} train --spec '{params.spec}' --video-dim {params.video_dim} --train-queries {input.train_queries}"
+        "{EXEC_CLI} train --spec '{params.spec}' --video-dim {params.video_dim} --train-queries {input.train_queries}"
         " --train-clips {input.train_clips} --train-features {input.train_features}"
         " --val-queries {input.val_queries} --val-clips {input.val_clips} --val-features {input.val_features}"
         " --val-gt {input.val_gt} {params.text_cache} --text-model {params.text_model} {params.init}"
@@ -104,7 +104,7 @@ rule predict_vslnet:
     params:
         model_dir=lambda wc, input: Path(input.model).parent,
         text_model=TEXT_ENCODER,
-        label_mode=VCFG["label_mode"],
+        label_mode=lambda wc: RUNS[wc.run].label_mode,  # the run's own (a zeroshot run's: its init's)
         text_cache=lambda wc, input: f"--text-cache {input.text_cache}" if "text_cache" in input.keys() else "",
     log:
         "results/logs/predict_vslnet/{run}_seed{seed}_{split}.log",
@@ -112,7 +112,7 @@ rule predict_vslnet:
     conda:
         "../../envs/vslnet.yaml"
     shell:
-        "{CLI} predict --model-dir {params.model_dir} --queries {input.queries} --clips {input.clips}"
+        "{EXEC_CLI} predict --model-dir {params.model_dir} --queries {input.queries} --clips {input.clips}"
         " --features {input.features} {params.text_cache} --text-model {params.text_model}"
         " --label-mode {params.label_mode} --threads {threads} --out {output} > {log} 2>&1"
 
@@ -140,7 +140,7 @@ rule experiment_table:
     conda:
         "../../envs/vslnet.yaml"
     shell:
-        "{CLI} experiment-table --metrics {input.metrics} --curves {input.curves} --vslnet '{params.vslnet}'"
+        "{EXEC_CLI} experiment-table --metrics {input.metrics} --curves {input.curves} --vslnet '{params.vslnet}'"
         " --experiments '{params.experiments}' --sources '{params.sources}' {params.synthetic}"
         " --parquet {output.parquet} --markdown {output.markdown} --curves-png {output.curves}"
         " --recall-png {output.recall} > {log} 2>&1"
