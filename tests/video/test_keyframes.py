@@ -161,7 +161,23 @@ def test_run_keyframes_counts_a_broken_video(world, demo, tmp_path):
     (videos / world.mp4.name).write_bytes(b"broken")
     stats = run(world, tmp_path, demo, video_dir=videos)
     assert stats["queries_failed"] == world.n_eligible and stats["queries_scored"] == 0
-    assert len(stats["failed"]) == 1 and pq.read_table(tmp_path / "selection.parquet").num_rows == 0
+    assert list(stats["videos_failed"]) == [world.video_uid] and stats["failed"] == {}
+    assert pq.read_table(tmp_path / "selection.parquet").num_rows == 0
+
+
+def test_run_keyframes_refuses_a_video_of_the_wrong_length(world, demo, tmp_path):
+    """A short file standing in for a long video: its clips' windows are not in it, so every query of it
+    fails instead of being scored on whatever frames happen to fall inside."""
+    frames = world.num_frames[world.video_uid]
+    stats = run(world, tmp_path / "long", demo, canonical_frames={world.video_uid: frames * 10})
+    assert stats["queries_failed"] == world.n_eligible and stats["score_rows"] == 0
+    assert "canonical video has" in stats["videos_failed"][world.video_uid]
+    within = frames + 29  # 0.97 s longer: inside DURATION_TOLERANCE_SEC
+    stats = run(world, tmp_path / "close", demo, canonical_frames={world.video_uid: within})
+    assert stats["queries_failed"] == 0 and stats["score_rows"] == world.n_eligible
+    assert stats["videos_unchecked"] == 0
+    stats = run(world, tmp_path / "unknown", demo, canonical_frames={})
+    assert stats["videos_unchecked"] == 1 and stats["score_rows"] == world.n_eligible
 
 
 def test_clip_backend_end_to_end_through_the_cli(world, tmp_path):
@@ -200,6 +216,7 @@ def test_clip_backend_end_to_end_through_the_cli(world, tmp_path):
     )
     main(
         ["keyframes", *common, "--queries", str(tmp_path / "queries.parquet"), "--scorer", "encoder",
+         "--videos", str(tmp_path / "videos.parquet"),
          "--encoder", "clip", "--model-path", str(clip), "--frame-table", str(tmp_path / "frames.parquet"),
          "--aks", json.dumps([{"M": 8, "depth": 2}]), "--progress", str(tmp_path / "progress.jsonl"),
          "--scores", str(tmp_path / "scores.parquet"), "--selection", str(tmp_path / "selection.parquet"),
@@ -221,7 +238,7 @@ def test_clip_backend_end_to_end_through_the_cli(world, tmp_path):
 def test_keyframes_command_refuses_bad_aks_parameters(aks, tmp_path):
     from egonlq.cli import main
 
-    args = ["keyframes", "--queries", "q", "--clips", "c", "--video-dir", str(tmp_path),
+    args = ["keyframes", "--queries", "q", "--clips", "c", "--videos", "v", "--video-dir", str(tmp_path),
             "--scorer", "encoder", "--aks", aks, "--progress", "p", "--scores", "s", "--selection", "x",
             "--frames-dir", str(tmp_path / "png"), "--stats", "st"]  # fmt: skip
     with pytest.raises(SystemExit, match="--aks: expected a JSON list"):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from egonlq.errors import InputError
 from egonlq.video.frame_features import extract_many
 from egonlq.video.scorers import (
     EncoderScorer,
@@ -82,3 +85,17 @@ def test_vslnet_scorer(world, vslnet_files, tmp_path):
     p_s, p_e = torch.softmax(out.start_logits[0], 0).numpy(), torch.softmax(out.end_logits[0], 0).numpy()
     u = 10
     assert inside[u] == pytest.approx(p_s[: u + 1].sum() * p_e[u:].sum(), rel=1e-5)
+
+
+def test_vslnet_scorer_checks_the_trained_label_mode(vslnet_files, tmp_path):
+    import shutil
+
+    model = tmp_path / "m"
+    shutil.copytree(vslnet_files / "m", model)
+    (model / "train_spec.json").write_text(json.dumps({"label_mode": "compatible"}))
+    args = (model, vslnet_files / "clips.parquet", vslnet_files / "text.safetensors")
+    with pytest.raises(
+        InputError, match=r"train_spec.json: the model was trained with label_mode 'compatible'"
+    ):
+        VSLNetScorer(*args, label_mode="corrected")
+    assert VSLNetScorer(*args, label_mode="compatible").label_mode == "compatible"

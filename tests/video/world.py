@@ -29,7 +29,7 @@ class World:
 
 
 def run(world: World, out: Path, scorer, video_dir: Path | None = None, **kwargs) -> dict:
-    options = dict(params_list=PARAMS, frames_dir=None, save_frames=0)
+    options = dict(params_list=PARAMS, frames_dir=None, save_frames=0, canonical_frames=world.num_frames)
     options.update(kwargs)
     return run_keyframes(
         world.queries,

@@ -65,7 +65,7 @@ def keyframe_params():
 def keyframe_command(tag):
     """The shared tail of the keyframes command: selection parameters and the outputs of scorer ``tag``."""
     return (
-        " --aks '{params.aks}' --methods {params.methods} --sample-rate {params.rate}"
+        " --videos {input.videos} --aks '{params.aks}' --methods {params.methods} --sample-rate {params.rate}"
         " --batch-size {params.batch} --save-frames {params.save} --threads {threads}"
         f" --progress results/keyframes/{tag}/progress.jsonl --scores {{output.scores}}"
         " --selection {output.selection} --frames-dir {output.frames} --stats {output.stats}"
@@ -119,6 +119,7 @@ rule keyframes_encoder:
     input:
         queries=f"results/data/nlq/{KSPLIT}_queries.parquet",
         clips=f"results/data/nlq/{KSPLIT}_clips.parquet",
+        videos="results/data/videos.parquet",
         frames=f"{FRAMES_DIR}/frame_embeddings.parquet",
         mp4=VIDEO_INPUT,
         **ENCODER_INPUT,
@@ -150,6 +151,7 @@ def vslnet_scorer_inputs(wc):
     inputs = {
         "queries": f"results/data/nlq/{KSPLIT}_queries.parquet",
         "clips": f"results/data/nlq/{KSPLIT}_clips.parquet",
+        "videos": "results/data/videos.parquet",
         "features": f"results/features/{KSPLIT}_clips.parquet",
         "model": f"{checkpoint_dir(wc.run, wc.seed)}/model.safetensors",
         "text_cache": TEXT_CACHE,
@@ -168,7 +170,9 @@ rule keyframes_vslnet:
         **keyframe_params(),
         video_dir=VIDEO_DIR,
         model_dir=lambda wc, input: Path(input.model).parent,
-        label_mode=VCFG["label_mode"],
+        # the run's own label mode (a run may override the global one); the scorer checks it against the
+        # train_spec.json saved with the checkpoint
+        label_mode=lambda wc: RUNS[wc.run].label_mode,
         unit_score=KCFG["unit_score"],
     log:
         "results/logs/keyframes/vslnet_{run}_seed{seed}.log",

@@ -15,19 +15,23 @@ def _frame_features_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clips", type=Path, required=True, help="NLQ clip table: whose videos to encode")
     p.add_argument("--videos", type=Path, required=True, help="the videos table (canonical frame counts)")
     p.add_argument("--video-dir", type=Path, required=True, help="folder of <video_uid>.mp4")
-    p.add_argument("--encoder", choices=("demo", "clip"), default="demo")
+    p.add_argument("--encoder", choices=("demo", "clip"), default="demo", help="frame encoder (default demo)")
     p.add_argument("--model-path", type=Path, help="a local Hugging Face CLIP folder (encoder clip)")
     p.add_argument("--frame-rate", type=float, default=1.0, help="per-frame embeddings: samples per second")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=32, help="frames encoded per batch")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--out-dir", type=Path, required=True, help="<video_uid>.pt, official layout")
     p.add_argument("--frames", type=Path, required=True, help="per-frame embeddings parquet")
-    p.add_argument("--stats", type=Path, required=True)
+    p.add_argument("--stats", type=Path, required=True, help="counts in, out and failed (JSON)")
 
 
 @command("frame-features", _frame_features_args)
 def frame_features(a: argparse.Namespace) -> None:
-    """Encode the mp4s of a split's videos: features at 1.875 rows/s plus per-frame embeddings."""
+    """Encode the mp4s of a split's videos: features at 1.875 rows/s plus per-frame embeddings.
+
+    Videos that fail (unreadable, or not their canonical length) are counted and skipped; the command ends
+    non-zero only when no video could be encoded (none has an mp4, or every one failed).
+    """
     from egonlq.data.tables import CLIPS, VIDEOS
     from egonlq.io import read_parquet, write_json, write_manifest
     from egonlq.video.frame_encoders import make_encoder
@@ -51,9 +55,19 @@ def frame_features(a: argparse.Namespace) -> None:
     # Videos of the split without an mp4 are counted, not failures: the demo renders a few, downloads may
     # hold a subset of the canonical videos.
     stats = {"split_videos": len(uids), "videos_without_mp4": len(uids) - len(present), **stats}
-    write_manifest(a.out_dir, pattern="*.pt")
     log_stats("frame features", stats)
+    if stats["videos_ok"] == 0:
+        raise SystemExit(f"frame-features: no video encoded: {_nothing_reason(stats['failed'], a.video_dir)}")
+    write_manifest(a.out_dir, pattern="*.pt")
     write_json(stats, a.stats, indent=1)
+
+
+def _nothing_reason(failed: dict[str, str], video_dir: Path) -> str:
+    """Why a run produced nothing, in one line: the failures (with the first one), or no input at all."""
+    if not failed:
+        return f"no video of the split has an mp4 in {video_dir}"
+    uid, message = next(iter(failed.items()))
+    return f"all {len(failed)} failed, first {uid}: {message.splitlines()[0]}"
 
 
 def _frame_count(value: object) -> int | None:
@@ -66,35 +80,56 @@ def _frame_count(value: object) -> int | None:
 
 
 def _keyframes_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--queries", type=Path, required=True)
-    p.add_argument("--clips", type=Path, required=True)
-    p.add_argument("--video-dir", type=Path, required=True)
-    p.add_argument("--scorer", choices=("encoder", "vslnet"), required=True)
-    p.add_argument("--encoder", choices=("demo", "clip"), default="demo")
+    p.add_argument("--queries", type=Path, required=True, help="queries table of the split")
+    p.add_argument("--clips", type=Path, required=True, help="clips table of the split (clip bounds)")
+    p.add_argument(
+        "--videos", type=Path, required=True, help="the videos table: each mp4's length is checked against it"
+    )
+    p.add_argument("--video-dir", type=Path, required=True, help="folder of <video_uid>.mp4")
+    p.add_argument("--scorer", choices=("encoder", "vslnet"), required=True, help="what scores the frames")
+    p.add_argument(
+        "--encoder", choices=("demo", "clip"), default="demo", help="encoder scorer: which encoder"
+    )
     p.add_argument("--model-path", type=Path, help="encoder clip: a local CLIP folder")
     p.add_argument("--frame-table", type=Path, help="encoder scorers: per-frame embeddings to reuse")
     p.add_argument("--vslnet-dir", type=Path, help="vslnet scorer: a trained run folder")
     p.add_argument("--clip-features", type=Path, help="vslnet scorer: the split's clip features")
     p.add_argument("--text-cache", type=Path, help="vslnet scorer: query token embeddings")
-    p.add_argument("--label-mode", default="compatible")
-    p.add_argument("--unit-score", choices=("highlight", "inside"), default="highlight")
+    p.add_argument(
+        "--label-mode",
+        choices=("compatible", "corrected"),
+        default="compatible",
+        help="vslnet scorer: the label mode the run was trained with (checked against its train_spec.json)",
+    )
+    p.add_argument(
+        "--unit-score", choices=("highlight", "inside"), default="highlight", help="vslnet scorer: unit score"
+    )
     p.add_argument("--aks", required=True, help="JSON list of AKS parameter sets {M, depth, t1, t2, ratio}")
-    p.add_argument("--methods", nargs="+", default=["aks_reference", "aks_improved", "uniform", "topk"])
-    p.add_argument("--sample-rate", type=float, default=1.0)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--save-frames", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=["aks_reference", "aks_improved", "uniform", "topk"],
+        help="selection methods (default: all)",
+    )
+    p.add_argument("--sample-rate", type=float, default=1.0, help="frames sampled per second")
+    p.add_argument("--batch-size", type=int, default=32, help="frames encoded per batch")
+    p.add_argument("--save-frames", type=int, default=0, help="save the selected frames of this many queries")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--progress", type=Path, required=True, help="append-only progress file (kept on reruns)")
-    p.add_argument("--scores", type=Path, required=True)
-    p.add_argument("--selection", type=Path, required=True)
-    p.add_argument("--frames-dir", type=Path, required=True)
-    p.add_argument("--stats", type=Path, required=True)
+    p.add_argument("--scores", type=Path, required=True, help="per-frame scores table (parquet)")
+    p.add_argument("--selection", type=Path, required=True, help="selected keyframes table (parquet)")
+    p.add_argument("--frames-dir", type=Path, required=True, help="folder of saved frames (PNG)")
+    p.add_argument("--stats", type=Path, required=True, help="counts in, out and failed (JSON)")
 
 
 @command("keyframes", _keyframes_args)
 def keyframes(a: argparse.Namespace) -> None:
-    """Score a split's queries frame by frame and select keyframes (AKS, uniform, top-k)."""
-    from egonlq.data.tables import CLIPS, QUERIES
+    """Score a split's queries frame by frame and select keyframes (AKS, uniform, top-k).
+
+    Queries of failed videos or clips are counted and skipped; the command ends non-zero only when no
+    query could be scored (no query has a usable video, or every one failed).
+    """
+    from egonlq.data.tables import CLIPS, QUERIES, VIDEOS
     from egonlq.io import read_parquet, write_json
     from egonlq.video.aks import AKSParams
     from egonlq.video.frame_encoders import make_encoder
@@ -126,11 +161,15 @@ def keyframes(a: argparse.Namespace) -> None:
         encoder = make_encoder(a.encoder, model_path=a.model_path, batch_size=a.batch_size)
         scorer = EncoderScorer(encoder, batch_size=a.batch_size, frame_table=a.frame_table)
     a.frames_dir.mkdir(parents=True, exist_ok=True)
+    videos = read_parquet(a.videos, VIDEOS).to_pandas()
     stats = run_keyframes(
         read_parquet(a.queries, QUERIES).to_pandas(),
         read_parquet(a.clips, CLIPS).to_pandas(),
         a.video_dir,
         scorer,
+        canonical_frames={
+            u: _frame_count(n) for u, n in zip(videos["video_uid"], videos["num_frames"], strict=True)
+        },
         params_list=params,
         methods=a.methods,
         sample_rate=a.sample_rate,
@@ -142,17 +181,25 @@ def keyframes(a: argparse.Namespace) -> None:
         batch_size=a.batch_size,
     )
     log_stats("keyframes", stats)
+    if stats["score_rows"] == 0:
+        failed = {**stats["videos_failed"], **stats["failed"]}
+        reason = (
+            _nothing_reason(failed, a.video_dir)
+            if failed or stats["queries_eligible"] == 0
+            else f"none of {stats['queries_eligible']} queries has a sampled frame in its clip"
+        )
+        raise SystemExit(f"keyframes: no query scored: {reason}")
     write_json(stats, a.stats, indent=1)
 
 
 def _moment_hits_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--selections", type=Path, nargs="+", required=True)
-    p.add_argument("--queries", type=Path, required=True)
-    p.add_argument("--clips", type=Path, required=True)
-    p.add_argument("--synthetic", action="store_true")
-    p.add_argument("--parquet", type=Path, required=True)
-    p.add_argument("--markdown", type=Path, required=True)
-    p.add_argument("--plot", type=Path, required=True)
+    p.add_argument("--selections", type=Path, nargs="+", required=True, help="selection tables of keyframes")
+    p.add_argument("--queries", type=Path, required=True, help="queries table (the GT windows)")
+    p.add_argument("--clips", type=Path, required=True, help="clips table (clip lengths, for chance)")
+    p.add_argument("--synthetic", action="store_true", help="label the outputs as synthetic demo data")
+    p.add_argument("--parquet", type=Path, required=True, help="the table (parquet)")
+    p.add_argument("--markdown", type=Path, required=True, help="the table for the report")
+    p.add_argument("--plot", type=Path, required=True, help="the bar plot (PNG)")
 
 
 @command("moment-hits", _moment_hits_args)
@@ -174,5 +221,3 @@ def moment_hits(a: argparse.Namespace) -> None:
     write_moment_hits(table, a.parquet, a.markdown, synthetic=a.synthetic)
     plot_moment_hits(table, a.plot, synthetic=a.synthetic)
     log.info("moment hits:\n%s", a.markdown.read_text())
-
-

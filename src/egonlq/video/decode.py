@@ -21,6 +21,7 @@ import numpy as np
 from decord._ffi.base import DECORDError
 from tqdm import tqdm
 
+from egonlq import timegrid
 from egonlq.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,11 @@ _DECORD_ERRORS = (DECORDError, RuntimeError)
 _DECORD_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: ")
 # Guards floor(duration * rate) against 99.99999999 for what is exactly 100 samples.
 _COUNT_EPS = 1e-9
+# How far a decoded video's length may be from its canonical length (Ego4D metadata: num_frames at 30 fps)
+# before it is refused as the wrong file. A faithful copy differs by a few frames (re-encoding, a demo
+# rendering at 5 fps rounds to 0.2 s); a truncated download or another video differs by far more, and a
+# window of the metadata's timeline that the file does not hold would be scored as if it did.
+DURATION_TOLERANCE_SEC = 1.0
 
 
 @dataclass
@@ -58,6 +64,23 @@ def probe(path: Path, *, num_threads: int = 1) -> VideoInfo:
     except _DECORD_ERRORS as e:
         raise InputError(path, f"cannot decode the first frame: {_message(e)}") from e
     return VideoInfo(path, num_frames, fps, int(width), int(height), num_frames / fps)
+
+
+def check_canonical_length(info: VideoInfo, num_frames_canonical: int | None) -> None:
+    """Refuse (InputError naming the file) a video whose decoded length ``info.duration_sec`` differs from its
+    canonical length ``num_frames_canonical / 30`` by more than :data:`DURATION_TOLERANCE_SEC`; None skips
+    the check (metadata without a frame count)."""
+    if num_frames_canonical is None:
+        return
+    canonical = num_frames_canonical / timegrid.CANONICAL_FPS
+    if abs(info.duration_sec - canonical) > DURATION_TOLERANCE_SEC:
+        raise InputError(
+            info.path,
+            f"video lasts {info.duration_sec:.3f} s but its canonical video has {num_frames_canonical} frames"
+            f" ({canonical:.3f} s): the wrong or a truncated file",
+            field="num_frames",
+            expected=f"the same length within {DURATION_TOLERANCE_SEC} s",
+        )
 
 
 def sample_indices(

@@ -26,7 +26,14 @@ from egonlq import timegrid
 from egonlq.data.features import save_video_features
 from egonlq.errors import InputError
 from egonlq.io import write_parquet
-from egonlq.video.decode import VideoInfo, iter_frames, probe, process_videos, sample_indices
+from egonlq.video.decode import (
+    VideoInfo,
+    check_canonical_length,
+    iter_frames,
+    probe,
+    process_videos,
+    sample_indices,
+)
 from egonlq.video.frame_encoders import FrameEncoder
 
 logger = logging.getLogger(__name__)
@@ -40,8 +47,6 @@ FRAME_EMBEDDINGS = pa.schema(
         pa.field("embedding", pa.list_(pa.float32()), nullable=False),  # L2-normalised, encoder's dim
     ]
 )
-# A rendered or real video may differ this much from its canonical duration before it is refused.
-DURATION_TOLERANCE_SEC = 1.0
 
 
 @dataclass(frozen=True)
@@ -123,31 +128,16 @@ def extract_video_features(
     """Features ``[N, D]`` float32 of one video, one encoded frame per feature row (see module docstring).
 
     Raises InputError for an unreadable video and for one whose length differs from its canonical length
-    ``F / 30`` by more than :data:`DURATION_TOLERANCE_SEC` (the wrong file).
+    ``F / 30`` by more than :data:`~egonlq.video.decode.DURATION_TOLERANCE_SEC` (the wrong file).
     """
     info = probe(video_path)
-    _check_duration(info, num_frames_canonical)
+    check_canonical_length(info, num_frames_canonical)
     indices = nearest_frames(feature_times(num_frames_canonical, info.duration_sec, rate), info)
     if len(indices) == 0:
         raise InputError(
             video_path, f"video of {info.duration_sec:.3f} s has no feature row at {rate} rows/s"
         )
     return encode_frames(video_path, indices, encoder, batch_size=batch_size)
-
-
-def _check_duration(info: VideoInfo, num_frames_canonical: int | None) -> None:
-    if num_frames_canonical is None:
-        return
-    canonical = num_frames_canonical / timegrid.CANONICAL_FPS
-    if abs(info.duration_sec - canonical) > DURATION_TOLERANCE_SEC:
-        raise InputError(
-            info.path,
-            f"video lasts {info.duration_sec:.3f} s but its canonical video has {num_frames_canonical} "
-            f"frames "
-            f"({canonical:.3f} s)",
-            field="num_frames",
-            expected=f"the same length within {DURATION_TOLERANCE_SEC} s",
-        )
 
 
 def extract_many(
@@ -181,7 +171,7 @@ def extract_many(
         nonlocal decoded
         job = jobs[path]
         info = probe(path)
-        _check_duration(info, job.num_frames_canonical)
+        check_canonical_length(info, job.num_frames_canonical)
         feature_idx = nearest_frames(feature_times(job.num_frames_canonical, info.duration_sec, rate), info)
         if len(feature_idx) == 0:
             raise InputError(path, f"video of {info.duration_sec:.3f} s has no feature row at {rate} rows/s")

@@ -30,7 +30,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ from egonlq.video.aks import (
     topk_selection,
     uniform_selection,
 )
-from egonlq.video.decode import VideoInfo, iter_frames, probe
+from egonlq.video.decode import VideoInfo, check_canonical_length, iter_frames, probe
 from egonlq.video.frame_encoders import FrameEncoder
 from egonlq.video.frame_features import sample_grid
 from egonlq.video.scorers import ClipSample, EncoderScorer, QueryScorer, digest
@@ -215,6 +215,7 @@ def run_keyframes(
     video_dir: Path,
     scorer: FrameEncoder | QueryScorer,
     *,
+    canonical_frames: Mapping[str, int | None],
     params_list: Sequence[AKSParams],
     methods: Sequence[str] = METHODS,
     sample_rate: float = 1.0,
@@ -229,14 +230,20 @@ def run_keyframes(
 
     ``queries``: rows of ``tables.QUERIES`` (at least clip_uid, video_uid, annotation_uid, query_idx, query);
     ``clips``: rows of ``tables.CLIPS`` (clip bounds). ``scorer``: a :class:`QueryScorer`, or a frame encoder
-    (wrapped in :class:`EncoderScorer`). ``save_frames``: the selected frames of the first ``save_frames``
+    (wrapped in :class:`EncoderScorer`). ``canonical_frames``: each video's canonical frame count (the
+    videos table); an mp4 whose decoded length is not that (within
+    :data:`~egonlq.video.decode.DURATION_TOLERANCE_SEC`) is the wrong file: every query of it fails, as do
+    those of an unreadable one. None or absent: the length is not checked (``videos_unchecked``).
+    ``save_frames``: the selected frames of the first ``save_frames``
     queries (by ``query_uid``) are written to ``frames_dir/<query_uid with ':' -> '_'>/<method>_<frame>.png``.
     See the module docstring for sampling, progress and outputs.
 
     Stats: ``queries_in``, ``queries_no_text``, ``queries_no_video``, ``queries_eligible``,
     ``queries_done_before`` (every record already in the progress file), ``queries_scored``,
     ``queries_reselected`` (stored scores, new settings), ``queries_no_frames`` (no sampled frame in the
-    window), ``queries_failed`` and ``failed`` (``{clip_uid: message}``: unreadable video or scorer input),
+    window), ``queries_failed`` (every query of a failed video or clip), ``videos_failed``
+    (``{video_uid: message}``: unreadable, or not its canonical length), ``videos_unchecked`` (no canonical
+    frame count), ``failed`` (``{clip_uid: message}``: scorer input),
     ``constant_scores``, ``short_video_rows``, ``score_rows``, ``selection_rows``, ``frames_saved``,
     ``progress_torn_lines``, ``progress_duplicates``, ``settings``, ``scorer``, ``scorer_fingerprint``,
     ``scorer_stats``, ``seconds``.
@@ -264,6 +271,7 @@ def run_keyframes(
         0,
     )
     failed: dict[str, str] = {}
+    failed_videos: dict[str, str] = {}
     infos: dict[Path, VideoInfo] = {}
 
     pending = []
@@ -276,13 +284,15 @@ def run_keyframes(
             pending.append((q, skey, missing))
     pending.sort(key=lambda item: (item[0].video_uid, item[0].clip_uid, item[0].query_uid))
     for q, skey, missing in tqdm(pending, desc=f"keyframes ({scorer.name})", unit="query", disable=None):
-        if q.clip_uid in failed:
+        if q.clip_uid in failed or q.video_uid in failed_videos:
             counts["queries_failed"] += 1
             continue
         try:
             row = log.get(skey)
             if row is None:
-                clip = _clip_sample(q, sample_rate, infos)
+                if q.path not in infos:
+                    infos[q.path] = _checked_info(q, canonical_frames)
+                clip = _clip_sample(q, infos[q.path], sample_rate)
                 if len(clip.frame_idx) == 0:
                     counts["queries_no_frames"] += 1
                     continue
@@ -303,18 +313,24 @@ def run_keyframes(
             ]
             log.append(records)
         except InputError as e:
-            logger.warning("keyframes: skipping clip %s: %s", q.clip_uid, e)
-            failed[q.clip_uid] = str(e)
+            if q.path not in infos:  # the video itself: unreadable, or not its canonical length
+                logger.warning("keyframes: skipping video %s: %s", q.video_uid, e)
+                failed_videos[q.video_uid] = str(e)
+            else:
+                logger.warning("keyframes: skipping clip %s: %s", q.clip_uid, e)
+                failed[q.clip_uid] = str(e)
             counts["queries_failed"] += 1
 
     # Frames for inspection, from the final records: complete after a resume or a changed setting too.
     for q in todo:
         row = log.get(_score_key(q, scorer_fp))
-        if q.query_uid in save and q.clip_uid not in failed and row is not None:
+        if q.query_uid in save and q.clip_uid not in failed and q.video_uid not in failed_videos and row:
             selected = [r for s in settings if (r := log.get(_selection_key(q, s, scorer_fp))) is not None]
             counts["frames_saved"] += _save_frames(q, selected, Path(frames_dir))
     stats.update(counts)
     stats["failed"] = failed
+    stats["videos_failed"] = failed_videos
+    stats["videos_unchecked"] = len({q.video_uid for q in todo if canonical_frames.get(q.video_uid) is None})
     stats.update(_write_tables(log, todo, settings, scorer_fp, out_scores, out_selection))
     stats.update(
         settings=len(settings),
@@ -325,7 +341,7 @@ def run_keyframes(
     )
     logger.info(
         "keyframes: %d eligible queries of %d (%d without text, %d without video): %d done before, "
-        "%d scored, %d re-selected, %d without frames, %d failed; %d selection rows",
+        "%d scored, %d re-selected, %d without frames, %d failed (%d videos failed); %d selection rows",
         stats["queries_eligible"],
         stats["queries_in"],
         stats["queries_no_text"],
@@ -335,6 +351,7 @@ def run_keyframes(
         stats["queries_reselected"],
         stats["queries_no_frames"],
         stats["queries_failed"],
+        len(failed_videos),
         stats["selection_rows"],
     )
     return stats
@@ -397,10 +414,14 @@ def _eligible_queries(
     return out, stats
 
 
-def _clip_sample(q: _Query, sample_rate: float, infos: dict[Path, VideoInfo]) -> ClipSample:
-    if q.path not in infos:
-        infos[q.path] = probe(q.path)
-    info = infos[q.path]
+def _checked_info(q: _Query, canonical_frames: Mapping[str, int | None]) -> VideoInfo:
+    """The query's video as decoded, refused when it is not as long as its canonical video."""
+    info = probe(q.path)
+    check_canonical_length(info, canonical_frames.get(q.video_uid))
+    return info
+
+
+def _clip_sample(q: _Query, info: VideoInfo, sample_rate: float) -> ClipSample:
     idx, step = sample_grid(info, sample_rate)
     t = idx / info.fps
     inside = idx[(t >= q.video_start_sec) & (t <= q.video_end_sec)]

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from egonlq.errors import InputError
+from egonlq.io import read_json
 from egonlq.video.frame_encoders import FrameEncoder, l2_normalise
 from egonlq.video.frame_features import FRAME_EMBEDDINGS, encode_frames
 
@@ -196,7 +197,8 @@ class VSLNetScorer:
 
     ``model_dir``: a ``save_pretrained`` folder; ``clip_features``: the clip-feature parquet
     (``egonlq.data.features.CLIP_FEATURES``) the model reads; ``text_cache``: the query token embeddings;
-    ``label_mode``: the one the model was trained with (it fixes the unit grid). Needs no decoded frames.
+    ``label_mode``: the one the model was trained with (it fixes the unit grid; checked against the
+    ``train_spec.json`` that training saves next to the weights). Needs no decoded frames.
     """
 
     def __init__(
@@ -209,6 +211,7 @@ class VSLNetScorer:
         unit_score: str = "highlight",
         device: str = "cpu",
     ):
+        from egonlq.grounding.predict import TRAIN_SPEC_NAME
         from egonlq.grounding.spans import LABEL_MODES
         from egonlq.grounding.text_encoder import TextCache
         from egonlq.grounding.vslnet import CONFIG_NAME, WEIGHTS_NAME, VSLNet
@@ -218,6 +221,16 @@ class VSLNetScorer:
         if unit_score not in UNIT_SCORES:
             raise ValueError(f"unit_score must be one of {UNIT_SCORES}, got {unit_score!r}")
         self.model_dir, self.clip_features = Path(model_dir), Path(clip_features)
+        trained = self.model_dir / TRAIN_SPEC_NAME  # written by training; absent for a bare checkpoint
+        trained_mode = read_json(trained).get("label_mode") if trained.is_file() else label_mode
+        if trained_mode != label_mode:
+            raise InputError(
+                trained,
+                f"the model was trained with label_mode {trained_mode!r}: its scores would land on the wrong"
+                f" time grid",
+                field="label_mode",
+                expected=f"{label_mode!r}, the label mode the scorer was given",
+            )
         self.model = VSLNet.from_pretrained(self.model_dir, device=device)
         if unit_score == "highlight" and not self.model.config.highlight:
             raise InputError(

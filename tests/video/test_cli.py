@@ -1,0 +1,107 @@
+"""The video stage's commands: non-zero exit when nothing usable was produced, help on every option, and the
+keyframes rules' arguments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from egonlq.cli import main
+from egonlq.data.tables import CLIPS, QUERIES, VIDEOS
+from egonlq.io import write_parquet
+from tests.conftest import FIXTURES, REPO
+from tests.evaluation.test_cli import undocumented
+from tests.video.world import World, pa_table
+
+
+def tables(world: World, folder: Path, *, scale: int = 1) -> list[str]:
+    """The clips, queries and videos tables of the world (canonical frame counts times ``scale``); the
+    common arguments of frame-features and keyframes."""
+    frames = pd.Series(world.num_frames) * scale
+    videos = pd.DataFrame(
+        {
+            "video_uid": frames.index,
+            "duration_sec": frames.to_numpy() / 30.0,
+            "fps": 30.0,
+            "num_frames": frames,
+        }
+    )
+    write_parquet(pa_table(world.clips, CLIPS), folder / "clips.parquet", CLIPS)
+    write_parquet(pa_table(world.queries, QUERIES), folder / "queries.parquet", QUERIES)
+    write_parquet(pa_table(videos, VIDEOS), folder / "videos.parquet", VIDEOS)
+    return ["--clips", str(folder / "clips.parquet"), "--videos", str(folder / "videos.parquet")]
+
+
+def frame_features(common: list[str], video_dir: Path, out: Path) -> None:
+    main(
+        ["frame-features", *common, "--video-dir", str(video_dir), "--out-dir", str(out / "features"),
+         "--frames", str(out / "frames.parquet"), "--stats", str(out / "stats.json")]
+    )  # fmt: skip
+
+
+def test_frame_features_fails_when_no_video_is_encoded(world: World, tmp_path: Path) -> None:
+    common = tables(world, tmp_path)
+    frame_features(common, world.video_dir, tmp_path / "ok")
+    assert json.loads((tmp_path / "ok" / "stats.json").read_text())["videos_ok"] == 1
+    with pytest.raises(
+        SystemExit, match=r"^frame-features: no video encoded: no video of the split has an mp4"
+    ):
+        frame_features(common, tmp_path / "empty", tmp_path / "none")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / world.mp4.name).write_bytes(b"not a video")
+    with pytest.raises(SystemExit) as failed:
+        frame_features(common, broken, tmp_path / "failed")
+    message = str(failed.value.code)
+    assert message.startswith(f"frame-features: no video encoded: all 1 failed, first {world.video_uid}: ")
+    assert "\n" not in message and not (tmp_path / "failed" / "stats.json").exists()
+
+
+def keyframes(common: list[str], world: World, out: Path) -> None:
+    main(
+        ["keyframes", *common, "--queries", str(out.parent / "queries.parquet"), "--video-dir",
+         str(world.video_dir), "--scorer", "encoder", "--aks", json.dumps([{"M": 4, "depth": 1}]),
+         "--progress", str(out / "progress.jsonl"), "--scores", str(out / "scores.parquet"),
+         "--selection", str(out / "selection.parquet"), "--frames-dir", str(out / "png"),
+         "--stats", str(out / "stats.json")]
+    )  # fmt: skip
+
+
+def test_keyframes_fails_when_no_query_is_scored(world: World, tmp_path: Path) -> None:
+    keyframes(tables(world, tmp_path), world, tmp_path / "ok")
+    assert json.loads((tmp_path / "ok" / "stats.json").read_text())["score_rows"] == world.n_eligible
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    with pytest.raises(SystemExit) as failed:  # the mp4 is a tenth of its canonical video
+        keyframes(tables(world, wrong, scale=10), world, wrong / "out")
+    message = str(failed.value.code)
+    assert message.startswith(f"keyframes: no query scored: all 1 failed, first {world.video_uid}: ")
+    assert "canonical video has" in message and "\n" not in message
+
+
+def test_every_command_and_option_has_help() -> None:
+    assert undocumented("video") == []
+
+
+@pytest.mark.workflow
+def test_keyframes_vslnet_passes_the_runs_own_label_mode(tmp_path: Path) -> None:
+    """A run trained with another label mode than the global one is scored on its own time grid."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import DAGSettings, OutputSettings, ResourceSettings
+
+    config = yaml.safe_load((FIXTURES / "tiny" / "config.yaml").read_text())
+    runs = config["experiments"]["runs"]
+    next(r for r in runs if r["name"] == "naq_ft")["label_mode"] = "corrected"
+    config.setdefault("vslnet", {})["label_mode"] = "compatible"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(cores=1), snakefile=REPO / "Snakefile", workdir=tmp_path
+        )
+        workflow.dag(DAGSettings(forceall=True)).execute_workflow(executor="dryrun")
+        jobs = [job for job in workflow._workflow.dag.jobs if job.rule.name == "keyframes_vslnet"]
+    assert jobs and all("--label-mode corrected" in job.shellcmd for job in jobs)
