@@ -30,11 +30,6 @@ def time_to_index(t: float) -> int:
     return math.floor(t * FEATURES_PER_SEC)
 
 
-def index_to_time(i: int) -> float:
-    """Start time in seconds of feature ``i``."""
-    return i / FEATURES_PER_SEC
-
-
 def is_zero_length(start: float, end: float) -> bool:
     """The official notion of an empty window: ``|end - start| <= 1/30`` s."""
     return abs(end - start) <= ZERO_LENGTH_SEC

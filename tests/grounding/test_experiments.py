@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import copy
-import json
 import math
 from pathlib import Path
 
@@ -15,15 +14,8 @@ from hypothesis import strategies as st
 
 from egonlq.errors import InputError
 from egonlq.evaluation.metric import EvalResult, write_metrics
-from egonlq.grounding.experiments import (
-    EXPERIMENT_METRICS,
-    RunSpec,
-    aggregate_experiments,
-    parse_experiments,
-    parse_predictor_name,
-    predictor_name,
-    summarize_experiments,
-)
+from egonlq.grounding.experiment_table import EXPERIMENT_METRICS, aggregate_experiments, summarize_experiments
+from egonlq.grounding.experiments import RunSpec, parse_experiments, parse_predictor_name, predictor_name
 from egonlq.grounding.plots import SYNTHETIC_NOTE, plot_recall_by_run, plot_training_curves
 from egonlq.io import read_parquet
 
@@ -100,27 +92,9 @@ def test_parse_example_stages_merges_and_dependencies() -> None:
     assert ft.predictor(1) == "vslnet_naq_ft_seed1"
 
 
-def test_params_are_flat_json_and_name_every_setting() -> None:
-    runs = by_name(parse())
-    p = runs["naq_ft"].params(1)
-    assert json.loads(json.dumps(p)) == p
-    assert all(v is None or isinstance(v, str | int | float | bool) for v in p.values())
-    assert p["run"] == "naq_ft" and p["seed"] == 1 and p["init"] == "naq_pt" and p["init_seed"] == 1
-    assert p["train.lr"] == 0.0001 and p["model.dim"] == 128 and p["train.jitter_sources"] == ""
-    assert runs["naq_pt"].params(0)["train.jitter_sources"] == "naq"
-    assert runs["naq_pt"].params(0)["sources"] == "naq"
-    assert runs["naq_zs"].params(0) == {
-        "run": "naq_zs",
-        "stage": "zeroshot",
-        "seed": 0,
-        "init": "naqonly_pt",
-        "init_seed": 0,
-    }
-    assert runs["scratch"].params(0) != runs["scratch"].params(1)
-
-
 def _all_params(runs: list[RunSpec]) -> dict[tuple[str, int], dict]:
-    return {(r.name, s): r.params(s) for r in runs for s in r.seeds}
+    """What the workflow's train rule passes as params (and the CLI turns into a TrainSpec)."""
+    return {(r.name, s): r.train_spec_dict(s) for r in runs if r.trains for s in r.seeds}
 
 
 def test_editing_one_run_changes_only_its_params() -> None:
@@ -130,7 +104,7 @@ def test_editing_one_run_changes_only_its_params() -> None:
     after = _all_params(parse(edited))
     changed = {key for key in before if before[key] != after[key]}
     assert changed == {("naq_pt", 0), ("naq_pt", 1)}
-    assert after[("naq_pt", 0)]["train.lr"] == 0.002
+    assert after[("naq_pt", 0)]["lr"] == 0.002
 
     # a shared default changes every run that trains and does not override it
     edited = copy.deepcopy(CONFIG)

@@ -121,7 +121,7 @@ rule experiment_table:
     input:
         metrics=expand("results/eval/{predictor}/{split}.json", predictor=predictor_names(), split=EVAL_SPLITS),
         curves=[f"{run_dir(r, s)}/metrics.csv" for r, spec in RUNS.items() if spec.trains for s in SEEDS],
-        code=src_files("grounding", "grounding.experiments", "grounding.plots"),
+        code=src_files("grounding", "grounding.experiment_table", "grounding.plots"),
     output:
         parquet="results/experiments/table.parquet",
         markdown=report("results/experiments/table.md", caption="../report/experiments.rst",

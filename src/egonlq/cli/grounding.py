@@ -146,7 +146,8 @@ def _experiment_table_args(p: argparse.ArgumentParser) -> None:
 
 @command("experiment-table", _experiment_table_args)
 def experiment_table(a: argparse.Namespace) -> None:
-    from egonlq.grounding.experiments import aggregate_experiments, parse_experiments
+    from egonlq.grounding.experiment_table import aggregate_experiments
+    from egonlq.grounding.experiments import parse_experiments
     from egonlq.grounding.plots import plot_recall_by_run, plot_training_curves
 
     runs = parse_experiments(
@@ -160,5 +161,3 @@ def experiment_table(a: argparse.Namespace) -> None:
     plot_training_curves(curves, a.curves_png, runs=runs, synthetic=a.synthetic)
     plot_recall_by_run(table, a.recall_png, split="val", runs=runs, synthetic=a.synthetic)
     log.info("experiment table:\n%s", a.markdown.read_text())
-
-

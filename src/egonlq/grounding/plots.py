@@ -22,14 +22,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from egonlq.errors import InputError
-from egonlq.grounding.experiments import (
-    BASELINE_STAGE,
-    STAGES,
-    SUMMARY_METRICS,
-    RunSpec,
-    parse_predictor_name,
-    summarize_experiments,
-)
+from egonlq.grounding.experiment_table import SUMMARY_METRICS, summarize_experiments
+from egonlq.grounding.experiments import BASELINE_STAGE, STAGES, RunSpec, parse_predictor_name
 from egonlq.io import atomic_path
 
 logger = logging.getLogger(__name__)
