@@ -244,7 +244,7 @@ def test_make_backend_and_template_backend() -> None:
     backend = make_backend("template", seed=3)
     assert isinstance(backend, TemplateBackend)
     assert backend.name == "template" and backend.fingerprint() == {"backend": "template", "seed": 3,
-                                                                    "writer_version": "1"}  # fmt: skip
+                                                                    "writer_version": "2"}  # fmt: skip
     assert isinstance(make_backend("openai", base_url="http://127.0.0.1:1", model="m"), OpenAIBackend)
     with pytest.raises(ValueError, match="unknown backend"):
         make_backend("gpt")
@@ -320,9 +320,12 @@ def test_server_down_ends_the_job_with_one_line(
     url = f"http://127.0.0.1:{server.server_address[1]}/v1"
     options = json.dumps({"base_url": url, "model": "m", "retries": 2, "backoff_s": 0.01, "concurrency": 1})
     args = _cli_world(tmp_path) + ["--backend-options", options, "--stats", str(tmp_path / "s.json")]
-    server.answer = lambda prompt: json.dumps(
-        [{"i": 1, "question": f"Where is the {parse_numbered_list(prompt)[0][0][1].split()[-1]}?"}]
-    )
+
+    def answer(prompt: str) -> str:  # "Where is the knife?" from "... picks the knife from the drawer"
+        first = parse_numbered_list(prompt)[0][0][1]
+        return json.dumps([{"i": 1, "question": f"Where is the {first.split(' the ')[1].split()[0]}?"}])
+
+    server.answer = answer
     server.script = [200] + [500] * 3  # the first block is answered, then the server keeps failing
     with pytest.raises(SystemExit) as stop:
         main(args)

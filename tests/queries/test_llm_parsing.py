@@ -72,13 +72,13 @@ def _validate(items: list, seen: set[str] | None = None) -> tuple[list, Counter]
 def test_accepts_good_questions() -> None:
     accepted, rejected = _validate([
         {"i": 1, "question": "Where did I put the knife?"},
-        {"i": "2", "question": "  How many   onions did I cut?"},
+        {"i": "2", "question": "  What did I   cut on the board?"},
         {"i": 3, "question": "Who did I interact with when I opened the fridge?"},
     ])  # fmt: skip
     assert accepted == [
-        (0, "Where did I put the knife?"),
-        (1, "How many onions did I cut?"),
-        (2, "Who did I interact with when I opened the fridge?"),
+        (0, "Where did I put the knife?", 0),
+        (1, "What did I cut on the board?", 1),
+        (2, "Who did I interact with when I opened the fridge?", 2),
     ]
     assert sum(rejected.values()) == 0
 
@@ -114,7 +114,7 @@ def test_each_rejection_reason(item: dict, reason: str) -> None:
 
 
 def test_content_word_may_come_from_the_block() -> None:
-    accepted, _ = _validate([{"i": 1, "question": "Where is the fridge before I take the knife?"}])
+    accepted, _ = _validate([{"i": 1, "question": "Where is the onion before I take the knife?"}])
     assert accepted and content_words("Where are the knives?") == {"knife"}
 
 
@@ -129,7 +129,7 @@ def test_repeated_indices_and_duplicates_in_video() -> None:
         ],
         seen,
     )
-    assert accepted == [(0, "Where is the knife?")]
+    assert accepted == [(0, "Where is the knife?", 0)]
     assert rejected == Counter({"index_duplicate": 1, "duplicate_in_video": 2})
     assert seen == {"where is the onion", "where is the knife"}
 
@@ -145,7 +145,7 @@ def test_paraphrase_mode() -> None:
         [{"i": 1, "text": "The camera wearer grabs a knife"}], sources, key="text", seen=set(),
         require_question_mark=False,
     )  # fmt: skip
-    assert accepted == [(0, "The camera wearer grabs a knife")]
+    assert accepted == [(0, "The camera wearer grabs a knife", 0)]
 
 
 _NOISE = st.text(st.characters(blacklist_characters="[]{}`"), max_size=40)  # prose without brackets
@@ -180,7 +180,8 @@ def test_payload_in_noise_is_found_and_every_entry_counted(
     assert len(accepted) + sum(rejected.values()) == len(items)
     assert set(rejected) <= set(REJECTION_REASONS)
     assert len(seen) == len(accepted)  # every accepted question is distinct in the video
-    for row, text in accepted:
+    for row, text, last in accepted:
+        assert last == row
         assert 0 <= row < len(SOURCES) and text.endswith("?") and "#" not in text
 
 

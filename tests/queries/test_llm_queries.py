@@ -131,30 +131,25 @@ def test_generate_shard_template_backend(world: tuple, tmp_path: Path) -> None:
     table = pq.read_table(tmp_path / "s.parquet")
     assert table.schema.equals(GENERATED, check_metadata=False)
     assert stats["blocks"] == 4 and stats["generated"] == 4 and stats["cached"] == 0 and stats["failed"] == 0
-    assert stats["prompts"] == 4 and stats["accepted"] == table.num_rows == stats["questions_parsed"] == 13
+    assert stats["prompts"] == 4 and stats["accepted"] == table.num_rows == stats["questions_parsed"] == 12
     assert sum(stats["rejected"].values()) == 0
     assert stats["prompt_sha256"] == hashlib.sha256(load_prompt().encode()).hexdigest()
     df = table.to_pandas()
     assert set(df["source"]) == {"template"} and set(df["prompt_sha256"]) == {stats["prompt_sha256"]}
-    assert json.loads(df["backend"][0]) == {"backend": "template", "seed": 0, "writer_version": "1"}
+    assert json.loads(df["backend"][0]) == {"backend": "template", "seed": 0, "writer_version": "2"}
     rows = {r.narration_uid: r for b in blocks for r in b.rows}
     for q in df.itertuples():
         r = rows[q.narration_uid]
-        assert (q.clip_uid, q.clip_start_sec, q.clip_end_sec) == (
-            r.clip_uid,
-            r.clip_start_sec,
-            r.clip_end_sec,
-        )
-        assert q.window_start_sec == pytest.approx(r.window_start_sec)
-        assert q.window_end_sec == pytest.approx(r.window_end_sec)
-    # beta 60, alpha 30: windows are t -/+ 1
-    assert (df["window_end_sec"] - df["window_start_sec"]).round(9).tolist() == [2.0] * 13
+        assert q.clip_uid == r.clip_uid
+        assert q.clip_start_sec <= r.clip_start_sec and q.clip_end_sec >= r.clip_end_sec  # EgoClip's inside
+    # beta 60, alpha 30: EgoClip windows are t -/+ 1; narrations 60 s apart: answer windows t -/+ 4 (the cap)
+    assert (df["window_end_sec"] - df["window_start_sec"]).round(9).tolist() == [8.0] * 12
     # va:1:9 at 545 s lies in the second pseudo-clip [480, 900]: clip-relative times
     late = df[df["narration_uid"] == "va:1:9"].iloc[0]
-    assert (late["clip_start_sec"], late["clip_end_sec"]) == pytest.approx((64.0, 66.0))
-    assert (late["window_start_sec"], late["window_end_sec"]) == pytest.approx((544.0, 546.0))
+    assert (late["clip_start_sec"], late["clip_end_sec"]) == pytest.approx((61.0, 69.0))
+    assert (late["window_start_sec"], late["window_end_sec"]) == pytest.approx((541.0, 549.0))
     again = _run(blocks, TemplateBackend(seed=0), tmp_path, name="s2")
-    assert pq.read_table(tmp_path / "s2.parquet").equals(table) and again["accepted"] == 13
+    assert pq.read_table(tmp_path / "s2.parquet").equals(table) and again["accepted"] == 12
 
 
 def test_chunks_change_nothing_but_memory(world: tuple, tmp_path: Path, monkeypatch) -> None:
@@ -224,7 +219,7 @@ class Scripted:
     """Garbage for first attempts, a fixed answer for retries (prompts starting with RETRY_NOTE)."""
 
     name = "llm:scripted"
-    question = "Where is the fridge?"  # va's blocks 2 and 3 mention a fridge; va's block 1 and vb do not
+    question = "Did I leave the fridge open?"  # va's blocks 2 and 3 mention a fridge; va's block 1 and vb not
 
     def fingerprint(self) -> dict:
         return {"backend": "scripted"}
@@ -258,23 +253,21 @@ def test_short_windows_widened_or_dropped(tmp_path: Path) -> None:
     assigned, _ = _assigned({"va": 3})
     # make the windows points: a zero-length window at 35 s and one at the clip start
     df = assigned.to_pandas()
-    df["clip_end_sec"] = df["clip_start_sec"] = df["window_start_sec"] = df["window_end_sec"] = [
-        0.0,
-        35.0,
-        65.0,
-    ]
+    points = [0.0, 35.0, 65.0]
+    for column in ("clip_start_sec", "clip_end_sec", "window_start_sec", "window_end_sec", "timestamp_sec"):
+        df[column] = points
     blocks = make_blocks(pa.Table.from_pandas(df, schema=assigned.schema, preserve_index=False), block_size=8)
-    stats = _run(blocks, TemplateBackend(seed=0), tmp_path, min_window_sec=2.0)
+    stats = _run(blocks, TemplateBackend(seed=0), tmp_path, min_window_sec=2.0, max_half_window_sec=0.0)
     table = pq.read_table(tmp_path / "s.parquet").to_pandas().sort_values("clip_start_sec")
-    assert stats["windows_widened"] == 3 and stats["windows_dropped"] == 0
-    assert table[["clip_start_sec", "clip_end_sec"]].values.tolist() == [
-        [0.0, 2.0],
-        [34.0, 36.0],
-        [64.0, 66.0],
-    ]
-    assert table["window_start_sec"].tolist() == [0.0, 34.0, 64.0]
-    stats = _run(blocks, TemplateBackend(seed=0), tmp_path, name="d", zero_length="drop", min_window_sec=2.0)
-    assert stats["windows_dropped"] == 3 and stats["accepted"] == 0
+    # the third narration's question ("Where is the knife?") repeats the first's: 2 accepted
+    assert stats["windows_widened"] == stats["accepted"] == 2 and stats["windows_dropped"] == 0
+    assert table[["clip_start_sec", "clip_end_sec"]].values.tolist() == [[0.0, 2.0], [34.0, 36.0]]
+    assert table["window_start_sec"].tolist() == [0.0, 34.0]
+    stats = _run(
+        blocks, TemplateBackend(seed=0), tmp_path, name="d", zero_length="drop", min_window_sec=2.0,
+        max_half_window_sec=0.0,
+    )  # fmt: skip
+    assert stats["windows_dropped"] == 2 and stats["accepted"] == 0
     with pytest.raises(ValueError, match="min_window_sec"):
         _run(blocks, TemplateBackend(seed=0), tmp_path, min_window_sec=0.0)
 
@@ -332,7 +325,7 @@ def test_export_nlq_json_layout(world: tuple, tmp_path: Path) -> None:
     data = json.loads((tmp_path / "nlq_train.json").read_text())
     assert (data["version"], data["date"]) == ("1", "000000") and set(data) >= {"description", "videos"}
     assert [v["video_uid"] for v in data["videos"]] == ["va", "vb"] and data["videos"][0]["split"] == "train"
-    assert stats == {"videos": 2, "clips": 3, "queries": 13, "clips_without_queries": 1}
+    assert stats == {"videos": 2, "clips": 3, "queries": 12, "clips_without_queries": 1}
     clip = data["videos"][0]["clips"][0]
     row = clips.set_index("clip_uid").loc[clip["clip_uid"]]
     assert (clip["video_start_sec"], clip["video_end_sec"], clip["clip_start_sec"], clip["clip_end_sec"]) == (
@@ -347,7 +340,7 @@ def test_export_nlq_json_layout(world: tuple, tmp_path: Path) -> None:
     total = sum(
         len(a["language_queries"]) for v in data["videos"] for c in v["clips"] for a in c["annotations"]
     )
-    assert total == 13
+    assert total == 12
 
 
 def test_rephrase_questions_and_narrations(world: tuple, tmp_path: Path) -> None:

