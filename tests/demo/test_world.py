@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from egonlq.cli import main
+from egonlq.data.annotations import ingest_nlq
 from egonlq.data.egoclip import alpha_of, egoclip_windows, mean_gaps
 from egonlq.demo import world as dw
 from egonlq.demo.model import PRESETS, vocabulary_vectors
@@ -373,12 +374,14 @@ def test_features_carry_the_object_signal(tiny) -> None:
 
 def test_nlq_windows_lie_inside_their_clips_except_counted_quirks(mid) -> None:
     root, stats = mid
-    after, zero, offset = [], 0, 0
+    after, zero, offset, negative = [], 0, 0, []
     for name in NLQ_FILES.values():
         for clip, q in queries_of(load(root, name)):
             assert abs(clip["clip_end_sec"] - (clip["video_end_sec"] - clip["video_start_sec"])) <= 0.1
             s, e = q["clip_start_sec"], q["clip_end_sec"]
-            assert 0 <= s <= e
+            assert -0.5 <= s <= e
+            if s < 0:
+                negative.append(s)
             if e > clip["clip_end_sec"]:
                 after.append(e - clip["clip_end_sec"])
             zero += abs(e - s) <= 1 / 30
@@ -386,8 +389,39 @@ def test_nlq_windows_lie_inside_their_clips_except_counted_quirks(mid) -> None:
     assert len(after) == stats["quirk_ends_after_clip"] >= 3 and max(after) <= 0.58
     assert zero == stats["quirk_zero_length"] + stats["quirk_bare_query"]
     assert offset == stats["quirk_video_sec_offset"] > 0
+    assert len(negative) == stats["quirk_negative_query_start"] >= 3 and min(negative) > -0.02
     queries = stats["queries_train"] + stats["queries_val"] + stats["queries_test"]
     assert 0.06 < stats["quirk_zero_length"] / queries < 0.12  # real: 8.7-8.9 %
+
+
+def test_negative_times_are_planted_at_the_real_rate_and_ingest_clamps_them(tiny, mid) -> None:
+    """~3-4 % of val/test clips start slightly before 0 (as in real v1 val/test, v2 val), a few queries too;
+    ingest clamps each to 0 and flags its row, one count per row."""
+    for root, stats in (tiny, mid):
+        flagged = 0
+        for split, name in NLQ_FILES.items():
+            clips, queries, report = ingest_nlq(root / ANN / name, split)
+            rows = (
+                clips.column("negative_time_clamped").to_pylist()
+                + queries.column("negative_time_clamped").to_pylist()
+            )
+            assert sum(rows) == report.count("negative_time_clamped")
+            assert min(clips.column("video_start_sec").to_pylist()) == 0.0
+            flagged += sum(rows)
+        assert flagged == stats["quirk_negative_clip_start"] + stats["quirk_negative_query_start"]
+        starts = [
+            c["video_start_sec"]
+            for n in ("nlq_val.json", "nlq_test_gt.json")
+            for c in clips_of(load(root, n))
+        ]
+        negative = [s for s in starts if s < 0]
+        assert len(negative) == stats["quirk_negative_clip_start"] >= 2
+        assert set(negative) <= {-3.999999999976245e-07, -0.012304733333333331}
+    starts = [
+        c["video_start_sec"] for n in ("nlq_val.json", "nlq_test_gt.json") for c in clips_of(load(mid[0], n))
+    ]
+    assert 0.02 < len([s for s in starts if s < 0]) / len(starts) < 0.05
+    assert not [c for c in clips_of(load(mid[0], "nlq_train.json")) if c["video_start_sec"] < 0]  # NaQ's pool
 
 
 def test_planted_quirks_are_present_and_counted(tiny, mid) -> None:

@@ -52,12 +52,17 @@ QUIRK_RATES: dict[str, float] = {
     "bare_query": 1 / 3875,  # only the six time/frame fields and raw_tags [] (zero-length)
     "lowercase_query": 0.05,  # original casing varies
     "no_question_mark": 0.03,
+    "negative_clip_start": 0.035,  # clip video_start_sec slightly negative (v1 val/test, v2 val: ~3-4 %)
+    "negative_query_start": 4 / 3875,  # query clip_start_sec slightly negative ("a few"; count unmeasured)
 }
 _QUIRK_SPLITS: dict[str, tuple[str, ...]] = {
     "missing_query_key": ("train", "val"),
     "bare_query": ("train", "val"),
     "empty_query": ("train", "test"),
+    "negative_clip_start": ("val", "test"),  # where it was measured (train unverified)
 }
+# Magnitudes of the slightly negative times seen in the real files.
+NEGATIVE_TIMES: tuple[float, ...] = (3.999999999976245e-07, 0.012304733333333331)
 
 
 def _round(x: float) -> float:
@@ -239,9 +244,10 @@ def _normalised(w: Sequence[float]) -> np.ndarray:
     return a / a.sum()
 
 
-def _pick(rng: np.random.Generator, pool: list, rate: float) -> list:
-    """``max(1, round(rate * len(pool)))`` distinct items of ``pool`` (fewer if the pool is smaller)."""
-    k = min(len(pool), max(1, round(rate * len(pool))))
+def _pick(rng: np.random.Generator, pool: list, rate: float, of: int | None = None) -> list:
+    """``max(1, round(rate * n))`` distinct items of ``pool`` (fewer if the pool is smaller); ``n`` is
+    ``of`` when the rate applies to a larger population than the eligible pool, else ``len(pool)``."""
+    k = min(len(pool), max(1, round(rate * (len(pool) if of is None else of))))
     return [pool[i] for i in sorted(rng.choice(len(pool), size=k, replace=False).tolist())] if k else []
 
 
@@ -359,7 +365,39 @@ def make_nlq_split(seed: int, p: DemoPreset, split: str, videos: list[Video], qu
     quirk_rng = world_rng(seed, "quirks", NLQ_SPLITS.index(split))
     _plant_clip_quirks(quirk_rng, [c for _, c in clips], quirks)
     _plant_query_quirks(quirk_rng, split, queries, quirks)
+    _plant_negative_times(world_rng(seed, "negative_times", NLQ_SPLITS.index(split)), split, clips, quirks)
     return records
+
+
+def _plant_negative_times(
+    rng: np.random.Generator, split: str, clips: list[tuple[Video, dict]], quirks: Counter
+) -> None:
+    """Slightly negative times as in the real files: the ``video_start_sec`` of clips that start their video
+    (their queries' ``video_*_sec`` follow), and the start of a few queries (``clip_start_sec``, and
+    ``video_start_sec`` = the clip's start plus it). Own generator: the other quirks stay as they were."""
+    if split in _QUIRK_SPLITS["negative_clip_start"]:
+        at_zero = [c for _, c in clips if c["video_start_sec"] == 0.0]
+        for clip in _pick(rng, at_zero, QUIRK_RATES["negative_clip_start"], of=len(clips)):
+            shift = -float(rng.choice(NEGATIVE_TIMES))
+            clip["video_start_sec"] = shift
+            for q in (q for a in clip["annotations"] for q in a["language_queries"]):
+                q["video_start_sec"] += shift
+                q["video_end_sec"] += shift
+            quirks["negative_clip_start"] += 1
+    candidates = [
+        (clip, q)
+        for _, clip in clips
+        for a in clip["annotations"]
+        for q in a["language_queries"]
+        if "template" in q  # not a bare query
+        and q["clip_start_sec"] + 1 / CANONICAL_FPS < q["clip_end_sec"] <= clip["clip_end_sec"]
+        and abs(q["video_start_sec"] - (clip["video_start_sec"] + q["clip_start_sec"])) < 1e-4
+    ]
+    for clip, q in _pick(rng, candidates, QUIRK_RATES["negative_query_start"]):
+        q["clip_start_sec"] = -float(rng.choice(NEGATIVE_TIMES))
+        q["video_start_sec"] = clip["video_start_sec"] + q["clip_start_sec"]
+        q["video_start_frame"] = round(q["video_start_sec"] * CANONICAL_FPS)
+        quirks["negative_query_start"] += 1
 
 
 def make_em_train(seed: int, nlq_train: list[dict], videos: list[Video]) -> dict[str, list[dict]]:

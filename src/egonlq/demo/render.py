@@ -184,13 +184,17 @@ def render_video(video: Video, path: Path, *, fps: float, size: int, rng: np.ran
             stream.pix_fmt = "yuv420p"
             stream.codec_context.thread_count = 1  # single-threaded x264 is deterministic
             stream.options = {"crf": "26", "preset": "veryfast"}
-            for place, ev, k in zip(places.tolist(), events.tolist(), picks.tolist(), strict=True):
+            rows = zip(places.tolist(), events.tolist(), picks.tolist(), strict=True)
+            for index, (place, ev, k) in enumerate(rows):
                 obj = verb = person = None
                 if ev >= 0:
                     obj, verb = OBJECTS[video.ev_obj[ev]], VERBS[video.ev_verb[ev]]
                     person = PEOPLE[video.ev_person[ev]] if video.ev_person[ev] >= 0 else None
-                frame = _noisy(_clean_frame(PLACES[place], obj, verb, person, size), bank[k])
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                frame = av.VideoFrame.from_ndarray(
+                    _noisy(_clean_frame(PLACES[place], obj, verb, person, size), bank[k]), format="rgb24"
+                )
+                frame.pts = index  # explicit timestamps (in 1/fps): the encoder never guesses them
+                for packet in stream.encode(frame):
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
