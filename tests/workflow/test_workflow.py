@@ -105,19 +105,54 @@ def test_slurm_profile_dry_run(tmp_path: Path) -> None:
     assert job_counts(proc.stdout)["clip_features"] == 3
 
 
+def _tiny_sizes(tiny_run: Path) -> dict:
+    """The tiny world's own counts (written by the demo_world rule), the reference of the size checks."""
+    return json.loads((tiny_run / "results/demo/stats.json").read_text())
+
+
+def _scored_predictors(tiny_run: Path) -> list[str]:
+    cfg = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    runs = [r["name"] for r in cfg["experiments"]["runs"] if r["stage"] != "pretrain"]
+    return [f"vslnet_{r}_seed{s}" for r in runs for s in cfg["experiments"]["seeds"]]
+
+
 def test_end_to_end_outputs(tiny_run: Path) -> None:
+    sizes = _tiny_sizes(tiny_run)
+    predictors = ["uniform", "prior", *_scored_predictors(tiny_run)]
     metrics = pd.read_parquet(tiny_run / "results/eval/metrics.parquet")
-    assert set(metrics["predictor"]) >= {"uniform", "prior"}
-    assert set(metrics["split"]) == {"val", "test"}
-    assert set(metrics["mode"]) == {"official", "strict"}
-    assert (tiny_run / "results/eval/metrics.md").read_text().count("|") > 10
-    preds = json.loads((tiny_run / "results/predictions/prior/val.json").read_text())
-    assert preds["version"] == "1.0" and preds["challenge"] == "ego4d_nlq_challenge"
-    assert all(len(r["predicted_times"]) == 5 for r in preds["results"])
+    # one row per predictor, scored split (the tiny world publishes test answers) and mode
+    assert len(metrics) == len(predictors) * 2 * 2
+    assert sorted(set(metrics["predictor"])) == sorted(predictors)
+    assert set(metrics["split"]) == {"val", "test"} and set(metrics["mode"]) == {"official", "strict"}
+    assert metrics["error"].isna().all()
+    recall = ["R1@0.3", "R1@0.5", "R3@0.3", "R3@0.5", "R5@0.3", "R5@0.5", "MR1", "MR5", "miou"]
+    assert (
+        metrics[recall].notna().all().all() and metrics[recall].apply(lambda c: c.between(0, 1)).all().all()
+    )
+    assert (metrics["R5@0.3"] >= metrics["R1@0.3"]).all() and (metrics["R1@0.3"] >= metrics["R1@0.5"]).all()
+    for split in ("train", "val", "test"):
+        queries = pd.read_parquet(tiny_run / f"results/data/nlq/{split}_queries.parquet")
+        assert len(queries) == sizes[f"queries_{split}"]
+        for table in (f"data/nlq/{split}_clips", f"features/{split}_clips"):
+            assert len(pd.read_parquet(tiny_run / f"results/{table}.parquet")) == sizes[f"clips_{split}"], (
+                table
+            )
+        if split == "train":
+            continue
+        with_text = int(queries["has_text"].sum())
+        rows = metrics[metrics["split"] == split]
+        assert (rows["evaluated_y"] == sizes[f"queries_{split}"]).all()  # official: x / all GT queries
+        assert (rows["num_results"] == with_text).all() and (rows["evaluated_x"] == with_text).all()
+        for predictor in predictors:  # every query with text predicted, 5 windows inside its clip
+            preds = json.loads((tiny_run / f"results/predictions/{predictor}/{split}.json").read_text())
+            assert preds["version"] == "1.0" and preds["challenge"] == "ego4d_nlq_challenge"
+            assert len(preds["results"]) == with_text, (predictor, split)
+            assert all(len(r["predicted_times"]) == 5 for r in preds["results"])
+            assert all(0 <= s <= e for r in preds["results"] for s, e in r["predicted_times"])
+    table = (tiny_run / "results/eval/metrics.md").read_text()
+    assert sum(line.startswith("| ") for line in table.splitlines()) == 1 + len(metrics)
     report = json.loads((tiny_run / "results/data/validation_report.json").read_text())
     assert report["quirk_totals"], "the demo world plants quirks; the report must count them"
-    for split in ("train", "val", "test"):
-        assert (tiny_run / f"results/features/{split}_clips.parquet").stat().st_size > 0
 
 
 def test_second_run_has_nothing_to_do(tiny_run: Path) -> None:
@@ -168,9 +203,29 @@ def test_editing_one_runs_hyperparameter_reruns_that_run_and_the_aggregation(
 
 
 def test_end_to_end_trains_and_scores_runs(tiny_run: Path) -> None:
+    sizes = _tiny_sizes(tiny_run)
+    metrics = pd.read_parquet(tiny_run / "results/eval/metrics.parquet")
     table = pd.read_parquet(tiny_run / "results/experiments/table.parquet")
-    assert {"scratch", "naq_ft"} <= set(table["run"])
-    assert (tiny_run / "results/experiments/training_curves.png").stat().st_size > 1000
+    assert len(table) == len(metrics) and {"scratch", "naq_ft"} <= set(table["run"])
+    assert set(table.loc[table["seed"].isna(), "stage"]) == {"baseline"}
+    assert (
+        table["total"] == table["split"].map({"val": sizes["queries_val"], "test": sizes["queries_test"]})
+    ).all()
+    assert (
+        "naq_ft vs scratch, val R1@0.3 (official)" in (tiny_run / "results/experiments/table.md").read_text()
+    )
+    cfg = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    for run in ("scratch", "naq_pt", "naq_ft"):
+        folder = tiny_run / f"results/vslnet/{run}/seed0"
+        summary = json.loads((folder / "summary.json").read_text())
+        curve = pd.read_csv(folder / "metrics.csv")
+        assert summary["completed"] and summary["steps"] == summary["total_steps"] == curve["step"].iloc[-1]
+        assert summary["evaluations"] == len(curve) and summary["resumed_from_step"] is None
+        assert curve["R1@0.3"].between(0, 1).all() and (curve["evaluated_y"] == sizes["queries_val"]).all()
+        assert summary["best"]["R1@0.3"] == pytest.approx(curve.loc[curve["best"], "R1@0.3"].iloc[-1])
+    scratch = json.loads((tiny_run / "results/vslnet/scratch/seed0/summary.json").read_text())
+    assert scratch["total_steps"] == cfg["vslnet"]["train"]["epochs"] * scratch["batches_per_epoch"]
+    assert (tiny_run / "results/experiments/training_curves.png").read_bytes()[:4] == b"\x89PNG"
     ckpt = tiny_run / "results/vslnet/naq_ft/seed0"
     assert json.loads((ckpt / "config.json").read_text())["dim"] == 32
     from egonlq.grounding.vslnet import VSLNet
