@@ -21,6 +21,7 @@ include: "workflow/rules/baselines.smk"
 include: "workflow/rules/vslnet.smk"
 include: "workflow/rules/keyframes.smk"
 include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/dualenc.smk"
 
 
 localrules:

@@ -31,6 +31,7 @@ FAMILIES = {
     "vslnet": "vslnet",
     "keyframes": "video",
     "evaluation": "eval",
+    "dualenc": "dualenc",
 }
 ROOTS = {
     "data": ["demo.world", "demo.render", "data.metadata", "data.annotations",
@@ -43,6 +44,8 @@ ROOTS = {
     "video": ["video.frame_features", "video.frame_encoders", "video.keyframes", "video.decode",
               "video.aks"],
     "eval": ["evaluation.metric", "evaluation.predictions"],
+    "dualenc": ["dualenc.pairs", "dualenc.text", "dualenc.train", "dualenc.evaluate", "dualenc.zeroshot",
+                "dualenc.experiments"],
 }  # fmt: skip
 # import name -> distribution, where they differ (tokenizers comes with transformers)
 DISTRIBUTIONS = {"PIL": "pillow", "yaml": "pyyaml", "tokenizers": "transformers"}

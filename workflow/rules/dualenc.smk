@@ -1,0 +1,214 @@
+# The LaViLa-style video-text dual encoder: (window, text) pairs from narrations and pseudo-text, pooled text
+# vectors of the frozen encoder, contrastive training per run x seed, held-out EgoMCQ/retrieval, zero-shot NLQ
+# (scored by the `evaluate` rule) and the experiment table. Its own target: `snakemake dual_encoder`.
+#
+# Several GPUs on a cluster: train_dual_encoder runs `torchrun --nproc-per-node {resources.gpu}` when its
+# `gpu` resource is above 1, e.g. in a profile: `set-resources: {train_dual_encoder: {gpu: 4}}` (with the
+# executor's GPU request, e.g. slurm_extra: "--gres=gpu:4"); batch_size is the global batch.
+
+DECFG = config["dual_encoder"]
+DE_TEXT_TAG = "minilm" if DECFG["text_encoder"] == "default" else Path(DECFG["text_encoder"]).name
+DE_TEXT_CACHE = f"results/dualenc/text/{DE_TEXT_TAG}/pooled.safetensors"
+DE_SEEDS = list(DECFG["seeds"])
+# The sources the workflow produces: GT narrations, every generator's, the rephrasings when enabled.
+DE_SOURCES = {"narration"} | {generator_source(g) for g in GENERATORS}
+if REPHRASE["enabled"]:
+    DE_SOURCES.add(f"rephrase:{'narration' if REPHRASE['origin'] == 'narration' else generator_source(REPHRASE['origin'])}")
+
+from egonlq.dualenc.experiments import parse_runs
+
+DE_RUNS, DE_SKIPPED = parse_runs(DECFG["runs"], DE_SOURCES)
+DE_RUNS = {r.name: r for r in DE_RUNS}
+for _name, _reason in DE_SKIPPED.items():
+    logger.info(f"dual_encoder run {_name!r} is not run: {_reason}")
+
+
+def de_dir(run, seed):
+    return f"results/dualenc/{run}/seed{seed}"
+
+
+wildcard_constraints:
+    derun="|".join(DE_RUNS) if DE_RUNS else "NO_RUNS",
+
+
+rule dualenc_pairs:
+    input:
+        curated="results/queries/curated.parquet",
+        generated=generated_tables(),
+        guard=expand("results/data/nlq/{split}_videos.parquet", split=["val", "test"]),
+        code=src_files("dualenc", "dualenc.pairs", "data.tables"),
+    output:
+        pairs="results/dualenc/pairs.parquet",
+        stats="results/dualenc/pairs_stats.json",
+    params:
+        heldout=DECFG["heldout_fraction"],
+        seed=DECFG["split_seed"],
+    log:
+        "results/logs/dualenc_pairs/dualenc_pairs.log",
+    conda:
+        "../../envs/dualenc.yaml"
+    shell:
+        "{EXEC_CLI} dualenc-pairs --curated {input.curated} --generated {input.generated}"
+        " --guard-videos {input.guard} --heldout-fraction {params.heldout} --seed {params.seed}"
+        " --out {output.pairs} --stats {output.stats} > {log} 2>&1"
+
+
+rule dualenc_text:
+    input:
+        pairs=rules.dualenc_pairs.output.pairs,
+        queries=expand("results/data/nlq/{split}_queries.parquet", split=PREDICT_SPLITS),
+        code=src_files("dualenc", "dualenc.text", "dualenc.pairs"),
+    output:
+        cache=DE_TEXT_CACHE,
+        stats=f"results/dualenc/text/{DE_TEXT_TAG}/stats.json",
+    params:
+        model=DECFG["text_encoder"],
+    log:
+        f"results/logs/dualenc_text/{DE_TEXT_TAG}.log",
+    benchmark:
+        f"results/benchmarks/dualenc_text/{DE_TEXT_TAG}.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+    conda:
+        "../../envs/dualenc.yaml"
+    shell:
+        "{EXEC_CLI} dualenc-text --pairs {input.pairs} --queries {input.queries} --model {params.model}"
+        " --threads {threads} --out {output.cache} --stats {output.stats} > {log} 2>&1"
+
+
+def de_spec(wc):
+    run = DE_RUNS[wc.derun]
+    spec = {"sources": list(run.sources), "gt_fraction": run.gt_fraction, "seed": int(wc.seed),
+            "model": DECFG["model"], **DECFG["train"]}
+    return json.dumps(spec, sort_keys=True)
+
+
+rule train_dual_encoder:
+    input:
+        pairs=rules.dualenc_pairs.output.pairs,
+        text=DE_TEXT_CACHE,
+        features=FEATURE_INPUT,
+        code=src_files("dualenc", "dualenc.train", "dualenc.text"),
+    output:
+        model=f"{de_dir('{derun}', '{seed}')}/model.safetensors",
+        config=f"{de_dir('{derun}', '{seed}')}/config.json",
+        metrics=f"{de_dir('{derun}', '{seed}')}/metrics.csv",
+        summary=f"{de_dir('{derun}', '{seed}')}/summary.json",
+    params:
+        # Everything that changes the run's results; last.pt (the resumable state) is not an output.
+        spec=de_spec,
+        out_dir=lambda wc: de_dir(wc.derun, wc.seed),
+        feature_dir=FEATURE_DIR,
+        video_dim=FEATURE_DIM,
+        text_model=DECFG["text_encoder"],
+        # one process per GPU under torchrun (DistributedDataParallel) when the rule gets several
+        launch=lambda wc, resources: (
+            f"exec env {PY} -m torch.distributed.run --standalone --nproc-per-node {resources.gpu} -m egonlq.cli"
+            if resources.gpu > 1 else EXEC_CLI
+        ),
+    log:
+        "results/logs/train_dual_encoder/{derun}_seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train_dual_encoder/{derun}_seed{seed}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=1,
+    conda:
+        "../../envs/dualenc.yaml"
+    shell:
+        "{params.launch} dualenc-train --spec '{params.spec}' --pairs {input.pairs} --text-cache {input.text}"
+        " --text-model {params.text_model} --feature-dir {params.feature_dir} --video-dim {params.video_dim}"
+        " --threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule eval_dual_encoder:
+    input:
+        model=rules.train_dual_encoder.output.model,
+        pairs=rules.dualenc_pairs.output.pairs,
+        text=DE_TEXT_CACHE,
+        features=FEATURE_INPUT,
+        code=src_files("dualenc", "dualenc.evaluate"),
+    output:
+        f"{de_dir('{derun}', '{seed}')}/heldout.json",
+    params:
+        model_dir=lambda wc: de_dir(wc.derun, wc.seed),
+        feature_dir=FEATURE_DIR,
+        text_model=DECFG["text_encoder"],
+    log:
+        "results/logs/eval_dual_encoder/{derun}_seed{seed}.log",
+    threads: 1
+    conda:
+        "../../envs/dualenc.yaml"
+    shell:
+        "{EXEC_CLI} dualenc-eval --model-dir {params.model_dir} --pairs {input.pairs} --text-cache {input.text}"
+        " --text-model {params.text_model} --feature-dir {params.feature_dir} --seed {wildcards.seed}"
+        " --threads {threads} --out {output} > {log} 2>&1"
+
+
+rule predict_dual_encoder:
+    input:
+        model=rules.train_dual_encoder.output.model,
+        queries="results/data/nlq/{split}_queries.parquet",
+        clips="results/data/nlq/{split}_clips.parquet",
+        text=DE_TEXT_CACHE,
+        features=FEATURE_INPUT,
+        code=src_files("dualenc", "dualenc.zeroshot", "evaluation.predictions"),
+    output:
+        "results/predictions/dualenc_{derun}_seed{seed}/{split}.json",
+    params:
+        model_dir=lambda wc: de_dir(wc.derun, wc.seed),
+        feature_dir=FEATURE_DIR,
+        text_model=DECFG["text_encoder"],
+        windows=" ".join(str(w) for w in DECFG["zero_shot"]["window_sec"]),
+        stride=DECFG["zero_shot"]["stride"],
+        nms=DECFG["zero_shot"]["nms_iou"],
+    log:
+        "results/logs/predict_dual_encoder/{derun}_seed{seed}_{split}.log",
+    threads: 1
+    conda:
+        "../../envs/dualenc.yaml"
+    shell:
+        "{EXEC_CLI} dualenc-predict --model-dir {params.model_dir} --queries {input.queries} --clips {input.clips}"
+        " --text-cache {input.text} --text-model {params.text_model} --feature-dir {params.feature_dir}"
+        " --window-sec {params.windows} --stride {params.stride} --nms-iou {params.nms} --threads {threads}"
+        " --out {output} > {log} 2>&1"
+
+
+rule dual_encoder_table:
+    input:
+        heldout=[f"{de_dir(r, s)}/heldout.json" for r in DE_RUNS for s in DE_SEEDS],
+        summaries=[f"{de_dir(r, s)}/summary.json" for r in DE_RUNS for s in DE_SEEDS],
+        nlq=[f"results/eval/dualenc_{r}_seed{s}/val.json" for r in DE_RUNS for s in DE_SEEDS],
+        reference=[f"results/eval/{p}/val.json" for p in scored_predictors()],
+        code=src_files("dualenc", "dualenc.experiments"),
+    output:
+        parquet="results/dualenc/table.parquet",
+        markdown=report("results/dualenc/table.md", caption="../report/dualenc.rst", category="4. Dual encoder"),
+        plot=report("results/dualenc/runs.png", caption="../report/dualenc_plot.rst", category="4. Dual encoder"),
+    params:
+        runs=json.dumps(DECFG["runs"], sort_keys=True),
+        seeds=" ".join(str(s) for s in DE_SEEDS),
+        sources=",".join(sorted(DE_SOURCES)),
+        synthetic="--synthetic" if IS_DEMO else "",
+    log:
+        "results/logs/dual_encoder_table/dual_encoder_table.log",
+    conda:
+        "../../envs/dualenc.yaml"
+    shell:
+        "{EXEC_CLI} dualenc-table --runs '{params.runs}' --seeds {params.seeds} --sources '{params.sources}'"
+        " --heldout {input.heldout} --nlq {input.nlq} --reference {input.reference} {params.synthetic}"
+        " --parquet {output.parquet} --markdown {output.markdown} --plot {output.plot} > {log} 2>&1"
+
+
+localrules:
+    dual_encoder,
+
+
+rule dual_encoder:
+    input:
+        rules.dual_encoder_table.output.markdown,
+    conda:
+        "../../envs/dualenc.yaml"
