@@ -88,7 +88,7 @@ def predict_zero_shot(
             clip["video_start_sec"] + windows[:, 1],
             where=str(clips_path),
         )
-        scores = (text[torch.from_numpy(group.index.to_numpy())] @ embedder.windows(first, count).T).numpy()
+        scores = (text[torch.tensor(group.index.to_numpy())] @ embedder.windows(first, count).T).numpy()
         for q, query in enumerate(group.itertuples(index=False)):
             best = nms(windows, scores[q], iou=nms_iou)
             best = np.concatenate([best, np.repeat(best[:1], NUM_WINDOWS - len(best))])
