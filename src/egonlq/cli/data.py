@@ -96,7 +96,14 @@ def ingest_egoclip(a: argparse.Namespace) -> None:
     table, stats = read_egoclip_csv(a.input)
     write_parquet(table, a.table, EGOCLIP)
     counts = {k: v for k, v in stats.items() if k in ("malformed_lines", "bad_window") and v}
-    out = {"source": str(a.input), **stats, "counts": {f"egoclip_{k}": v for k, v in counts.items()}}
+    out = {
+        "source": str(a.input),
+        **stats,
+        "counts": {f"egoclip_{k}": v for k, v in counts.items()},
+        "examples": {"egoclip_malformed_lines": stats["malformed_examples"]}
+        if stats["malformed_lines"]
+        else {},
+    }
     log_stats("egoclip", out)
     write_json(out, a.report, indent=1)
 
@@ -156,5 +163,3 @@ def clip_features(a: argparse.Namespace) -> None:
     )
     log_stats("clip features", stats)
     write_json(stats, a.stats, indent=1)
-
-

@@ -1,0 +1,109 @@
+"""egoclip.csv ingest: the README row, malformed lines (columns or numbers) skipped and counted with their
+line numbers, inverted windows dropped, a missing column named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from egonlq.cli import main
+from egonlq.data.egoclip import read_egoclip_csv
+from egonlq.data.tables import EGOCLIP
+from egonlq.errors import InputError
+
+HEADER = (
+    "clip_idx\tvideo_uid\tvideo_dur\tnarration_source\tnarration_ind\tnarration_time\tclip_start\tclip_end"
+    "\tclip_text\ttag_verb\ttag_noun"
+)
+VIDEO = "5f3c0a9e-0000-4000-8000-00000000a001"
+
+
+def row(idx: int = 0, *, dur: str = "128.033333", time: str = "3.3445", start: str = "2.967651",
+        end: str = "3.721266", ind: str | None = None) -> str:  # fmt: skip
+    """One data line; the README example by default (ego4d-formats.md section 4)."""
+    ind = str(idx) if ind is None else ind
+    fields = (str(idx), VIDEO, dur, "narration_pass_1", ind, time, start, end,
+              "#C C picks a bag of clothes from the floor", "[93]", "[192, 115, 12]")  # fmt: skip
+    return "\t".join(fields)
+
+
+def write(tmp_path: Path, lines: list[str]) -> Path:
+    path = tmp_path / "egoclip.csv"
+    path.write_text("\n".join([HEADER, *lines]) + "\n", encoding="utf-8")
+    return path
+
+
+def test_readme_row(tmp_path: Path) -> None:
+    table, stats = read_egoclip_csv(write(tmp_path, [row()]))
+    assert table.schema == EGOCLIP
+    assert table.to_pylist() == [
+        {
+            "clip_idx": 0,
+            "video_uid": VIDEO,
+            "video_dur": 128.033333,
+            "narration_source": "narration_pass_1",
+            "narration_ind": 0,
+            "narration_time": 3.3445,
+            "clip_start": 2.967651,
+            "clip_end": 3.721266,
+            "clip_text": "#C C picks a bag of clothes from the floor",
+            "tag_verb": "[93]",
+            "tag_noun": "[192, 115, 12]",
+        }
+    ]
+    assert stats == {
+        "rows_in": 1,
+        "malformed_lines": 0,
+        "malformed_examples": [],
+        "bad_window": 0,
+        "rows_out": 1,
+    }
+
+
+def test_malformed_numbers_and_columns_are_skipped_with_line_numbers(tmp_path: Path) -> None:
+    lines = [
+        row(0),  # line 2
+        row(1, start="abc"),  # 3: not a number (used to reject the whole file)
+        row(2, end="nan"),  # 4: NaN (used to be a raw ValueError)
+        row(3, dur=""),  # 5: empty number field
+        "4\tonly three\tcolumns",  # 6: wrong column count
+        row(5, ind="1.5"),  # 7: an index that is not an integer
+        row(6, time="inf"),  # 8
+        "",  # 9: an empty line
+        row(8, start="1e1", end="-2.5e+1"),  # 10: numbers, inverted window: dropped as bad_window
+        row(9, start="+.5", end="7."),  # 11: fine
+    ]
+    table, stats = read_egoclip_csv(write(tmp_path, lines))
+    assert table.column("clip_idx").to_pylist() == [0, 9]
+    assert table.column("clip_start").to_pylist() == [2.967651, 0.5]
+    assert stats["rows_in"] == 10 and stats["rows_out"] == 2 and stats["bad_window"] == 1
+    assert stats["malformed_lines"] == 7
+    assert stats["malformed_examples"] == [
+        "line 3: clip_start='abc' is not a number",
+        "line 4: clip_end='nan' is not a number",
+        "line 5: video_dur='' is not a number",
+        "line 6: 3 columns instead of 11",
+        "line 7: narration_ind='1.5' is not a number",
+    ]
+
+
+def test_ingest_egoclip_command_reports_malformed_lines(tmp_path: Path) -> None:
+    path = write(tmp_path, [row(0), row(1, start="abc"), row(2, end="")])
+    out, report = tmp_path / "egoclip.parquet", tmp_path / "egoclip.json"
+    main(["ingest-egoclip", "--input", str(path), "--table", str(out), "--report", str(report)])
+    rep = json.loads(report.read_text())
+    assert rep["counts"] == {"egoclip_malformed_lines": 2}
+    assert rep["examples"]["egoclip_malformed_lines"] == [
+        "line 3: clip_start='abc' is not a number",
+        "line 4: clip_end='' is not a number",
+    ]
+
+
+def test_missing_column_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "egoclip.csv"
+    path.write_text(HEADER.replace("\tclip_end", "") + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="header lacks") as info:
+        read_egoclip_csv(path)
+    assert info.value.field == "clip_end"
