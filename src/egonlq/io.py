@@ -75,18 +75,47 @@ def read_parquet(path: str | Path, schema: pa.Schema | None = None) -> pa.Table:
     return table
 
 
+# Deepest nesting of arrays/objects a JSON input may have. Ego4D files nest 7 levels, predictions 4; deeper
+# input is hostile or broken, and code that walks values recursively (repr, json.dumps) would overflow.
+MAX_JSON_DEPTH = 64
+
+
 def read_json(path: str | Path) -> Any:
-    """Parse a JSON file, turning a syntax error into an error that names the file, line and column."""
+    """Parse a JSON file; a syntax error, bad encoding or nesting deeper than :data:`MAX_JSON_DEPTH` is an
+    :class:`InputError` naming the file (with line and column for syntax errors), never a RecursionError."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            data = json.load(f)
     except json.JSONDecodeError as e:
         raise InputError(path, f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from e
     except UnicodeDecodeError as e:
         raise InputError(path, f"not UTF-8 text: {e}") from e
+    except RecursionError as e:
+        raise InputError(path, too_deep_message()) from e
+    if json_depth_exceeds(data):
+        raise InputError(path, too_deep_message())
+    return data
+
+
+def too_deep_message() -> str:
+    """The error text for JSON nested too deeply (shared by every JSON reader)."""
+    return f"JSON nested more than {MAX_JSON_DEPTH} arrays/objects deep (hostile or corrupt input)"
+
+
+def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether parsed JSON ``value`` nests arrays/objects more than ``limit`` deep (iterative: any depth)."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        container, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in container.values() if isinstance(container, dict) else container:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
 
 
 def write_manifest(folder: str | Path, out: str | Path | None = None, *, pattern: str = "*") -> dict:

@@ -28,7 +28,7 @@ skip with reasons:
 | pass value not an object (null = absent) | skipped | `narration_pass_not_object` |
 | `narrations` / `summaries` not a list | skipped | `narration_list_not_list` / `summary_list_not_list` |
 | video not in `known_videos` | kept | `narration_video_unknown` (one per video) |
-| per-video `status` value | | `status:<value>` (`status:<missing>` when absent) |
+| per-video `status` value | | `status:<value>` (`status:<missing>` absent, `status:<list>`/`<dict>`) |
 
 Tags (matched case-insensitively, ``#`` followed by ASCII letters, digits or ``_``): ``"#summary"`` when the
 text starts with ``#summary``; else ``"#C"``/``"#O"`` from the first ``#C``/``#O`` among the leading tags;
@@ -57,7 +57,7 @@ from tqdm import tqdm
 from egonlq.data.tables import NARRATIONS, SUMMARIES
 from egonlq.data.validation import QuirkReport, is_number
 from egonlq.errors import InputError
-from egonlq.io import atomic_path
+from egonlq.io import atomic_path, too_deep_message
 from egonlq.timegrid import CANONICAL_FPS
 
 logger = logging.getLogger(__name__)
@@ -232,6 +232,8 @@ class JsonObjectStream:
             except json.JSONDecodeError as e:
                 if self.eof:
                     self._fail(e.msg, at=e.pos)
+            except RecursionError:  # more text cannot help: the nesting is already too deep
+                self._fail(too_deep_message())
             self._fill()
 
     def _fail(self, message: str, *, at: int | None = None, expected: str | None = None) -> NoReturn:
@@ -340,7 +342,10 @@ def _add_video(
     if known_videos is not None and video_uid not in known_videos:
         report.add("narration_video_unknown", record)
     status = value.get("status", _MISSING)
-    shown = "<missing>" if status is _MISSING else status if isinstance(status, str) else json.dumps(status)
+    if status is _MISSING or isinstance(status, dict | list):  # a container is named, never printed
+        shown = "<missing>" if status is _MISSING else f"<{type(status).__name__}>"
+    else:
+        shown = status if isinstance(status, str) else json.dumps(status)
     report.add(f"status:{shown}", record)
     for pass_no in PASSES:
         pass_value = value.get(f"narration_pass_{pass_no}")

@@ -1,0 +1,95 @@
+"""egonlq.io: strict JSON reading. Hostile nesting is a clear error naming the file in every JSON reader (the
+one ``read_json`` and the streaming narration reader), never a RecursionError."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from egonlq.data.annotations import ingest_nlq
+from egonlq.data.metadata import ingest_metadata
+from egonlq.data.narrations import ingest_narrations
+from egonlq.errors import InputError
+from egonlq.evaluation.metric import load_ground_truth
+from egonlq.io import MAX_JSON_DEPTH, json_depth_exceeds, read_json
+
+
+def nested(depth: int, *, closed: bool = True, leaf: str = "1") -> str:
+    return "[" * depth + leaf + ("]" * depth if closed else "")
+
+
+HOSTILE = {
+    "unclosed 5000": nested(5000, closed=False),
+    "closed 5000": nested(5000),
+    "objects 5000": '{"a": ' * 5000 + "1" + "}" * 5000,
+    "just over the limit": nested(MAX_JSON_DEPTH + 1),
+    "deep inside a record": '{"videos": [{"video_uid": "v", "clips": ' + nested(900) + "}]}",
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+@pytest.mark.parametrize("reader", ["read_json", "nlq", "metadata", "ground truth"])
+def test_hostile_nesting_is_a_clear_error(tmp_path: Path, case: str, reader: str) -> None:
+    path = tmp_path / "hostile.json"
+    path.write_text(HOSTILE[case], encoding="utf-8")
+    read = {
+        "read_json": read_json,
+        "nlq": lambda p: ingest_nlq(p, "val"),
+        "metadata": ingest_metadata,
+        "ground truth": load_ground_truth,
+    }[reader]
+    with pytest.raises(InputError, match="nested more than 64") as info:
+        read(path)
+    assert str(path) in str(info.value)
+
+
+def test_nesting_up_to_the_limit_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text(nested(MAX_JSON_DEPTH), encoding="utf-8")
+    value = read_json(path)
+    for _ in range(MAX_JSON_DEPTH - 1):
+        (value,) = value
+    assert value == [1]
+
+
+@given(
+    st.recursive(st.integers() | st.text(max_size=3), lambda c: st.lists(c) | st.dictionaries(st.text(), c))
+)
+def test_depth_check_agrees_with_the_structure(value) -> None:
+    def depth(v) -> int:
+        if isinstance(v, dict | list):
+            children = v.values() if isinstance(v, dict) else v
+            return 1 + max((depth(c) for c in children), default=0)
+        return 0
+
+    d = depth(value)
+    assert json_depth_exceeds(value, limit=d) is False
+    assert json_depth_exceeds(value, limit=d - 1) is (d >= 1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"v": ' + nested(5000, closed=False),
+        '{"v": ' + nested(5000) + "}",
+        '{"v": {"narration_pass_1": {"narrations": [' + nested(5000) + "]}}}",
+    ],
+)
+def test_narration_stream_refuses_hostile_nesting(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "narration.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError, match="nested more than 64") as info:
+        ingest_narrations(path, tmp_path / "n.parquet", tmp_path / "s.parquet", chunk_chars=64)
+    assert "narration.json" in str(info.value) and "line 1" in str(info.value)
+
+
+def test_narration_stream_names_a_deep_status_without_printing_it(tmp_path: Path) -> None:
+    path = tmp_path / "narration.json"
+    path.write_text('{"v": {"status": ' + nested(900) + "}}", encoding="utf-8")
+    report = ingest_narrations(path, tmp_path / "n.parquet", tmp_path / "s.parquet")
+    assert report.to_dict()["counts"] == {"status:<list>": 1}
+    assert json.loads(path.read_text())["v"]["status"]  # valid JSON, only deep
