@@ -68,6 +68,37 @@ def optional_data_path(key, demo_default):
 
 TEST_GT = optional_data_path("test_gt", "v1/annotations/nlq_test_gt.json")
 EGOCLIP = optional_data_path("egoclip", "egoclip.csv")
+
+# The train files of the other episodic-memory tasks, which NaQ pools clips from besides NLQ train's.
+EM_TRAIN_FILES = ["v1/annotations/vq_train.json", "v1/annotations/moments_train.json"]
+
+
+def em_train_paths(value):
+    """Resolve data.em_train to paths relative to the root. auto: the standard files that exist (the demo
+    writes both), the dry run saying which are absent and what that changes; a list: every file must exist."""
+    from snakemake.logging import logger
+
+    if value == "auto":
+        present = [p for p in EM_TRAIN_FILES if IS_DEMO or (ROOT / p).is_file()]
+        absent = [p for p in EM_TRAIN_FILES if p not in present]
+        if absent:
+            pool = " + ".join(["NLQ train", *(Path(p).stem for p in present)])
+            logger.info(
+                f"data.em_train (auto): {', '.join(absent)} absent under {ROOT}: NaQ's clip pool is {pool} clips"
+                " (fewer clips, hence fewer NaQ queries, than with every EM train file)"
+            )
+        return present
+    produced = set(EM_TRAIN_FILES) if IS_DEMO else set()
+    missing = [p for p in value if p not in produced and not (ROOT / p).is_file()]
+    if missing:
+        raise ValueError(
+            f"config.yaml: data.em_train lists {', '.join(missing)}, absent under {ROOT}; remove them, or set"
+            " data.em_train: auto to use the EM train files that exist"
+        )
+    return list(value)
+
+
+DATA["em_train"] = em_train_paths(DATA["em_train"])  # resolved once: every rule reads the list
 FEATURE_DIR = data_path(f"v1/{FEATURE_NAME}")
 # The demo world's features come with a manifest (one file for the DAG); real features are a folder.
 FEATURE_INPUT = f"{FEATURE_DIR}/manifest.json" if IS_DEMO else FEATURE_DIR

@@ -12,7 +12,7 @@ if IS_DEMO:
             test_gt=TEST_GT,
             narrations=data_path(DATA["narrations"]),
             egoclip=EGOCLIP,
-            em_train=[data_path(p) for p in DATA["em_train"]],
+            em_train=[data_path(p) for p in EM_TRAIN_FILES],
             features=FEATURE_INPUT,
             videos=data_path(f"{DATA['videos']}/manifest.json"),
             stats="results/demo/stats.json",
