@@ -1,9 +1,14 @@
 # Ingest: Ego4D metadata, NLQ annotations, narrations and EgoClip rows into parquet tables,
 # with every quirk of the real data counted in a validation report.
 
+import shlex
+
+PREFLIGHT = "results/preflight/report.json"
+
 
 rule ingest_metadata:
     input:
+        preflight=ancient(PREFLIGHT),  # the download is checked first (only its existence counts)
         json=data_path(DATA["metadata"]),
         code=src_files("data", "data.metadata", "data.tables"),
     output:
@@ -19,6 +24,7 @@ rule ingest_metadata:
 
 rule ingest_nlq:
     input:
+        preflight=ancient(PREFLIGHT),  # the download is checked first (only its existence counts)
         json=lambda wc: nlq_json(wc.split),
         code=src_files("data", "data.annotations", "data.tables"),
     output:
@@ -37,6 +43,7 @@ rule ingest_nlq:
 
 rule ingest_narrations:
     input:
+        preflight=ancient(PREFLIGHT),  # the download is checked first (only its existence counts)
         json=data_path(DATA["narrations"]),
         videos=rules.ingest_metadata.output.videos,
         code=src_files("data", "data.narrations", "data.tables"),
@@ -61,6 +68,7 @@ if EGOCLIP:
 
     rule ingest_egoclip:
         input:
+            preflight=ancient(PREFLIGHT),  # the download is checked first (only its existence counts)
             csv=EGOCLIP,
             code=src_files("data", "data.egoclip", "data.tables", "io"),
         output:
@@ -98,3 +106,43 @@ rule validation_report:
         "../../envs/data.yaml"
     shell:
         "{CLI} validation-report --inputs {input.reports} --out {output} > {log} 2>&1"
+
+
+def preflight_args():
+    """``--input NAME=PATH`` for every input the configured workflow reads, ``--nlq SPLIT=PATH`` per split."""
+    inputs = {
+        "metadata": data_path(DATA["metadata"]),
+        **{f"nlq_{s}": nlq_json(s) for s in SPLITS},
+        "narrations": data_path(DATA["narrations"]),
+        "features": FEATURE_DIR,
+    }
+    if TEST_GT:
+        inputs["test_gt"] = TEST_GT
+    if EGOCLIP:
+        inputs["egoclip"] = EGOCLIP
+    inputs.update({f"em_train_{Path(p).stem}": data_path(p) for p in DATA["em_train"]})
+    if KEYFRAMES_ON:  # keyframes.smk
+        inputs["videos"] = VIDEO_DIR
+    args = [f"--input {shlex.quote(f'{name}={path}')}" for name, path in inputs.items()]
+    args += [f"--nlq {shlex.quote(f'{s}={nlq_json(s)}')}" for s in SPLITS]
+    return " ".join(args)
+
+
+# `snakemake preflight`: is the download complete, and which release is it? (paths are params, not inputs:
+# a missing file is reported with all the others instead of stopping the plan)
+rule preflight:
+    input:
+        world=["results/demo/stats.json"] if IS_DEMO else [],
+        code=src_files("data", "data.preflight"),
+    output:
+        json=PREFLIGHT,
+        markdown="results/preflight/report.md",
+    params:
+        args=lambda wc: preflight_args(),
+        demo="--demo" if IS_DEMO else "",
+    log:
+        "results/logs/preflight/preflight.log",
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "{CLI} preflight {params.args} {params.demo} --json {output.json} --markdown {output.markdown} > {log} 2>&1"

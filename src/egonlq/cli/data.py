@@ -163,3 +163,36 @@ def clip_features(a: argparse.Namespace) -> None:
     )
     log_stats("clip features", stats)
     write_json(stats, a.stats, indent=1)
+
+
+# ---------------------------------------------------------------------------------------------- preflight
+
+
+def _name_path(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name, Path(path)
+
+
+def _preflight_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", type=_name_path, action="append", default=[], help="NAME=PATH, every input")
+    p.add_argument("--nlq", type=_name_path, action="append", default=[], help="SPLIT=PATH, the NLQ files")
+    p.add_argument("--demo", action="store_true", help="the data are the demo world's")
+    p.add_argument("--json", type=Path, required=True)
+    p.add_argument("--markdown", type=Path, required=True)
+
+
+@command("preflight", _preflight_args)
+def preflight(a: argparse.Namespace) -> None:
+    from egonlq.data.preflight import Input, preflight, to_markdown
+    from egonlq.errors import InputError
+    from egonlq.io import write_json, write_text
+
+    report = preflight([Input(n, p) for n, p in a.input], dict(a.nlq), demo=a.demo)
+    write_json(report, a.json, indent=1)
+    write_text(to_markdown(report), a.markdown)
+    log_stats("preflight", {"ok": report["ok"], **{s: e["message"] for s, e in report["nlq"].items()}})
+    if not report["ok"]:
+        listed = "\n  ".join(report["problems"])
+        raise InputError(a.json, f"preflight failed, {len(report['problems'])} problems:\n  {listed}")

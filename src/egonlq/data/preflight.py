@@ -1,0 +1,180 @@
+"""Preflight: check the download before any job runs (issue 18).
+
+Every input file or folder the configured workflow needs is listed with whether it exists, its size and (for
+files) its sha256, so that two users can tell whether they ran on the same data. Each NLQ annotation file is
+fingerprinted by its counts (videos, clips, annotations, language queries) against the known public releases
+shipped in ``nlq_releases.json``: "NLQ v1 val, counts match", or "unknown file, nearest NLQ v2 val". The
+check fails with the whole list of problems, never the first one only:
+
+| situation | problem |
+|---|---|
+| an input absent | yes (all listed) |
+| an NLQ file that is not JSON of the NLQ shape | yes |
+| an NLQ file whose counts match a release of another split (a val file configured as train) | yes |
+| an NLQ file of unknown counts (a subset, a new release) | no: reported with the nearest release |
+| the demo world | no: reported as "demo" (synthetic data) |
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from egonlq.errors import InputError
+from egonlq.io import read_json
+
+RELEASES_FILE = Path(__file__).with_name("nlq_releases.json")
+COUNT_KEYS = ("videos", "clips", "annotations", "queries")
+_CHUNK = 1 << 20
+
+
+@cache
+def known_releases() -> tuple[dict, ...]:
+    """The table of known NLQ releases (``release``, ``split``, counts or null, ``source``)."""
+    return tuple(read_json(RELEASES_FILE)["releases"])
+
+
+def nlq_counts(path: Path) -> dict[str, int]:
+    """Counts of an NLQ annotation file: video, clip, annotation and language-query entries (text-less ones
+    included), and queries with text. InputError when the file does not have the NLQ shape."""
+    data = read_json(path)
+    videos = data.get("videos") if isinstance(data, dict) else None
+    if not isinstance(videos, list):
+        raise InputError(path, "not an NLQ annotation file", field="videos", expected="a list of videos")
+    counts = dict.fromkeys((*COUNT_KEYS, "queries_with_text"), 0)
+    counts["videos"] = len(videos)
+    for video in videos:
+        for clip in _items(video, "clips"):
+            counts["clips"] += 1
+            for annotation in _items(clip, "annotations"):
+                counts["annotations"] += 1
+                queries = _items(annotation, "language_queries")
+                counts["queries"] += len(queries)
+                counts["queries_with_text"] += sum(
+                    isinstance(q, dict) and isinstance(q.get("query"), str) and q["query"].strip() != ""
+                    for q in queries
+                )
+    return counts
+
+
+def _items(obj: object, key: str) -> list:
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return value if isinstance(value, list) else []
+
+
+def fingerprint(counts: dict[str, int]) -> tuple[dict | None, dict]:
+    """(the release whose every known count equals ``counts``, or None; the nearest release).
+
+    Nearest: the smallest largest relative difference over the counts both know."""
+
+    def distance(release: dict) -> float:
+        known = [k for k in COUNT_KEYS if release[k] is not None]
+        return max(abs(counts[k] - release[k]) / max(release[k], 1) for k in known)
+
+    ranked = sorted(known_releases(), key=distance)
+    exact = ranked[0] if distance(ranked[0]) == 0 else None
+    return exact, ranked[0]
+
+
+def release_name(release: dict) -> str:
+    return f"{release['release']} {release['split']}"
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input of the workflow: a name (``nlq_val``, ``features``, ...) and its path."""
+
+    name: str
+    path: Path
+
+
+def describe(item: Input, *, hash_files: bool = True) -> dict:
+    """Existence, kind, size (a folder: its files and their bytes) and sha256 of a file."""
+    path = item.path
+    out: dict = {"name": item.name, "path": str(path), "exists": path.exists()}
+    if path.is_file():
+        out.update(kind="file", bytes=path.stat().st_size)
+        if hash_files:
+            out["sha256"] = sha256(path)
+    elif path.is_dir():
+        files = [p for p in path.rglob("*") if p.is_file()]
+        out.update(kind="folder", files=len(files), bytes=sum(p.stat().st_size for p in files))
+    return out
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def preflight(inputs: list[Input], nlq: dict[str, Path], *, demo: bool = False) -> dict:
+    """The preflight report of ``inputs`` (every path the workflow needs) and the NLQ files ``nlq``
+    (split -> path, also among ``inputs``). ``demo``: the data are the demo world's. ``problems`` lists
+    everything that stops the workflow; ``ok`` is True when there is none."""
+    problems: list[str] = []
+    described = [describe(item) for item in inputs]
+    for d in described:
+        if not d["exists"]:
+            problems.append(f"{d['name']}: {d['path']} does not exist")
+    releases: dict[str, dict] = {}
+    for split, path in nlq.items():
+        if not Path(path).is_file():
+            continue
+        try:
+            counts = nlq_counts(Path(path))
+        except InputError as e:
+            problems.append(f"nlq_{split}: {e}")
+            continue
+        exact, nearest = fingerprint(counts)
+        entry: dict = {"path": str(path), "counts": counts}
+        if demo:
+            entry.update(release="demo", message="demo world (synthetic data)")
+        elif exact is not None:
+            entry.update(release=release_name(exact), message=f"{release_name(exact)}, counts match")
+            if exact["split"] != split:
+                problems.append(
+                    f"nlq_{split}: {path} is {release_name(exact)} (its counts match), configured as {split}"
+                )
+        else:
+            shown = ", ".join(f"{k} {counts[k]}" for k in COUNT_KEYS)
+            near = ", ".join(f"{k} {nearest[k]}" for k in COUNT_KEYS if nearest[k] is not None)
+            entry.update(
+                release=None,
+                nearest=release_name(nearest),
+                message=f"unknown file: counts {shown}; nearest release {release_name(nearest)} ({near})",
+            )
+        releases[split] = entry
+    return {"ok": not problems, "demo": demo, "problems": problems, "inputs": described, "nlq": releases}
+
+
+def to_markdown(report: dict) -> str:
+    """The report as a short markdown page: verdict, problems, NLQ releases, every input."""
+    lines = ["# Preflight", ""]
+    verdict = (
+        "**OK**: every input is there." if report["ok"] else f"**FAILED**: {len(report['problems'])} problems"
+    )
+    lines.append(verdict)
+    lines += [f"- {p}" for p in report["problems"]]
+    if report["demo"]:
+        lines += ["", "Data: the demo world (synthetic)."]
+    lines += ["", "## NLQ files", "", "| split | release | videos | clips | annotations | queries | note |"]
+    lines.append("|---|---|---|---|---|---|---|")
+    for split, e in report["nlq"].items():
+        c = e["counts"]
+        lines.append(
+            f"| {split} | {e['release'] or 'unknown'} | {c['videos']} | {c['clips']} | {c['annotations']}"
+            f" | {c['queries']} | {e['message']} |"
+        )
+    lines += ["", "## Inputs", "", "| input | path | exists | size | sha256 |", "|---|---|---|---|---|"]
+    for d in report["inputs"]:
+        size = d.get("bytes", "")
+        if d.get("kind") == "folder":
+            size = f"{d['files']} files, {d['bytes']} bytes"
+        exists = "yes" if d["exists"] else "**no**"
+        lines.append(f"| {d['name']} | `{d['path']}` | {exists} | {size} | {d.get('sha256', '')} |")
+    return "\n".join(lines) + "\n"
