@@ -15,10 +15,10 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def snakemake(
-    workdir: Path, *args: str, check: bool = True, timeout: int = 900
+    workdir: Path, *args: str, check: bool = True, timeout: int = 900, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    """Run ``python -m snakemake`` on the repository's Snakefile in ``workdir``."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    """Run ``python -m snakemake`` on the repository's Snakefile in ``workdir`` (in ``env``, default ours)."""
+    env = dict(env or os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     cmd = [
         sys.executable,

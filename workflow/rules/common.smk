@@ -20,6 +20,10 @@ PY = f"PYTHONPATH={SRC} " + ("python" if USE_CONDA else sys.executable)
 CLI = f"{PY} -m egonlq.cli"
 
 DATA = config["data"]
+# Model jobs ask the scheduler for a GPU only when the config says they need one (device: cuda); `auto` uses a
+# GPU where the job lands on one and asks for none, so CPU-only clusters never see a GPU request.
+DEVICE = config["device"]
+GPU_REQUEST = int(DEVICE == "cuda")
 DEMO_ROOT = "results/demo/world"
 IS_DEMO = Path(DATA["root"]) == Path(DEMO_ROOT)
 ROOT = Path(DATA["root"])

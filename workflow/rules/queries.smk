@@ -67,7 +67,7 @@ rule generate_queries:
         "results/benchmarks/generate_queries/{generator}_shard{shard}.tsv"
     resources:
         mem_mb=8000,
-        gpu=lambda wc: 1 if GENERATORS[wc.generator]["backend"] == "hf" else 0,
+        gpu=lambda wc: GPU_REQUEST if GENERATORS[wc.generator]["backend"] == "hf" else 0,
     conda:
         "../../envs/queries.yaml"
     shell:

@@ -71,11 +71,11 @@ rule train_vslnet:
     resources:
         mem_mb=8000,
         runtime=240,
-        gpu=1,
+        gpu=GPU_REQUEST,
     conda:
         "../../envs/vslnet.yaml"
     shell:
-        "{EXEC_CLI} train --spec '{params.spec}' --video-dim {params.video_dim} --train-queries {input.train_queries}"
+        "{EXEC_CLI} train --device {DEVICE} --spec '{params.spec}' --video-dim {params.video_dim} --train-queries {input.train_queries}"
         " --train-clips {input.train_clips} --train-features {input.train_features}"
         " --val-queries {input.val_queries} --val-clips {input.val_clips} --val-features {input.val_features}"
         " --val-gt {input.val_gt} {params.text_cache} --text-model {params.text_model} {params.init}"
