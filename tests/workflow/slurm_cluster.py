@@ -3,9 +3,9 @@
 
 No accounting daemon (slurmdbd), no cgroups (proctrack/linuxproc, task/none): the plain cluster the slurm
 profile must work on. Nothing system-wide is written: munge gets its own key and socket, the daemons their own
-ports, state and log folders. Client commands find the configuration through ``SLURM_CONF``; the executor's
-job-step plugin strips ``SLURM_*`` variables from the environment of its inner ``srun``, so ``bin/srun`` (first
-on ``PATH``) puts ``SLURM_CONF`` back before calling the real one.
+ports, state and log folders. Client commands find the configuration through ``SLURM_CONF``; the
+executor's job-step plugin strips ``SLURM_*`` variables from the environment of its inner ``srun``, so
+``bin/srun`` (first on ``PATH``) puts ``SLURM_CONF`` back before calling the real one.
 """
 
 from __future__ import annotations
@@ -104,7 +104,8 @@ def slurm_cluster(root: Path, cpus: int | None = None, mem_mb: int = 64000) -> I
         munge = root / "munge"
         subprocess.run(
             [DAEMONS[0], "--force", f"--socket={munge}/socket", f"--key-file={key}",
-             f"--log-file={root}/log/munged.log", f"--pid-file={munge}/munged.pid", f"--seed-file={munge}/seed"],
+             f"--log-file={root}/log/munged.log", f"--pid-file={munge}/munged.pid",
+             f"--seed-file={munge}/seed"],
             check=True, env=env,
         )  # fmt: skip
         pids.append(_pid(munge / "munged.pid"))
