@@ -17,20 +17,8 @@ rule fit_prior:
     conda:
         "../../envs/data.yaml"
     shell:
-        "{EXEC_CLI} fit-prior --queries {input.queries} --clips {input.clips} --num-windows {params.num_windows}"
-        " --grid {params.grid} --iou-threshold {params.iou_threshold} --out {output} > {log} 2>&1"
-
-
-def baseline_inputs(wc):
-    inputs = {
-        "queries": f"results/data/nlq/{wc.split}_queries.parquet",
-        "clips": f"results/data/nlq/{wc.split}_clips.parquet",
-        "code": src_files("evaluation", "evaluation.baselines", "evaluation.predictions"),
-    }
-    if wc.baseline == "prior":
-        inputs["prior"] = "results/baselines/prior.json"
-    return inputs
-
+        "exec python -m egonlq.cli fit-prior --queries {input.queries:q} --clips {input.clips:q} --num-windows {params.num_windows}"
+        " --grid {params.grid} --iou-threshold {params.iou_threshold} --out {output:q} > {log:q} 2>&1"
 
 rule predict_baseline:
     input:
@@ -39,11 +27,11 @@ rule predict_baseline:
         "results/predictions/{baseline}/{split}.json",
     params:
         num_windows=config["baselines"]["num_windows"],
-        prior=lambda wc, input: f"--prior {input.prior}" if wc.baseline == "prior" else "",
+        prior=lambda wc, input: f"--prior {shlex.quote(input.prior)}" if wc.baseline == "prior" else "",
     log:
         "results/logs/predict_baseline/{baseline}_{split}.log",
     conda:
         "../../envs/data.yaml"
     shell:
-        "{EXEC_CLI} predict-baseline --kind {wildcards.baseline} --queries {input.queries} --clips {input.clips}"
-        " {params.prior} --num-windows {params.num_windows} --out {output} > {log} 2>&1"
+        "exec python -m egonlq.cli predict-baseline --kind {wildcards.baseline} --queries {input.queries:q} --clips {input.clips:q}"
+        " {params.prior} --num-windows {params.num_windows} --out {output:q} > {log:q} 2>&1"

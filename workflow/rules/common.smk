@@ -1,6 +1,7 @@
 # Shared definitions: config validation, paths, the code each rule depends on, and target lists.
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -13,11 +14,16 @@ validate(config, schema="../schemas/config.schema.yaml")
 REPO = Path(workflow.basedir)
 SRC = REPO / "src"
 sys.path.insert(0, str(SRC))  # parse-time helpers (experiment planning) come from the package
-# Rules run the interpreter that runs Snakemake (or, with --sdm conda, the rule's env's python),
-# with the repository's src/ first on the path.
+# Every job's shell: strict mode, the repository's src/ on the import path and, outside conda, the interpreter
+# that runs Snakemake first on PATH (with --sdm conda, the rule's env's python). A rule's command is then the
+# plain `exec python -m egonlq.cli <step> ...`: `exec` makes Python the job's own process, so that a kill or a
+# scheduler's signal reaches it instead of orphaning it. Every value from the config or a path reaches the
+# shell quoted (`{x:q}`).
 USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
-PY = f"PYTHONPATH={SRC} " + ("python" if USE_CONDA else sys.executable)
-CLI = f"{PY} -m egonlq.cli"
+shell.prefix(
+    f"set -euo pipefail; export PYTHONPATH={shlex.quote(str(SRC))}; "
+    + ("" if USE_CONDA else f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:\"$PATH\"; ")
+)
 
 DATA = config["data"]
 # Model jobs ask the scheduler for a GPU only when the config says they need one (device: cuda); `auto` uses a
@@ -124,8 +130,13 @@ PREDICT_SPLITS = sorted(set(config["evaluation"]["splits"]) | {"val"})
 BASELINES = config["baselines"]["predictors"]
 
 
+def folder_of(path):
+    """The folder of a per-video file set given as an input of a job; the demo's manifest stands for its folder."""
+    return str(Path(path).parent) if Path(path).name == "manifest.json" else str(path)
+
+
 def src_files(stage, *modules):
-    """Code a rule depends on: the command module of its stage (``egonlq.cli.<stage>``), the modules its command
+    """The code of a job: the command module of its stage (``egonlq.cli.<stage>``), the modules its command
     calls and everything they import (read from the source). Editing one of these files reruns the rule."""
     from egonlq.imports import code_files
 
@@ -203,9 +214,6 @@ from snakemake.logging import logger
 
 from egonlq.grounding.experiments import parse_experiments, predictor_name
 
-# A rule's shell line that starts the CLI as the job's own process (bash execs it), so that the signals a
-# scheduler sends to the job (a kill, a timeout) reach the Python process instead of orphaning it.
-EXEC_CLI = f"exec env {CLI}"
 from egonlq.grounding.presets import resolve_auto
 
 # "auto" model and training settings: the demo's in the demo world, the reference's on real data.
@@ -259,3 +267,181 @@ def predictor_names():
 wildcard_constraints:
     run="|".join(RUNS) if RUNS else "NO_RUNS",
     seed=r"\d+",
+
+
+# -------------------------------------------------------------------------------------- functions of baselines.smk
+
+
+def baseline_inputs(wc):
+    inputs = {
+        "queries": f"results/data/nlq/{wc.split}_queries.parquet",
+        "clips": f"results/data/nlq/{wc.split}_clips.parquet",
+        "code": src_files("evaluation", "evaluation.baselines", "evaluation.predictions"),
+    }
+    if wc.baseline == "prior":
+        inputs["prior"] = "results/baselines/prior.json"
+    return inputs
+
+
+# -------------------------------------------------------------------------------------- functions of dualenc.smk
+
+
+def de_dir(run, seed):
+    return f"results/dualenc/{run}/seed{seed}"
+
+
+def de_spec(wc):
+    run = DE_RUNS[wc.derun]
+    spec = {"sources": list(run.sources), "gt_fraction": run.gt_fraction, "seed": int(wc.seed),
+            "model": DECFG["model"], **DECFG["train"]}
+    return json.dumps(spec, sort_keys=True)
+
+
+# -------------------------------------------------------------------------------------- functions of ingest.smk
+
+
+def ingest_reports():
+    reports = ["results/data/reports/metadata.json", "results/data/reports/narrations.json"]
+    reports += expand("results/data/reports/nlq_{split}.json", split=SPLITS)
+    if EGOCLIP:
+        reports.append("results/data/reports/egoclip.json")
+    return reports
+
+
+def preflight_args():
+    """``--input NAME=PATH`` for every input the configured workflow reads, ``--nlq SPLIT=PATH`` per split."""
+    inputs = {
+        "metadata": data_path(DATA["metadata"]),
+        **{f"nlq_{s}": nlq_json(s) for s in SPLITS},
+        "narrations": data_path(DATA["narrations"]),
+        "features": FEATURE_DIR,
+    }
+    if TEST_GT:
+        inputs["test_gt"] = TEST_GT
+    if EGOCLIP:
+        inputs["egoclip"] = EGOCLIP
+    inputs.update({f"em_train_{Path(p).stem}": data_path(p) for p in DATA["em_train"]})
+    if KEYFRAMES_ON:  # keyframes.smk
+        inputs["videos"] = VIDEO_DIR
+    args = [f"--input {shlex.quote(f'{name}={path}')}" for name, path in inputs.items()]
+    args += [f"--nlq {shlex.quote(f'{s}={nlq_json(s)}')}" for s in SPLITS]
+    return " ".join(args)
+
+
+# -------------------------------------------------------------------------------------- functions of keyframes.smk
+
+
+def vslnet_scorer_tags():
+    tags = []
+    for run in KCFG["vslnet_scorers"]:
+        if run not in RUNS:
+            raise ValueError(
+                f"config.yaml: keyframes.vslnet_scorers names {run!r}, which is not a run of experiments.runs "
+                f"({', '.join(RUNS) or 'none'})"
+            )
+        tags.append(f"vslnet_{run}_seed{SEEDS[0]}")
+    return tags
+
+
+def keyframe_targets():
+    if not KEYFRAMES_ON:
+        return []
+    return [f"{FRAMES_DIR}/features/manifest.json", "results/keyframes/moment_hits.md"]
+
+
+def keyframe_params():
+    """Selection parameters shared by every scorer (params, so that editing one reruns the selections)."""
+    return {
+        "aks": json.dumps(KCFG["aks"], sort_keys=True),
+        "methods": " ".join(KCFG["methods"]),
+        "rate": KCFG["frame_rate"],
+        "batch": KCFG["batch_size"],
+        "save": KCFG["save_frames"],
+    }
+
+
+def keyframe_command(tag):
+    """The shared tail of the keyframes command: selection parameters and the outputs of scorer ``tag``."""
+    return (
+        " --videos {input.videos:q} --aks {params.aks:q} --methods {params.methods} --sample-rate {params.rate}"
+        " --batch-size {params.batch} --save-frames {params.save} --threads {threads}"
+        f" --progress results/keyframes/{tag}/progress.jsonl --scores {{output.scores:q}}"
+        " --selection {output.selection:q} --frames-dir {output.frames:q} --stats {output.stats:q}"
+    )
+
+
+def keyframe_outputs(tag):
+    return {
+        "scores": f"results/keyframes/{tag}/scores.parquet",
+        "selection": f"results/keyframes/{tag}/selection.parquet",
+        "frames": directory(f"results/keyframes/{tag}/frames"),
+        "stats": f"results/keyframes/{tag}/stats.json",
+    }
+
+
+def vslnet_scorer_inputs(wc):
+    inputs = {
+        "queries": f"results/data/nlq/{KSPLIT}_queries.parquet",
+        "clips": f"results/data/nlq/{KSPLIT}_clips.parquet",
+        "videos": "results/data/videos.parquet",
+        "features": f"results/features/{KSPLIT}_clips.parquet",
+        "model": f"{checkpoint_dir(wc.run, wc.seed)}/model.safetensors",
+        "text_cache": TEXT_CACHE,
+        "mp4": VIDEO_INPUT,
+        "code": src_files("video", *KEYFRAME_CODE, "grounding.text_encoder"),
+    }
+    return inputs
+
+
+# -------------------------------------------------------------------------------------- functions of queries.smk
+
+
+def naq_inputs(wc):
+    inputs = {
+        "em_train": [data_path(p) for p in DATA["em_train"]],
+        "nlq_train": nlq_json("train"),
+        "code": src_files("queries", "queries.naq", "queries.training_queries", "data.tables"),
+    }
+    if EGOCLIP:
+        inputs["egoclip"] = "results/data/egoclip.parquet"
+    else:
+        inputs["narrations"] = "results/data/narrations.parquet"
+        inputs["videos"] = "results/data/videos.parquet"
+    return inputs
+
+
+# -------------------------------------------------------------------------------------- functions of vslnet.smk
+
+
+def train_inputs(wc):
+    spec = RUNS[wc.run]
+    inputs = {
+        "train_queries": "results/queries/training_queries.parquet",
+        "train_clips": "results/queries/training_clips.parquet",
+        "train_features": "results/features/training_clips.parquet",
+        "val_queries": "results/data/nlq/val_queries.parquet",
+        "val_clips": "results/data/nlq/val_clips.parquet",
+        "val_features": "results/features/val_clips.parquet",
+        "val_gt": nlq_json("val"),
+        "code": src_files("grounding", "grounding.train", "grounding.text_encoder"),
+    }
+    if VCFG["text"] == "cache":
+        inputs["text_cache"] = TEXT_CACHE
+    dep = spec.depends_on(int(wc.seed))
+    if dep:
+        inputs["init"] = f"{run_dir(*dep)}/model.safetensors"
+    return inputs
+
+
+def predict_inputs(wc):
+    ckpt = checkpoint_dir(wc.run, wc.seed)
+    inputs = {
+        "model": f"{ckpt}/model.safetensors",
+        "queries": f"results/data/nlq/{wc.split}_queries.parquet",
+        "clips": f"results/data/nlq/{wc.split}_clips.parquet",
+        "features": f"results/features/{wc.split}_clips.parquet",
+        "code": src_files("grounding", "grounding.predict"),
+    }
+    if VCFG["text"] == "cache":
+        inputs["text_cache"] = TEXT_CACHE
+    return inputs

@@ -17,6 +17,7 @@ if IS_DEMO:
             videos=data_path(f"{DATA['videos']}/manifest.json"),
             stats="results/demo/stats.json",
         params:
+            out=lambda wc, output: str(Path(output.metadata).parent),  # the data root
             preset=config["demo"]["preset"],
             seed=config["demo"]["seed"],
             feature_name=FEATURE_NAME,
@@ -31,6 +32,6 @@ if IS_DEMO:
         conda:
             "../../envs/data.yaml"
         shell:
-            "{CLI} demo-world --out {DEMO_ROOT} --preset {params.preset} --seed {params.seed}"
-            " --feature-name {params.feature_name} --feature-dim {params.feature_dim} --videos-dir {params.videos_dir}"
-            " --stats {output.stats} > {log} 2>&1"
+            "exec python -m egonlq.cli demo-world --out {params.out:q} --preset {params.preset:q} --seed {params.seed}"
+            " --feature-name {params.feature_name:q} --feature-dim {params.feature_dim} --videos-dir {params.videos_dir:q}"
+            " --stats {output.stats:q} > {log:q} 2>&1"

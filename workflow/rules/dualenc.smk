@@ -22,11 +22,6 @@ DE_RUNS = {r.name: r for r in DE_RUNS}
 for _name, _reason in DE_SKIPPED.items():
     logger.info(f"dual_encoder run {_name!r} is not run: {_reason}")
 
-
-def de_dir(run, seed):
-    return f"results/dualenc/{run}/seed{seed}"
-
-
 wildcard_constraints:
     derun="|".join(DE_RUNS) if DE_RUNS else "NO_RUNS",
 
@@ -48,9 +43,9 @@ rule dualenc_pairs:
     conda:
         "../../envs/dualenc.yaml"
     shell:
-        "{EXEC_CLI} dualenc-pairs --curated {input.curated} --generated {input.generated}"
-        " --guard-videos {input.guard} --heldout-fraction {params.heldout} --seed {params.seed}"
-        " --out {output.pairs} --stats {output.stats} > {log} 2>&1"
+        "exec python -m egonlq.cli dualenc-pairs --curated {input.curated:q} --generated {input.generated:q}"
+        " --guard-videos {input.guard:q} --heldout-fraction {params.heldout} --seed {params.seed}"
+        " --out {output.pairs:q} --stats {output.stats:q} > {log:q} 2>&1"
 
 
 rule dualenc_text:
@@ -73,16 +68,8 @@ rule dualenc_text:
     conda:
         "../../envs/dualenc.yaml"
     shell:
-        "{EXEC_CLI} dualenc-text --pairs {input.pairs} --queries {input.queries} --model {params.model}"
-        " --threads {threads} --out {output.cache} --stats {output.stats} > {log} 2>&1"
-
-
-def de_spec(wc):
-    run = DE_RUNS[wc.derun]
-    spec = {"sources": list(run.sources), "gt_fraction": run.gt_fraction, "seed": int(wc.seed),
-            "model": DECFG["model"], **DECFG["train"]}
-    return json.dumps(spec, sort_keys=True)
-
+        "exec python -m egonlq.cli dualenc-text --pairs {input.pairs:q} --queries {input.queries:q} --model {params.model:q}"
+        " --threads {threads} --out {output.cache:q} --stats {output.stats:q} > {log:q} 2>&1"
 
 rule train_dual_encoder:
     input:
@@ -99,13 +86,13 @@ rule train_dual_encoder:
         # Everything that changes the run's results; last.pt (the resumable state) is not an output.
         spec=de_spec,
         out_dir=lambda wc: de_dir(wc.derun, wc.seed),
-        feature_dir=FEATURE_DIR,
+        feature_dir=lambda wc, input: folder_of(input.features),
         video_dim=FEATURE_DIM,
         text_model=DECFG["text_encoder"],
         # one process per GPU under torchrun (DistributedDataParallel) when the rule gets several
         launch=lambda wc, resources: (
-            f"exec env {PY} -m torch.distributed.run --standalone --nproc-per-node {resources.gpu} -m egonlq.cli"
-            if resources.gpu > 1 else EXEC_CLI
+            f"exec python -m torch.distributed.run --standalone --nproc-per-node {resources.gpu} -m egonlq.cli"
+            if resources.gpu > 1 else "exec python -m egonlq.cli"
         ),
     log:
         "results/logs/train_dual_encoder/{derun}_seed{seed}.log",
@@ -119,9 +106,9 @@ rule train_dual_encoder:
     conda:
         "../../envs/dualenc.yaml"
     shell:
-        "{params.launch} dualenc-train --spec '{params.spec}' --pairs {input.pairs} --text-cache {input.text}"
-        " --text-model {params.text_model} --feature-dir {params.feature_dir} --video-dim {params.video_dim}"
-        " --threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
+        "{params.launch} dualenc-train --spec {params.spec:q} --pairs {input.pairs:q} --text-cache {input.text:q}"
+        " --text-model {params.text_model:q} --feature-dir {params.feature_dir:q} --video-dim {params.video_dim}"
+        " --threads {threads} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule eval_dual_encoder:
@@ -135,7 +122,7 @@ rule eval_dual_encoder:
         f"{de_dir('{derun}', '{seed}')}/heldout.json",
     params:
         model_dir=lambda wc: de_dir(wc.derun, wc.seed),
-        feature_dir=FEATURE_DIR,
+        feature_dir=lambda wc, input: folder_of(input.features),
         text_model=DECFG["text_encoder"],
     log:
         "results/logs/eval_dual_encoder/{derun}_seed{seed}.log",
@@ -143,9 +130,9 @@ rule eval_dual_encoder:
     conda:
         "../../envs/dualenc.yaml"
     shell:
-        "{EXEC_CLI} dualenc-eval --model-dir {params.model_dir} --pairs {input.pairs} --text-cache {input.text}"
-        " --text-model {params.text_model} --feature-dir {params.feature_dir} --seed {wildcards.seed}"
-        " --threads {threads} --out {output} > {log} 2>&1"
+        "exec python -m egonlq.cli dualenc-eval --model-dir {params.model_dir:q} --pairs {input.pairs:q} --text-cache {input.text:q}"
+        " --text-model {params.text_model:q} --feature-dir {params.feature_dir:q} --seed {wildcards.seed}"
+        " --threads {threads} --out {output:q} > {log:q} 2>&1"
 
 
 rule predict_dual_encoder:
@@ -160,7 +147,7 @@ rule predict_dual_encoder:
         "results/predictions/dualenc_{derun}_seed{seed}/{split}.json",
     params:
         model_dir=lambda wc: de_dir(wc.derun, wc.seed),
-        feature_dir=FEATURE_DIR,
+        feature_dir=lambda wc, input: folder_of(input.features),
         text_model=DECFG["text_encoder"],
         windows=" ".join(str(w) for w in DECFG["zero_shot"]["window_sec"]),
         stride=DECFG["zero_shot"]["stride"],
@@ -171,10 +158,10 @@ rule predict_dual_encoder:
     conda:
         "../../envs/dualenc.yaml"
     shell:
-        "{EXEC_CLI} dualenc-predict --model-dir {params.model_dir} --queries {input.queries} --clips {input.clips}"
-        " --text-cache {input.text} --text-model {params.text_model} --feature-dir {params.feature_dir}"
+        "exec python -m egonlq.cli dualenc-predict --model-dir {params.model_dir:q} --queries {input.queries:q} --clips {input.clips:q}"
+        " --text-cache {input.text:q} --text-model {params.text_model:q} --feature-dir {params.feature_dir:q}"
         " --window-sec {params.windows} --stride {params.stride} --nms-iou {params.nms} --threads {threads}"
-        " --out {output} > {log} 2>&1"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule dual_encoder_table:
@@ -198,9 +185,9 @@ rule dual_encoder_table:
     conda:
         "../../envs/dualenc.yaml"
     shell:
-        "{EXEC_CLI} dualenc-table --runs '{params.runs}' --seeds {params.seeds} --sources '{params.sources}'"
-        " --heldout {input.heldout} --nlq {input.nlq} --reference {input.reference} {params.synthetic}"
-        " --parquet {output.parquet} --markdown {output.markdown} --plot {output.plot} > {log} 2>&1"
+        "exec python -m egonlq.cli dualenc-table --runs {params.runs:q} --seeds {params.seeds} --sources {params.sources:q}"
+        " --heldout {input.heldout:q} --nlq {input.nlq:q} --reference {input.reference:q} {params.synthetic}"
+        " --parquet {output.parquet:q} --markdown {output.markdown:q} --plot {output.plot:q} > {log:q} 2>&1"
 
 
 localrules:

@@ -20,9 +20,9 @@ rule evaluate:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "{CLI} evaluate --gt {input.gt} --predictions {input.predictions} --queries {input.queries}"
+        "exec python -m egonlq.cli evaluate --gt {input.gt:q} --predictions {input.predictions:q} --queries {input.queries:q}"
         " --predictor {wildcards.predictor} --split {wildcards.split} --thresholds {params.thresholds}"
-        " --ks {params.ks} --exclude {params.exclude} --out {output} > {log} 2>&1"
+        " --ks {params.ks} --exclude {params.exclude} --out {output:q} > {log:q} 2>&1"
 
 
 rule metrics_table:
@@ -37,5 +37,5 @@ rule metrics_table:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "{CLI} metrics-table --inputs {input.metrics} --parquet {output.parquet} --markdown {output.markdown}"
-        " > {log} 2>&1"
+        "exec python -m egonlq.cli metrics-table --inputs {input.metrics:q} --parquet {output.parquet:q} --markdown {output.markdown:q}"
+        " > {log:q} 2>&1"

@@ -12,7 +12,7 @@ rule clip_features:
         shapes="results/features/{split}_feature_shapes.json",
         stats="results/features/{split}_stats.json",
     params:
-        feature_dir=FEATURE_DIR,
+        feature_dir=lambda wc, input: folder_of(input.features),
         dim=FEATURE_DIM,
         mode=config["features"]["cut_mode"],
     log:
@@ -24,9 +24,9 @@ rule clip_features:
     conda:
         "../../envs/data.yaml"
     shell:
-        "{CLI} clip-features --clips {input.clips} --videos {input.videos} --feature-dir {params.feature_dir}"
-        " --dim {params.dim} --mode {params.mode} --out {output.table} --shapes {output.shapes}"
-        " --stats {output.stats} > {log} 2>&1"
+        "exec python -m egonlq.cli clip-features --clips {input.clips:q} --videos {input.videos:q} --feature-dir {params.feature_dir:q}"
+        " --dim {params.dim} --mode {params.mode:q} --out {output.table:q} --shapes {output.shapes:q}"
+        " --stats {output.stats:q} > {log:q} 2>&1"
 
 
 rule training_clip_features:
@@ -40,7 +40,7 @@ rule training_clip_features:
         shapes="results/features/training_feature_shapes.json",
         stats="results/features/training_stats.json",
     params:
-        feature_dir=FEATURE_DIR,
+        feature_dir=lambda wc, input: folder_of(input.features),
         dim=FEATURE_DIM,
         mode=config["features"]["cut_mode"],
     log:
@@ -53,6 +53,6 @@ rule training_clip_features:
         "../../envs/data.yaml"
     shell:
         # NaQ's VQ/MQ clips may lack features in real downloads: skipped and counted, never silently lost.
-        "{CLI} clip-features --clips {input.clips} --videos {input.videos} --feature-dir {params.feature_dir}"
-        " --dim {params.dim} --mode {params.mode} --on-missing skip --out {output.table}"
-        " --shapes {output.shapes} --stats {output.stats} > {log} 2>&1"
+        "exec python -m egonlq.cli clip-features --clips {input.clips:q} --videos {input.videos:q} --feature-dir {params.feature_dir:q}"
+        " --dim {params.dim} --mode {params.mode:q} --on-missing skip --out {output.table:q}"
+        " --shapes {output.shapes:q} --stats {output.stats:q} > {log:q} 2>&1"

@@ -19,7 +19,7 @@ rule ingest_metadata:
     conda:
         "../../envs/data.yaml"
     shell:
-        "{CLI} ingest-metadata --input {input.json} --videos {output.videos} --report {output.report} > {log} 2>&1"
+        "exec python -m egonlq.cli ingest-metadata --input {input.json:q} --videos {output.videos:q} --report {output.report:q} > {log:q} 2>&1"
 
 
 rule ingest_nlq:
@@ -37,8 +37,8 @@ rule ingest_nlq:
     conda:
         "../../envs/data.yaml"
     shell:
-        "{CLI} ingest-nlq --input {input.json} --split {wildcards.split} --clips {output.clips}"
-        " --queries {output.queries} --videos {output.videos} --report {output.report} > {log} 2>&1"
+        "exec python -m egonlq.cli ingest-nlq --input {input.json:q} --split {wildcards.split} --clips {output.clips:q}"
+        " --queries {output.queries:q} --videos {output.videos:q} --report {output.report:q} > {log:q} 2>&1"
 
 
 rule ingest_narrations:
@@ -60,8 +60,8 @@ rule ingest_narrations:
     conda:
         "../../envs/data.yaml"
     shell:
-        "{CLI} ingest-narrations --input {input.json} --videos {input.videos} --narrations {output.narrations}"
-        " --summaries {output.summaries} --report {output.report} > {log} 2>&1"
+        "exec python -m egonlq.cli ingest-narrations --input {input.json:q} --videos {input.videos:q} --narrations {output.narrations:q}"
+        " --summaries {output.summaries:q} --report {output.report:q} > {log:q} 2>&1"
 
 
 if EGOCLIP:
@@ -79,16 +79,7 @@ if EGOCLIP:
         conda:
             "../../envs/data.yaml"
         shell:
-            "{CLI} ingest-egoclip --input {input.csv} --table {output.table} --report {output.report} > {log} 2>&1"
-
-
-def ingest_reports():
-    reports = ["results/data/reports/metadata.json", "results/data/reports/narrations.json"]
-    reports += expand("results/data/reports/nlq_{split}.json", split=SPLITS)
-    if EGOCLIP:
-        reports.append("results/data/reports/egoclip.json")
-    return reports
-
+            "exec python -m egonlq.cli ingest-egoclip --input {input.csv:q} --table {output.table:q} --report {output.report:q} > {log:q} 2>&1"
 
 rule validation_report:
     input:
@@ -105,28 +96,7 @@ rule validation_report:
     conda:
         "../../envs/data.yaml"
     shell:
-        "{CLI} validation-report --inputs {input.reports} --out {output} > {log} 2>&1"
-
-
-def preflight_args():
-    """``--input NAME=PATH`` for every input the configured workflow reads, ``--nlq SPLIT=PATH`` per split."""
-    inputs = {
-        "metadata": data_path(DATA["metadata"]),
-        **{f"nlq_{s}": nlq_json(s) for s in SPLITS},
-        "narrations": data_path(DATA["narrations"]),
-        "features": FEATURE_DIR,
-    }
-    if TEST_GT:
-        inputs["test_gt"] = TEST_GT
-    if EGOCLIP:
-        inputs["egoclip"] = EGOCLIP
-    inputs.update({f"em_train_{Path(p).stem}": data_path(p) for p in DATA["em_train"]})
-    if KEYFRAMES_ON:  # keyframes.smk
-        inputs["videos"] = VIDEO_DIR
-    args = [f"--input {shlex.quote(f'{name}={path}')}" for name, path in inputs.items()]
-    args += [f"--nlq {shlex.quote(f'{s}={nlq_json(s)}')}" for s in SPLITS]
-    return " ".join(args)
-
+        "exec python -m egonlq.cli validation-report --inputs {input.reports:q} --out {output:q} > {log:q} 2>&1"
 
 # `snakemake preflight`: is the download complete, and which release is it? (paths are params, not inputs:
 # a missing file is reported with all the others instead of stopping the plan)
@@ -145,4 +115,4 @@ rule preflight:
     conda:
         "../../envs/data.yaml"
     shell:
-        "{CLI} preflight {params.args} {params.demo} --json {output.json} --markdown {output.markdown} > {log} 2>&1"
+        "exec python -m egonlq.cli preflight {params.args} {params.demo} --json {output.json:q} --markdown {output.markdown:q} > {log:q} 2>&1"

@@ -29,57 +29,7 @@ FRAMES_DIR = f"results/frames/{ENCODER_TAG}"
 FRAME_CODE = ("video.frame_features", "video.frame_encoders", "data.tables")
 KEYFRAME_CODE = (*FRAME_CODE, "video.keyframes", "video.scorers", "video.aks")
 
-
-def vslnet_scorer_tags():
-    tags = []
-    for run in KCFG["vslnet_scorers"]:
-        if run not in RUNS:
-            raise ValueError(
-                f"config.yaml: keyframes.vslnet_scorers names {run!r}, which is not a run of experiments.runs "
-                f"({', '.join(RUNS) or 'none'})"
-            )
-        tags.append(f"vslnet_{run}_seed{SEEDS[0]}")
-    return tags
-
-
 SCORER_TAGS = [f"encoder_{ENCODER_TAG}", *vslnet_scorer_tags()]
-
-
-def keyframe_targets():
-    if not KEYFRAMES_ON:
-        return []
-    return [f"{FRAMES_DIR}/features/manifest.json", "results/keyframes/moment_hits.md"]
-
-
-def keyframe_params():
-    """Selection parameters shared by every scorer (params, so that editing one reruns the selections)."""
-    return {
-        "aks": json.dumps(KCFG["aks"], sort_keys=True),
-        "methods": " ".join(KCFG["methods"]),
-        "rate": KCFG["frame_rate"],
-        "batch": KCFG["batch_size"],
-        "save": KCFG["save_frames"],
-    }
-
-
-def keyframe_command(tag):
-    """The shared tail of the keyframes command: selection parameters and the outputs of scorer ``tag``."""
-    return (
-        " --videos {input.videos} --aks '{params.aks}' --methods {params.methods} --sample-rate {params.rate}"
-        " --batch-size {params.batch} --save-frames {params.save} --threads {threads}"
-        f" --progress results/keyframes/{tag}/progress.jsonl --scores {{output.scores}}"
-        " --selection {output.selection} --frames-dir {output.frames} --stats {output.stats}"
-    )
-
-
-def keyframe_outputs(tag):
-    return {
-        "scores": f"results/keyframes/{tag}/scores.parquet",
-        "selection": f"results/keyframes/{tag}/selection.parquet",
-        "frames": directory(f"results/keyframes/{tag}/frames"),
-        "stats": f"results/keyframes/{tag}/stats.json",
-    }
-
 
 rule frame_features:
     input:
@@ -94,9 +44,9 @@ rule frame_features:
         frames=f"{FRAMES_DIR}/frame_embeddings.parquet",
         stats=f"{FRAMES_DIR}/stats.json",
     params:
-        video_dir=VIDEO_DIR,
+        video_dir=lambda wc, input: folder_of(input.mp4),
         encoder=ENCODER,
-        model=f"--model-path {KCFG['clip_model']}" if ENCODER == "clip" else "",
+        model=f"--model-path {shlex.quote(KCFG['clip_model'])}" if ENCODER == "clip" else "",
         rate=KCFG["frame_rate"],
         batch=KCFG["batch_size"],
     log:
@@ -109,10 +59,10 @@ rule frame_features:
     conda:
         "../../envs/video.yaml"
     shell:
-        "{CLI} frame-features --clips {input.clips} --videos {input.videos} --video-dir {params.video_dir}"
-        " --encoder {params.encoder} {params.model} --frame-rate {params.rate} --batch-size {params.batch}"
-        " --threads {threads} --out-dir $(dirname {output.features}) --frames {output.frames}"
-        " --stats {output.stats} > {log} 2>&1"
+        "exec python -m egonlq.cli frame-features --clips {input.clips:q} --videos {input.videos:q} --video-dir {params.video_dir:q}"
+        " --encoder {params.encoder:q} {params.model} --frame-rate {params.rate} --batch-size {params.batch}"
+        " --threads {threads} --out-dir $(dirname {output.features:q}) --frames {output.frames:q}"
+        " --stats {output.stats:q} > {log:q} 2>&1"
 
 
 rule keyframes_encoder:
@@ -128,9 +78,9 @@ rule keyframes_encoder:
         **keyframe_outputs(f"encoder_{ENCODER_TAG}"),
     params:
         **keyframe_params(),
-        video_dir=VIDEO_DIR,
+        video_dir=lambda wc, input: folder_of(input.mp4),
         encoder=ENCODER,
-        model=f"--model-path {KCFG['clip_model']}" if ENCODER == "clip" else "",
+        model=f"--model-path {shlex.quote(KCFG['clip_model'])}" if ENCODER == "clip" else "",
     log:
         f"results/logs/keyframes/encoder_{ENCODER_TAG}.log",
     benchmark:
@@ -141,25 +91,10 @@ rule keyframes_encoder:
     conda:
         "../../envs/video.yaml"
     shell:
-        "{CLI} keyframes --queries {input.queries} --clips {input.clips} --video-dir {params.video_dir}"
-        " --scorer encoder --encoder {params.encoder} {params.model} --frame-table {input.frames}"
+        "exec python -m egonlq.cli keyframes --queries {input.queries:q} --clips {input.clips:q} --video-dir {params.video_dir:q}"
+        " --scorer encoder --encoder {params.encoder:q} {params.model} --frame-table {input.frames:q}"
         + keyframe_command(f"encoder_{ENCODER_TAG}")
-        + " > {log} 2>&1"
-
-
-def vslnet_scorer_inputs(wc):
-    inputs = {
-        "queries": f"results/data/nlq/{KSPLIT}_queries.parquet",
-        "clips": f"results/data/nlq/{KSPLIT}_clips.parquet",
-        "videos": "results/data/videos.parquet",
-        "features": f"results/features/{KSPLIT}_clips.parquet",
-        "model": f"{checkpoint_dir(wc.run, wc.seed)}/model.safetensors",
-        "text_cache": TEXT_CACHE,
-        "mp4": VIDEO_INPUT,
-        "code": src_files("video", *KEYFRAME_CODE, "grounding.text_encoder"),
-    }
-    return inputs
-
+        + " > {log:q} 2>&1"
 
 rule keyframes_vslnet:
     input:
@@ -168,7 +103,7 @@ rule keyframes_vslnet:
         **keyframe_outputs("vslnet_{run}_seed{seed}"),
     params:
         **keyframe_params(),
-        video_dir=VIDEO_DIR,
+        video_dir=lambda wc, input: folder_of(input.mp4),
         model_dir=lambda wc, input: Path(input.model).parent,
         # the run's own label mode (a run may override the global one); the scorer checks it against the
         # train_spec.json saved with the checkpoint
@@ -184,11 +119,11 @@ rule keyframes_vslnet:
     conda:
         "../../envs/video.yaml"
     shell:
-        "{CLI} keyframes --queries {input.queries} --clips {input.clips} --video-dir {params.video_dir}"
-        " --scorer vslnet --vslnet-dir {params.model_dir} --clip-features {input.features}"
-        " --text-cache {input.text_cache} --label-mode {params.label_mode} --unit-score {params.unit_score}"
+        "exec python -m egonlq.cli keyframes --queries {input.queries:q} --clips {input.clips:q} --video-dir {params.video_dir:q}"
+        " --scorer vslnet --vslnet-dir {params.model_dir:q} --clip-features {input.features:q}"
+        " --text-cache {input.text_cache:q} --label-mode {params.label_mode:q} --unit-score {params.unit_score}"
         + keyframe_command("vslnet_{wildcards.run}_seed{wildcards.seed}")
-        + " > {log} 2>&1"
+        + " > {log:q} 2>&1"
 
 
 rule moment_hits:
@@ -210,6 +145,6 @@ rule moment_hits:
     conda:
         "../../envs/video.yaml"
     shell:
-        "{CLI} moment-hits --selections {input.selections} --queries {input.queries} --clips {input.clips}"
-        " {params.synthetic} --parquet {output.parquet} --markdown {output.markdown} --plot {output.plot}"
-        " > {log} 2>&1"
+        "exec python -m egonlq.cli moment-hits --selections {input.selections:q} --queries {input.queries:q} --clips {input.clips:q}"
+        " {params.synthetic} --parquet {output.parquet:q} --markdown {output.markdown:q} --plot {output.plot:q}"
+        " > {log:q} 2>&1"

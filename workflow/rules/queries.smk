@@ -35,11 +35,11 @@ rule curate_narrations:
     conda:
         "../../envs/queries.yaml"
     shell:
-        "{CLI} curate --narrations {input.narrations} --videos {input.videos} --split-clips {input.split_clips}"
-        " --split-queries {input.split_queries} {params.allow_train} {params.drop_other} --passes {params.passes}"
+        "exec python -m egonlq.cli curate --narrations {input.narrations:q} --videos {input.videos:q} --split-clips {input.split_clips:q}"
+        " --split-queries {input.split_queries:q} {params.allow_train} {params.drop_other} --passes {params.passes}"
         " {params.alpha} --window-scale {params.window_scale} --clip-len {params.clip_len}"
-        " --curated {output.curated} --assigned {output.assigned} --pseudo-clips {output.pseudo_clips}"
-        " --stats {output.stats} > {log} 2>&1"
+        " --curated {output.curated:q} --assigned {output.assigned:q} --pseudo-clips {output.pseudo_clips:q}"
+        " --stats {output.stats:q} > {log:q} 2>&1"
 
 
 rule generate_queries:
@@ -71,11 +71,11 @@ rule generate_queries:
     conda:
         "../../envs/queries.yaml"
     shell:
-        "{CLI} generate-queries --backend {params.backend} --backend-options '{params.options}'"
-        " --assigned {input.assigned} --prompt {input.prompt} --block-size {params.block_size}"
+        "exec python -m egonlq.cli generate-queries --backend {params.backend:q} --backend-options {params.options:q}"
+        " --assigned {input.assigned:q} --prompt {input.prompt:q} --block-size {params.block_size}"
         " --shard {wildcards.shard} --num-shards {params.num_shards} --batch-size {params.batch_size}"
         " --retries {params.retries} --zero-length {params.zero_length} --min-window-sec {params.min_window_sec}"
-        " --cache {params.cache} --out {output.table} --stats {output.stats} > {log} 2>&1"
+        " --cache {params.cache:q} --out {output.table:q} --stats {output.stats:q} > {log:q} 2>&1"
 
 
 rule merge_queries:
@@ -93,9 +93,9 @@ rule merge_queries:
     conda:
         "../../envs/queries.yaml"
     shell:
-        "{CLI} merge-queries --shards {input.shards} --shard-stats {input.stats}"
-        " --pseudo-clips {input.pseudo_clips} --out {output.table} --stats {output.stats}"
-        " --export {output.export} > {log} 2>&1"
+        "exec python -m egonlq.cli merge-queries --shards {input.shards:q} --shard-stats {input.stats:q}"
+        " --pseudo-clips {input.pseudo_clips:q} --out {output.table:q} --stats {output.stats:q}"
+        " --export {output.export:q} > {log:q} 2>&1"
 
 
 if REPHRASE["enabled"]:
@@ -124,25 +124,10 @@ if REPHRASE["enabled"]:
         conda:
             "../../envs/queries.yaml"
         shell:
-            "{CLI} rephrase --backend {params.backend} --backend-options '{params.options}'"
-            " --input {input.rows} {params.narrations} --prompt {input.prompt}"
-            " --num-variants {params.num_variants} --batch-size {params.batch_size} --cache {params.cache}"
-            " --out {output.table} --stats {output.stats} > {log} 2>&1"
-
-
-def naq_inputs(wc):
-    inputs = {
-        "em_train": [data_path(p) for p in DATA["em_train"]],
-        "nlq_train": nlq_json("train"),
-        "code": src_files("queries", "queries.naq", "queries.training_queries", "data.tables"),
-    }
-    if EGOCLIP:
-        inputs["egoclip"] = "results/data/egoclip.parquet"
-    else:
-        inputs["narrations"] = "results/data/narrations.parquet"
-        inputs["videos"] = "results/data/videos.parquet"
-    return inputs
-
+            "exec python -m egonlq.cli rephrase --backend {params.backend:q} --backend-options {params.options:q}"
+            " --input {input.rows:q} {params.narrations} --prompt {input.prompt:q}"
+            " --num-variants {params.num_variants} --batch-size {params.batch_size} --cache {params.cache:q}"
+            " --out {output.table:q} --stats {output.stats:q} > {log:q} 2>&1"
 
 rule naq:
     input:
@@ -155,8 +140,8 @@ rule naq:
         stats="results/queries/naq/stats.json",
     params:
         windows=lambda wc, input: (
-            f"--egoclip {input.egoclip}" if EGOCLIP
-            else f"--narrations {input.narrations} --videos {input.videos}"
+            f"--egoclip {shlex.quote(input.egoclip)}" if EGOCLIP
+            else f"--narrations {shlex.quote(input.narrations)} --videos {shlex.quote(input.videos)}"
         ),
         subsample="" if QCFG["naq"]["subsample_v1"] else "--no-subsample",
         seed=QCFG["naq"]["seed"],
@@ -170,9 +155,9 @@ rule naq:
     conda:
         "../../envs/queries.yaml"
     shell:
-        "{CLI} naq {params.windows} {params.alpha} --em-train {input.em_train} --nlq-train {input.nlq_train}"
-        " {params.subsample} --seed {params.seed} --table {output.table} --clips {output.clips}"
-        " --naq-json {output.naq_json} --merged-json {output.merged_json} --stats {output.stats} > {log} 2>&1"
+        "exec python -m egonlq.cli naq {params.windows} {params.alpha} --em-train {input.em_train:q} --nlq-train {input.nlq_train:q}"
+        " {params.subsample} --seed {params.seed} --table {output.table:q} --clips {output.clips:q}"
+        " --naq-json {output.naq_json:q} --merged-json {output.merged_json:q} --stats {output.stats:q} > {log:q} 2>&1"
 
 
 rule training_queries:
@@ -195,8 +180,8 @@ rule training_queries:
     conda:
         "../../envs/queries.yaml"
     shell:
-        "{CLI} training-queries --nlq-queries {input.nlq_queries} --nlq-clips {input.nlq_clips}"
-        " --naq {input.naq} --naq-clips {input.naq_clips} --generated {input.generated}"
-        " --pseudo-clips {input.pseudo_clips} --guard-clips {input.guard_clips}"
-        " --guard-queries {input.guard_queries} --queries-out {output.queries} --clips-out {output.clips}"
-        " --stats {output.stats} > {log} 2>&1"
+        "exec python -m egonlq.cli training-queries --nlq-queries {input.nlq_queries:q} --nlq-clips {input.nlq_clips:q}"
+        " --naq {input.naq:q} --naq-clips {input.naq_clips:q} --generated {input.generated:q}"
+        " --pseudo-clips {input.pseudo_clips:q} --guard-clips {input.guard_clips:q}"
+        " --guard-queries {input.guard_queries:q} --queries-out {output.queries:q} --clips-out {output.clips:q}"
+        " --stats {output.stats:q} > {log:q} 2>&1"

@@ -22,29 +22,8 @@ rule text_embeddings:
     conda:
         "../../envs/vslnet.yaml"
     shell:
-        "{EXEC_CLI} text-cache --tables {input.training} {input.queries} --model {params.model}"
-        " --max-len {params.max_len} --out {output.cache} --stats {output.stats} > {log} 2>&1"
-
-
-def train_inputs(wc):
-    spec = RUNS[wc.run]
-    inputs = {
-        "train_queries": "results/queries/training_queries.parquet",
-        "train_clips": "results/queries/training_clips.parquet",
-        "train_features": "results/features/training_clips.parquet",
-        "val_queries": "results/data/nlq/val_queries.parquet",
-        "val_clips": "results/data/nlq/val_clips.parquet",
-        "val_features": "results/features/val_clips.parquet",
-        "val_gt": nlq_json("val"),
-        "code": src_files("grounding", "grounding.train", "grounding.text_encoder"),
-    }
-    if VCFG["text"] == "cache":
-        inputs["text_cache"] = TEXT_CACHE
-    dep = spec.depends_on(int(wc.seed))
-    if dep:
-        inputs["init"] = f"{run_dir(*dep)}/model.safetensors"
-    return inputs
-
+        "exec python -m egonlq.cli text-cache --tables {input.training:q} {input.queries:q} --model {params.model:q}"
+        " --max-len {params.max_len} --out {output.cache:q} --stats {output.stats:q} > {log:q} 2>&1"
 
 rule train_vslnet:
     input:
@@ -56,13 +35,14 @@ rule train_vslnet:
         summary=f"{run_dir('{run}', '{seed}')}/summary.json",
     params:
         # Everything that affects the run's results; the resumable state (last.pt) is not an output.
+        device=DEVICE,
         spec=lambda wc: json.dumps(RUNS[wc.run].train_spec_dict(int(wc.seed)) | {"text": VCFG["text"]},
                                    sort_keys=True),
         out_dir=lambda wc: run_dir(wc.run, wc.seed),
         text_model=TEXT_ENCODER,
         video_dim=FEATURE_DIM,
-        init=lambda wc, input: f"--init-from {Path(input.init).parent}" if "init" in input.keys() else "",
-        text_cache=lambda wc, input: f"--text-cache {input.text_cache}" if "text_cache" in input.keys() else "",
+        init=lambda wc, input: f"--init-from {shlex.quote(str(Path(input.init).parent))}" if "init" in input.keys() else "",
+        text_cache=lambda wc, input: f"--text-cache {shlex.quote(input.text_cache)}" if "text_cache" in input.keys() else "",
     log:
         "results/logs/train_vslnet/{run}_seed{seed}.log",
     benchmark:
@@ -75,26 +55,11 @@ rule train_vslnet:
     conda:
         "../../envs/vslnet.yaml"
     shell:
-        "{EXEC_CLI} train --device {DEVICE} --spec '{params.spec}' --video-dim {params.video_dim} --train-queries {input.train_queries}"
-        " --train-clips {input.train_clips} --train-features {input.train_features}"
-        " --val-queries {input.val_queries} --val-clips {input.val_clips} --val-features {input.val_features}"
-        " --val-gt {input.val_gt} {params.text_cache} --text-model {params.text_model} {params.init}"
-        " --threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
-
-
-def predict_inputs(wc):
-    ckpt = checkpoint_dir(wc.run, wc.seed)
-    inputs = {
-        "model": f"{ckpt}/model.safetensors",
-        "queries": f"results/data/nlq/{wc.split}_queries.parquet",
-        "clips": f"results/data/nlq/{wc.split}_clips.parquet",
-        "features": f"results/features/{wc.split}_clips.parquet",
-        "code": src_files("grounding", "grounding.predict"),
-    }
-    if VCFG["text"] == "cache":
-        inputs["text_cache"] = TEXT_CACHE
-    return inputs
-
+        "exec python -m egonlq.cli train --device {params.device:q} --spec {params.spec:q} --video-dim {params.video_dim} --train-queries {input.train_queries:q}"
+        " --train-clips {input.train_clips:q} --train-features {input.train_features:q}"
+        " --val-queries {input.val_queries:q} --val-clips {input.val_clips:q} --val-features {input.val_features:q}"
+        " --val-gt {input.val_gt:q} {params.text_cache} --text-model {params.text_model:q} {params.init}"
+        " --threads {threads} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 rule predict_vslnet:
     input:
@@ -105,16 +70,16 @@ rule predict_vslnet:
         model_dir=lambda wc, input: Path(input.model).parent,
         text_model=TEXT_ENCODER,
         label_mode=lambda wc: RUNS[wc.run].label_mode,  # the run's own (a zeroshot run's: its init's)
-        text_cache=lambda wc, input: f"--text-cache {input.text_cache}" if "text_cache" in input.keys() else "",
+        text_cache=lambda wc, input: f"--text-cache {shlex.quote(input.text_cache)}" if "text_cache" in input.keys() else "",
     log:
         "results/logs/predict_vslnet/{run}_seed{seed}_{split}.log",
     threads: 1
     conda:
         "../../envs/vslnet.yaml"
     shell:
-        "{EXEC_CLI} predict --model-dir {params.model_dir} --queries {input.queries} --clips {input.clips}"
-        " --features {input.features} {params.text_cache} --text-model {params.text_model}"
-        " --label-mode {params.label_mode} --threads {threads} --out {output} > {log} 2>&1"
+        "exec python -m egonlq.cli predict --model-dir {params.model_dir:q} --queries {input.queries:q} --clips {input.clips:q}"
+        " --features {input.features:q} {params.text_cache} --text-model {params.text_model:q}"
+        " --label-mode {params.label_mode:q} --threads {threads} --out {output:q} > {log:q} 2>&1"
 
 
 rule experiment_table:
@@ -140,7 +105,7 @@ rule experiment_table:
     conda:
         "../../envs/vslnet.yaml"
     shell:
-        "{EXEC_CLI} experiment-table --metrics {input.metrics} --curves {input.curves} --vslnet '{params.vslnet}'"
-        " --experiments '{params.experiments}' --sources '{params.sources}' {params.synthetic}"
-        " --parquet {output.parquet} --markdown {output.markdown} --curves-png {output.curves}"
-        " --recall-png {output.recall} > {log} 2>&1"
+        "exec python -m egonlq.cli experiment-table --metrics {input.metrics:q} --curves {input.curves:q} --vslnet {params.vslnet:q}"
+        " --experiments {params.experiments:q} --sources {params.sources:q} {params.synthetic}"
+        " --parquet {output.parquet:q} --markdown {output.markdown:q} --curves-png {output.curves:q}"
+        " --recall-png {output.recall:q} > {log:q} 2>&1"
