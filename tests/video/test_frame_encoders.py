@@ -221,3 +221,11 @@ def test_l2_normalise_gives_unit_or_zero_rows(x):
     zero = np.linalg.norm(x.astype(np.float64), axis=1) == 0
     assert np.all(norms[zero] == 0)
     np.testing.assert_allclose(norms[~zero], 1.0, atol=1e-4)
+
+
+def test_frame_encoders_read_the_vocabulary_not_the_world_writer():
+    """The encoders need the demo's words and its renderer, not the world writer (a lighter code input)."""
+    from egonlq.imports import closure
+
+    assert "demo.world" not in closure({"video.frame_encoders"})
+    assert "demo.vocabulary" in closure({"video.frame_encoders"})

@@ -37,7 +37,7 @@ from egonlq.demo.render import (
     object_mask,
     render_frame,
 )
-from egonlq.demo.world import OBJECTS, PEOPLE, PLACES, VERBS, plural
+from egonlq.demo.vocabulary import OBJECTS, PEOPLE, PLACES, VERBS, plural
 from egonlq.errors import InputError
 
 logger = logging.getLogger(__name__)
