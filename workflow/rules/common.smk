@@ -163,6 +163,7 @@ def all_targets():
         "results/predictions/{predictor}/{split}.json", predictor=predictor_names(), split=PREDICT_SPLITS
     )
     targets += keyframe_targets()  # defined in keyframes.smk
+    targets += expand("results/report/{table}.html", table=REPORT_TABLES)  # defined in report.smk
     return targets
 
 

@@ -37,7 +37,8 @@ _BASELINE_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1)))
 
 
 def _title(text: str, synthetic: bool) -> str:
-    return f"{text} [{SYNTHETIC_NOTE}]" if synthetic else text
+    # the note on a line of its own: one long line is clipped at the figure's edges
+    return f"{text}\n[{SYNTHETIC_NOTE}]" if synthetic else text
 
 
 def _save(fig: Figure, out_png: Path) -> None:
