@@ -26,6 +26,7 @@ LAYERS = {  # a stage may import only the stages below it (and the package's top
     "evaluation": {"data"},
     "grounding": {"data", "queries", "evaluation"},
     "dualenc": {"data", "queries", "evaluation", "grounding"},
+    "steps": {"data", "queries", "evaluation", "grounding", "dualenc"},
     "video": {"data", "queries", "demo", "evaluation", "grounding", "dualenc"},
 }
 
