@@ -1,0 +1,138 @@
+"""Goal-Step data: the demo files in the real schema, validated reading and the quirk report, the NLQ-style
+conversion (a step then its substeps, unshifted times), groups, chunks, and bad inputs."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from egonlq.demo.goalstep import make_goalstep, write_goalstep
+from egonlq.demo.world import make_world
+from egonlq.errors import InputError
+from egonlq.steps.chunks import entry_rows, pool_chunks, read_chunk_folder
+from egonlq.steps.goalstep import IS_FIELDS, read_goalstep, read_groups, to_queries
+
+
+def _entry() -> dict:
+    sub = {"start_time": 532.46, "end_time": 534.0, "step_description": " cut onion now ", "segments": []}
+    step = {"start_time": 532.46, "end_time": 537.71, "step_description": "cut onion", "segments": [sub]}
+    step2 = {"start_time": 540.0, "end_time": 545.0, "step_description": "wash pan", "segments": []}
+    return {"video_uid": "v1", "start_time": 531.83, "end_time": 600.0, "segments": [step, step2]}
+
+
+def _write(tmp_path: Path, entries: list[dict]) -> Path:
+    path = tmp_path / "goalstep_valid.json"
+    path.write_text(json.dumps({"version": "1.0", "split": "valid", "videos": entries}))
+    return path
+
+
+def test_conversion_step_then_substeps_times_not_shifted(tmp_path: Path) -> None:
+    entries, quirks = read_goalstep(_write(tmp_path, [_entry()]))
+    cols = to_queries(entries)
+    assert cols["query"] == ["cut onion", "cut onion now", "wash pan"]
+    assert cols["is_substep"] == [False, True, False] and cols["step_idx"] == [0, 0, 1]
+    assert cols["clip_start_sec"] == [532.46, 532.46, 540.0]  # not shifted by start_time 531.83
+    assert cols["annotation_uid"] == ["v1_531.83_600.0"] * 3 and cols["query_idx"] == [0, 1, 2]
+    assert quirks["entries_not_starting_at_0"] == 1 and quirks["missing_is_fields"] == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "message", "field"),
+    [
+        (lambda e: e["segments"][1].update(end_time=540.0), "end_time 540.0 <= start_time 540.0", "end_time"),
+        (lambda e: e["segments"][0]["segments"][0].update(end_time="x"), "end_time is 'x'", "end_time"),
+        (lambda e: e.update(segments=[]), "video has no steps", "segments"),
+        (lambda e: e["segments"][1].update(step_description=" "), "empty description", "step_description"),
+    ],
+)
+def test_malformed_entries_name_file_record_field(tmp_path: Path, change, message: str, field: str) -> None:
+    entry = copy.deepcopy(_entry())
+    change(entry)
+    path = _write(tmp_path, [entry])
+    with pytest.raises(InputError, match=message) as err:
+        read_goalstep(path)
+    assert err.value.path == str(path) and err.value.field == field and "v1" in err.value.record
+
+
+def test_demo_goalstep_schema_quirks_and_determinism(tmp_path: Path) -> None:
+    world = make_world("tiny", 0)
+    paths = write_goalstep(world, tmp_path)
+    assert [p.name for p in paths] == [
+        "goalstep_train.json",
+        "goalstep_valid.json",
+        "goalstep_test.json",
+        "goalstep_video_groups.tsv",
+    ]
+    entries, quirks = read_goalstep(tmp_path / "goalstep_valid.json")
+    assert quirks["entries_not_starting_at_0"] == 1 and quirks["missing_is_fields"] >= 1
+    assert world.quirks["goalstep_steps_without_is_fields"] == 1
+    test = json.loads((tmp_path / "goalstep_test.json").read_text())["videos"]
+    assert all(set(v) == {"video_uid", "step_segments"} for v in test)
+    assert all(s["segment_count"] >= 1 for v in test for s in v["step_segments"])
+    groups = read_groups(tmp_path / "goalstep_video_groups.tsv")
+    all_uids = [e["video_uid"] for split in make_goalstep(world)[0].values() for e in split]
+    assert set(groups) == {u for u in all_uids if u.startswith("grp-")} and groups
+    assert all(len(m) >= 2 and uid == f"grp-{m[0]}" for uid, m in groups.items())
+    again = tmp_path / "again"
+    write_goalstep(make_world("tiny", 0), again)
+    assert (again / "goalstep_train.json").read_bytes() == (tmp_path / "goalstep_train.json").read_bytes()
+    for split in ("train", "valid"):
+        for e in json.loads((tmp_path / f"goalstep_{split}.json").read_text())["videos"]:
+            assert set(IS_FIELDS) <= set(e["segments"][0]) or split == "valid"
+
+
+def test_demo_goalstep_plants_quirks_at_scale() -> None:
+    _, groups, quirks = make_goalstep(make_world("demo", 0))
+    assert quirks["overlapping_step_pairs"] > 0 and quirks["substeps_past_parent"] > 0
+    assert quirks["out_of_order_videos"] > 0 and quirks["unspecified_steps"] > 0
+    assert 0.01 < quirks["overlapping_step_pairs"] / quirks["steps"] < 0.03
+    assert 0.03 < quirks["substeps_past_parent"] / quirks["substeps"] < 0.09
+    assert quirks["groups"] == len(groups) > 0
+
+
+def test_group_features_are_members_concatenated_in_order() -> None:
+    feats = {"a": np.zeros((3, 2)), "b": np.ones((2, 2))}
+
+    def load(uid: str) -> np.ndarray:
+        if uid not in feats:
+            raise InputError(f"{uid}.pt", "video feature file not found")
+        return feats[uid]
+
+    rows = entry_rows("grp-b", {"grp-b": ["b", "a"]}, load, source="groups.tsv")
+    assert rows[:, 0].tolist() == [1, 1, 0, 0, 0]
+    with pytest.raises(InputError, match="group member c has no usable features") as err:
+        entry_rows("grp-a", {"grp-a": ["a", "c"]}, load, source="groups.tsv")
+    assert err.value.record == "video_uid=grp-a"
+    with pytest.raises(InputError, match="group not listed"):
+        entry_rows("grp-z", {}, load, source="groups.tsv")
+
+
+def test_pool_chunks_two_second_means() -> None:
+    rows = np.arange(8, dtype=float)[:, None]  # 8 rows at 1.875/s span 4.27 s: 3 chunks of 2 s
+    chunks = pool_chunks(rows, 1.875, 2.0)
+    # rows 0-3 start in [0, 2), rows 4-7 in [2, 4); chunk 2 holds no row start and repeats chunk 1
+    assert chunks[:, 0].tolist() == [1.5, 5.5, 5.5]
+    with pytest.raises(ValueError, match="no feature rows"):
+        pool_chunks(np.zeros((0, 2)), 1.875, 2.0)
+
+
+def test_read_chunk_folder_in_index_order(tmp_path: Path) -> None:
+    for n in (0, 2, 1, 10, 3, 4, 5, 6, 7, 8, 9):
+        torch.save(torch.full((4,), float(n)), tmp_path / f"chunk_{n}.pt")
+    assert read_chunk_folder(tmp_path)[:, 0].tolist() == list(range(11))
+    (tmp_path / "chunk_4.pt").unlink()
+    with pytest.raises(InputError, match=r"chunks missing: \[4\]"):
+        read_chunk_folder(tmp_path)
+
+
+def test_groups_tsv_errors(tmp_path: Path) -> None:
+    path = tmp_path / "g.tsv"
+    path.write_text("university\tvideo_group\nx\t['a', 'b']\ny\tnot a list\n")
+    with pytest.raises(InputError, match="not a list of uids") as err:
+        read_groups(path)
+    assert err.value.record == "line 3"
