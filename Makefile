@@ -5,7 +5,7 @@ CORES   ?= 2
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test lint bench dryrun report clean-results slurm-packages
+.PHONY: run test lint bench dryrun report-check clean-results system-packages
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -21,18 +21,24 @@ run: $(STAMP)
 	$(BIN)/python -m snakemake --cores $(CORES) --workflow-profile workflow/profiles/local
 	$(BIN)/python -m snakemake --report results/report.html
 
-test: $(STAMP) slurm-packages
+# Open the report in headless Chromium: it renders, every headline table is inside it; a screenshot to look at.
+report-check: $(STAMP) system-packages
+	$(BIN)/python -m snakemake --report results/report.html
+	$(BIN)/python tests/workflow/report_check.py results/report.html --screenshot results/report.png
+
+test: $(STAMP) system-packages
 	$(BIN)/python -m pytest
 
-# The cluster test (tests/workflow/test_slurm.py) runs a one-node SLURM from Debian's slurm-wlm and munge.
-# Installed here where apt-get can (root on Debian); elsewhere the test says it was skipped and why.
-slurm-packages:
-	@command -v slurmctld >/dev/null 2>&1 || { \
+# The cluster test (tests/workflow/test_slurm.py) runs a one-node SLURM from Debian's slurm-wlm and munge; the
+# report test opens the report in Debian's chromium. Installed where apt-get can (root on Debian); elsewhere
+# those tests say they were skipped and why.
+system-packages:
+	@{ command -v slurmctld && command -v chromium; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null 2>&1 || \
-	     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null)) \
-	    || echo "slurm-packages: apt-get could not install slurm-wlm munge; the cluster test will be skipped"; \
-	  else echo "slurm-packages: not root or no apt-get; the cluster test will be skipped"; fi; }
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge chromium >/dev/null 2>&1 || \
+	     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge chromium >/dev/null)) \
+	    || echo "system-packages: apt-get could not install slurm-wlm munge chromium; the cluster and report tests will be skipped"; \
+	  else echo "system-packages: not root or no apt-get; the cluster and report tests will be skipped"; fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
