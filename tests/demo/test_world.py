@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from egonlq.cli import main
 from egonlq.data.annotations import ingest_nlq
 from egonlq.data.egoclip import alpha_of, egoclip_windows, mean_gaps
+from egonlq.data.feature_sets import resolve_feature_set
 from egonlq.demo import world as dw
 from egonlq.demo.model import PRESETS, vocabulary_vectors
 from egonlq.demo.nlq import QUIRK_RATES
@@ -27,7 +28,7 @@ from egonlq.demo.render import OBJECT_STYLE, PLACE_STYLE, object_mask, render_fr
 from egonlq.demo.vocabulary import OBJECTS, PEOPLE, PLACES, TEMPLATES, VERB_FORMS, VERBS, plural
 from egonlq.demo.world import build_world, make_world
 from egonlq.imports import imports_of, module_path
-from egonlq.timegrid import num_features
+from egonlq.timegrid import OFFICIAL, num_features
 
 # The 13 templates as written in ego4d-formats.md 2.3, kept here independently of the module.
 OFFICIAL_TEMPLATES = {
@@ -278,6 +279,9 @@ def test_layout_and_determinism(tiny, tiny_again, tiny_seed1) -> None:
     )
     assert len(hashes) == stats["files_written"]
     assert sum((a / k).stat().st_size for k in hashes) == stats["bytes_written"]
+    # the features' provenance: a sidecar on the official grid, read back as the configured set
+    sidecar = resolve_feature_set(a / "v1" / "demo_features", "demo_features")
+    assert (sidecar.grid, sidecar.dim, sidecar.origin) == (OFFICIAL, stats["feature_dim"], "sidecar")
     assert not [k for k in hashes if k.endswith(".tmp")]
     assert file_hashes(b) == hashes  # same seed: byte-identical, features and mp4 included
     other = file_hashes(c)

@@ -11,15 +11,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from egonlq.data.feature_sets import SIDECAR, read_sidecar
 from egonlq.data.features import load_video_features
 from egonlq.demo.world import OBJECTS, make_world
 from egonlq.errors import InputError
-from egonlq.timegrid import num_features
+from egonlq.timegrid import OFFICIAL, FeatureGrid, num_features
 from egonlq.video.decode import iter_frames, probe
 from egonlq.video.frame_features import (
     FRAME_EMBEDDINGS,
     extract_many,
     extract_video_features,
+    feature_grid,
     feature_times,
     sample_grid,
 )
@@ -98,6 +100,10 @@ def test_extract_many_writes_features_and_frames_and_counts_failures(world, demo
     )
     np.testing.assert_allclose(table.column("time_sec").to_numpy(), grid / 5.0)
     assert stats["frame_rows"] == len(grid)
+    # the set's provenance: the official grid (one frame per 32-frame window), the encoder's dim
+    sidecar = read_sidecar(tmp_path / "a" / SIDECAR)
+    assert (sidecar.name, sidecar.grid, sidecar.dim) == (f"frames_{demo.name}", OFFICIAL, demo.dim)
+    assert feature_grid(6.0) == FeatureGrid(30.0, 1, 5, 6.0)
     # same input, same bytes
     extract_many(videos[:1], demo, tmp_path / "b")
     assert (tmp_path / "b" / pt.name).read_bytes() == pt.read_bytes()

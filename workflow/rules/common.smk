@@ -326,6 +326,9 @@ def preflight_args():
         inputs["videos"] = VIDEO_DIR
     args = [f"--input {shlex.quote(f'{name}={path}')}" for name, path in inputs.items()]
     args += [f"--nlq {shlex.quote(f'{s}={nlq_json(s)}')}" for s in SPLITS]
+    # the feature set: its sidecar or known description, and its rows against the metadata's frame counts
+    args.append(f"--features {shlex.quote(f'{FEATURE_NAME}={FEATURE_DIR}')} --feature-dim {int(FEATURE_DIM)}")
+    args.append(f"--metadata {shlex.quote(data_path(DATA['metadata']))}")
     return " ".join(args)
 
 

@@ -6,7 +6,7 @@ rule clip_features:
         clips="results/data/nlq/{split}_clips.parquet",
         videos="results/data/videos.parquet",
         features=FEATURE_INPUT,
-        code=src_files("data", "data.features", "data.tables"),
+        code=src_files("data", "data.features", "data.feature_sets", "data.tables"),
     output:
         table="results/features/{split}_clips.parquet",
         shapes="results/features/{split}_feature_shapes.json",
@@ -14,6 +14,7 @@ rule clip_features:
     params:
         feature_dir=lambda wc, input: folder_of(input.features),
         dim=FEATURE_DIM,
+        feature_set=FEATURE_NAME,  # its sidecar (or the known set's entry) gives the time-to-row grid
         mode=config["features"]["cut_mode"],
     log:
         "results/logs/clip_features/{split}.log",
@@ -25,7 +26,7 @@ rule clip_features:
         "../../envs/data.yaml"
     shell:
         "exec python -m egonlq.cli clip-features --clips {input.clips:q} --videos {input.videos:q} --feature-dir {params.feature_dir:q}"
-        " --dim {params.dim} --mode {params.mode:q} --out {output.table:q} --shapes {output.shapes:q}"
+        " --dim {params.dim} --feature-set {params.feature_set:q} --mode {params.mode:q} --out {output.table:q} --shapes {output.shapes:q}"
         " --stats {output.stats:q} > {log:q} 2>&1"
 
 
@@ -34,7 +35,7 @@ rule training_clip_features:
         clips="results/queries/training_clips.parquet",
         videos="results/data/videos.parquet",
         features=FEATURE_INPUT,
-        code=src_files("data", "data.features", "data.tables"),
+        code=src_files("data", "data.features", "data.feature_sets", "data.tables"),
     output:
         table="results/features/training_clips.parquet",
         shapes="results/features/training_feature_shapes.json",
@@ -42,6 +43,7 @@ rule training_clip_features:
     params:
         feature_dir=lambda wc, input: folder_of(input.features),
         dim=FEATURE_DIM,
+        feature_set=FEATURE_NAME,  # its sidecar (or the known set's entry) gives the time-to-row grid
         mode=config["features"]["cut_mode"],
     log:
         "results/logs/training_clip_features/training_clip_features.log",
@@ -54,5 +56,5 @@ rule training_clip_features:
     shell:
         # NaQ's VQ/MQ clips may lack features in real downloads: skipped and counted, never silently lost.
         "exec python -m egonlq.cli clip-features --clips {input.clips:q} --videos {input.videos:q} --feature-dir {params.feature_dir:q}"
-        " --dim {params.dim} --mode {params.mode:q} --on-missing skip --out {output.table:q}"
+        " --dim {params.dim} --feature-set {params.feature_set:q} --mode {params.mode:q} --on-missing skip --out {output.table:q}"
         " --shapes {output.shapes:q} --stats {output.stats:q} > {log:q} 2>&1"

@@ -135,6 +135,9 @@ def _clip_features_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--videos", type=Path, required=True)
     p.add_argument("--feature-dir", type=Path, required=True)
     p.add_argument("--dim", type=int, required=True)
+    p.add_argument(
+        "--feature-set", required=True, help="the set's name: its sidecar, or the known set, gives its grid"
+    )
     p.add_argument("--mode", choices=("compatible", "corrected"), default="compatible")
     p.add_argument("--on-missing", choices=("error", "skip"), default="error")
     p.add_argument("--out", type=Path, required=True)
@@ -144,6 +147,7 @@ def _clip_features_args(p: argparse.ArgumentParser) -> None:
 
 @command("clip-features", _clip_features_args)
 def clip_features(a: argparse.Namespace) -> None:
+    from egonlq.data.feature_sets import resolve_feature_set
     from egonlq.data.features import cut_clips
     from egonlq.data.tables import VIDEOS
     from egonlq.io import read_parquet, write_json
@@ -151,6 +155,7 @@ def clip_features(a: argparse.Namespace) -> None:
     clips = read_parquet(a.clips).to_pandas()  # NLQ CLIPS or TRAINING_CLIPS: cut_clips checks the columns
     videos = read_parquet(a.videos, VIDEOS).to_pandas()
     num_frames = dict(zip(videos["video_uid"], videos["num_frames"], strict=True))
+    fset = resolve_feature_set(a.feature_dir, a.feature_set)
     stats = cut_clips(
         clips,
         a.feature_dir,
@@ -160,7 +165,9 @@ def clip_features(a: argparse.Namespace) -> None:
         on_missing=a.on_missing,
         num_frames=num_frames,
         shapes_json=a.shapes,
+        grid=fset.grid,
     )
+    stats["feature_set"] = fset.to_dict()
     log_stats("clip features", stats)
     write_json(stats, a.stats, indent=1)
 
@@ -179,20 +186,33 @@ def _preflight_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", type=_name_path, action="append", default=[], help="NAME=PATH, every input")
     p.add_argument("--nlq", type=_name_path, action="append", default=[], help="SPLIT=PATH, the NLQ files")
     p.add_argument("--demo", action="store_true", help="the data are the demo world's")
+    p.add_argument("--features", type=_name_path, help="SET=FOLDER, the feature set and its .pt files")
+    p.add_argument("--feature-dim", type=int, help="the configured feature dim (with --features)")
+    p.add_argument("--feature-sample", type=int, default=20, help="videos whose rows are checked (longest)")
+    p.add_argument("--metadata", type=Path, help="ego4d.json: frame counts for the feature row check")
     p.add_argument("--json", type=Path, required=True)
     p.add_argument("--markdown", type=Path, required=True)
 
 
 @command("preflight", _preflight_args)
 def preflight(a: argparse.Namespace) -> None:
-    from egonlq.data.preflight import Input, preflight, to_markdown
+    from egonlq.data.preflight import Features, Input, preflight, to_markdown
     from egonlq.errors import InputError
     from egonlq.io import write_json, write_text
 
-    report = preflight([Input(n, p) for n, p in a.input], dict(a.nlq), demo=a.demo)
+    features = None
+    if a.features is not None:
+        if a.feature_dim is None:
+            raise SystemExit("preflight: --features needs --feature-dim")
+        features = Features(*a.features, dim=a.feature_dim, sample=a.feature_sample)
+    inputs = [Input(n, p) for n, p in a.input]
+    report = preflight(inputs, dict(a.nlq), demo=a.demo, features=features, metadata=a.metadata)
     write_json(report, a.json, indent=1)
     write_text(to_markdown(report), a.markdown)
-    log_stats("preflight", {"ok": report["ok"], **{s: e["message"] for s, e in report["nlq"].items()}})
+    notes = {s: e["message"] for s, e in report["nlq"].items()}
+    if "features" in report:
+        notes["features"] = report["features"]["message"]
+    log_stats("preflight", {"ok": report["ok"], "fingerprint": report["fingerprint"], **notes})
     if not report["ok"]:
         listed = "\n  ".join(report["problems"])
         raise InputError(a.json, f"preflight failed, {len(report['problems'])} problems:\n  {listed}")

@@ -1,14 +1,16 @@
 """Per-clip video features: cut official per-video feature files into clips, stored in one parquet file.
 
 Official features come one file per video, ``<video_uid>.pt``: a tensor ``[N, D]`` at 1.875 rows per second,
-row ``i`` starting at ``i / 1.875`` s (ego4d-formats.md, section 5). A clip is the window
+row ``i`` starting at ``i / 1.875`` s (ego4d-formats.md, section 5). Every function takes the set's
+:class:`~egonlq.timegrid.FeatureGrid` (from its sidecar, ``egonlq.data.feature_sets``; the official grid by
+default) and maps times to rows and frame counts to row counts through it. A clip is the window
 ``[video_start_sec, video_end_sec]`` of its video; its features are a contiguous block of rows. Instead of
 one ``<clip_uid>.pt`` per clip (the layout of the reference code) every clip of a set goes into ONE parquet
 file with the schema :data:`CLIP_FEATURES`; ``feature_shapes.json`` (``{clip_uid: rows}``, the reference's
 length record) is written next to it on request.
 
 Row-count tolerance: when the frame count of a video is known, its feature file must hold
-``timegrid.num_features(num_frames)`` rows, give or take :data:`ROW_COUNT_TOLERANCE` (1). Whether real files
+``grid.num_rows(num_frames)`` rows, give or take :data:`ROW_COUNT_TOLERANCE` (1). Whether real files
 are ever a row short or long is unverified; one row is accepted (and counted by :func:`cut_clips` as
 ``row_count_off_by_one``), more is an error: it means the file belongs to another video or another feature
 rate.
@@ -33,6 +35,7 @@ from tqdm import tqdm
 from egonlq import timegrid
 from egonlq.errors import InputError
 from egonlq.io import atomic_path, write_json
+from egonlq.timegrid import FeatureGrid
 
 logger = logging.getLogger(__name__)
 
@@ -84,12 +87,18 @@ def save_video_features(array: np.ndarray, path: str | Path) -> None:
 
 
 def load_video_features(
-    path: Path, *, expected_dim: int, num_frames: int | None = None, video_uid: str | None = None
+    path: Path,
+    *,
+    expected_dim: int,
+    num_frames: int | None = None,
+    video_uid: str | None = None,
+    grid: FeatureGrid = timegrid.OFFICIAL,
 ) -> np.ndarray:
     """Load one per-video feature file as a float32 array ``[N, expected_dim]``, validating it.
 
     Float16 (the ``_fp16`` releases) and other float dtypes are cast to float32. ``num_frames`` (the canonical
-    video's frame count) enables the row-count check, with a tolerance of :data:`ROW_COUNT_TOLERANCE` rows.
+    video's frame count) enables the row-count check against ``grid``, with a tolerance of
+    :data:`ROW_COUNT_TOLERANCE` rows.
     Every problem raises :class:`InputError` naming the file and the video: missing or unreadable file, not a
     2-D float tensor, wrong dim, no rows, wrong row count, NaN/Inf values.
     """
@@ -138,7 +147,7 @@ def load_video_features(
     if rows == 0:
         raise InputError(path, "tensor has no rows", record=record, field="num_rows", expected=">= 1 row")
     if num_frames is not None:
-        want = timegrid.num_features(num_frames)
+        want = grid.num_rows(num_frames)
         if abs(rows - want) > ROW_COUNT_TOLERANCE:
             raise InputError(
                 path,
@@ -160,11 +169,11 @@ def load_video_features(
     return features
 
 
-def _nominal_last_row(video_end_sec: float, first: int, mode: str) -> int:
+def _nominal_last_row(video_end_sec: float, first: int, mode: str, grid: FeatureGrid) -> int:
     """The clip's last row before clipping to the video's rows (see :func:`cut_clip`)."""
     if mode == "compatible":
-        return int(video_end_sec * timegrid.FEATURES_PER_SEC)
-    return max(math.ceil(video_end_sec * timegrid.FEATURES_PER_SEC) - 1, first)
+        return int(video_end_sec * grid.rows_per_second)
+    return max(math.ceil(video_end_sec * grid.rows_per_second) - 1, first)
 
 
 def clip_rows(
@@ -175,6 +184,7 @@ def clip_rows(
     mode: str = "compatible",
     clip_uid: str | None = None,
     source: Path | None = None,
+    grid: FeatureGrid = timegrid.OFFICIAL,
 ) -> tuple[int, int]:
     """Rows ``(first, last)``, both INCLUSIVE, of a clip in a video with ``num_rows`` feature rows.
 
@@ -201,8 +211,8 @@ def clip_rows(
             field="video_end_sec",
             expected="a finite time >= video_start_sec",
         )
-    first = int(vs * timegrid.FEATURES_PER_SEC)
-    last = _nominal_last_row(ve, first, mode)
+    first = int(vs * grid.rows_per_second)
+    last = _nominal_last_row(ve, first, mode, grid)
     if first > num_rows - 1:
         raise InputError(
             source,
@@ -210,7 +220,7 @@ def clip_rows(
             f"{num_rows} feature rows",
             record=record,
             field="video_start_sec",
-            expected=f"a start before {num_rows / timegrid.FEATURES_PER_SEC:.3f} s",
+            expected=f"a start before {num_rows / grid.rows_per_second:.3f} s",
         )
     return first, min(last, num_rows - 1)
 
@@ -223,10 +233,11 @@ def cut_clip(
     mode: str = "compatible",
     clip_uid: str | None = None,
     source: Path | None = None,
+    grid: FeatureGrid = timegrid.OFFICIAL,
 ) -> np.ndarray:
     """The rows of a video's ``features [N, D]`` that belong to the clip ``[video_start_sec, video_end_sec]``.
 
-    With ``r = 1.875`` rows/s and row ``i`` starting at ``i / r`` s:
+    With ``r = grid.rows_per_second`` (1.875 on the official grid) and row ``i`` starting at ``i / r`` s:
 
     - ``"compatible"`` (reference, prepare_ego4d_dataset.py): rows ``int(vs * r) .. int(ve * r)`` INCLUSIVE.
       The reference means a ceil for the end but ``int()`` truncates first, so when ``ve * r`` is integral the
@@ -243,7 +254,7 @@ def cut_clip(
     clip starting after the last row raises :class:`InputError` naming ``clip_uid``. Returns a view.
     """
     first, last = clip_rows(
-        video_start_sec, video_end_sec, len(features), mode=mode, clip_uid=clip_uid, source=source
+        video_start_sec, video_end_sec, len(features), mode=mode, clip_uid=clip_uid, source=source, grid=grid
     )
     return features[first : last + 1]
 
@@ -326,6 +337,7 @@ def cut_clips(
     num_frames: dict[str, int] | None = None,
     shapes_json: Path | None = None,
     compression: str = "none",
+    grid: FeatureGrid = timegrid.OFFICIAL,
 ) -> dict:
     """Cut every clip of ``clips`` from ``<feature_dir>/<video_uid>.pt`` into one parquet file ``out_path``.
 
@@ -337,13 +349,14 @@ def cut_clips(
     for a missing video file, ``"skip"`` skips its clips and counts them (unreadable files always raise).
     ``num_frames`` (``{video_uid: frames}``) enables the row-count check of :func:`load_video_features`.
     ``compression``: codec of the features column, one of :data:`FEATURE_CODECS` (``"none"`` loads fastest;
-    ``"zstd"`` when disk matters more, e.g. float16 source features).
+    ``"zstd"`` when disk matters more, e.g. float16 source features). ``grid``: the set's time grid (row
+    counts and the time-to-row mapping), recorded in the stats as ``rows_per_second``.
 
     Returns stats: clips_in (input rows), clips_duplicate (identical repeated rows dropped), clips_written,
     clips_skipped_missing_video, clips_cut_short (clip ends after its video's last feature row),
     videos_loaded, videos_missing, row_count_off_by_one (videos one row off their frame count),
     videos_row_count_unchecked (no frame count given), rows_written, bytes_written (file size), mode, dim,
-    seconds.
+    rows_per_second, seconds.
     """
     if mode not in CUT_MODES:
         raise ValueError(f"unknown cut mode {mode!r}; expected one of {CUT_MODES}")
@@ -368,6 +381,7 @@ def cut_clips(
         "bytes_written": 0,
         "mode": mode,
         "dim": expected_dim,
+        "rows_per_second": grid.rows_per_second,
         "seconds": 0.0,
     }
     shapes: dict[str, int] = {}
@@ -393,18 +407,18 @@ def cut_clips(
                     continue
                 frames = num_frames.get(video_uid) if num_frames is not None else None
                 features = load_video_features(
-                    path, expected_dim=expected_dim, num_frames=frames, video_uid=video_uid
+                    path, expected_dim=expected_dim, num_frames=frames, video_uid=video_uid, grid=grid
                 )
                 stats["videos_loaded"] += 1
                 if frames is None:
                     stats["videos_row_count_unchecked"] += 1
-                elif len(features) != timegrid.num_features(frames):
+                elif len(features) != grid.num_rows(frames):
                     stats["row_count_off_by_one"] += 1
                     logger.warning(
                         "%s: %d rows, %d expected for %d frames",
                         path,
                         len(features),
-                        timegrid.num_features(frames),
+                        grid.num_rows(frames),
                         frames,
                     )
                 for clip in group.itertuples(index=False):
@@ -415,8 +429,9 @@ def cut_clips(
                         mode=mode,
                         clip_uid=clip.clip_uid,
                         source=path,
+                        grid=grid,
                     )
-                    if last < _nominal_last_row(clip.video_end_sec, first, mode):
+                    if last < _nominal_last_row(clip.video_end_sec, first, mode, grid):
                         stats["clips_cut_short"] += 1
                     cut = features[first : last + 1]
                     row_groups.add(

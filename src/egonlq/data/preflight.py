@@ -13,6 +13,11 @@ check fails with the whole list of problems, never the first one only:
 | an NLQ file whose counts match a release of another split (a val file configured as train) | yes |
 | an NLQ file of unknown counts (a subset, a new release) | no: reported with the nearest release |
 | the demo world | no: reported as "demo" (synthetic data) |
+| no feature sidecar and an unknown set; a sidecar unlike the known set; a dim not the config's | yes |
+| sampled feature files whose rows do not fit the set's grid (1.87 rows/s for 1.875) | yes (all named) |
+
+The report's ``fingerprint`` hashes the inputs' contents (a file's sha256, a folder's listing of names and
+sizes), not their paths: two users with the same fingerprint ran on the same data.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from egonlq.data import feature_sets
+from egonlq.data.metadata import ingest_metadata
 from egonlq.errors import InputError
 from egonlq.io import read_json
 
@@ -90,6 +97,17 @@ class Input:
     path: Path
 
 
+@dataclass(frozen=True)
+class Features:
+    """The configured feature set: its name, folder of ``<video_uid>.pt`` files and dim, and how many of its
+    videos (the longest) get their row counts checked."""
+
+    name: str
+    folder: Path
+    dim: int
+    sample: int = feature_sets.DEFAULT_SAMPLE
+
+
 def describe(item: Input, *, hash_files: bool = True) -> dict:
     """Existence, kind, size (a folder: its files and their bytes) and sha256 of a file."""
     path = item.path
@@ -99,9 +117,22 @@ def describe(item: Input, *, hash_files: bool = True) -> dict:
         if hash_files:
             out["sha256"] = sha256(path)
     elif path.is_dir():
-        files = [p for p in path.rglob("*") if p.is_file()]
-        out.update(kind="folder", files=len(files), bytes=sum(p.stat().st_size for p in files))
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        sizes = [(p.relative_to(path).as_posix(), p.stat().st_size) for p in files]
+        listing = "".join(f"{name}\t{size}\n" for name, size in sizes)
+        out.update(
+            kind="folder",
+            files=len(files),
+            bytes=sum(size for _, size in sizes),
+            listing_sha256=hashlib.sha256(listing.encode()).hexdigest(),
+        )
     return out
+
+
+def data_fingerprint(described: list[dict]) -> str:
+    """sha256 over each input's name and content hash (a folder: its listing), independent of paths."""
+    parts = [f"{d['name']}\t{d.get('sha256') or d.get('listing_sha256') or 'absent'}\n" for d in described]
+    return hashlib.sha256("".join(sorted(parts)).encode()).hexdigest()
 
 
 def sha256(path: Path) -> str:
@@ -112,10 +143,19 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def preflight(inputs: list[Input], nlq: dict[str, Path], *, demo: bool = False) -> dict:
+def preflight(
+    inputs: list[Input],
+    nlq: dict[str, Path],
+    *,
+    demo: bool = False,
+    features: Features | None = None,
+    metadata: Path | None = None,
+) -> dict:
     """The preflight report of ``inputs`` (every path the workflow needs) and the NLQ files ``nlq``
-    (split -> path, also among ``inputs``). ``demo``: the data are the demo world's. ``problems`` lists
-    everything that stops the workflow; ``ok`` is True when there is none."""
+    (split -> path, also among ``inputs``). ``demo``: the data are the demo world's. ``features``: the
+    feature set to describe and check, its row counts against the frame counts of ``metadata``
+    (``ego4d.json``). ``problems`` lists everything that stops the workflow; ``ok`` is True when there is
+    none; ``fingerprint`` identifies the data (:func:`data_fingerprint`)."""
     problems: list[str] = []
     described = [describe(item) for item in inputs]
     for d in described:
@@ -149,7 +189,55 @@ def preflight(inputs: list[Input], nlq: dict[str, Path], *, demo: bool = False) 
                 message=f"unknown file: counts {shown}; nearest release {release_name(nearest)} ({near})",
             )
         releases[split] = entry
-    return {"ok": not problems, "demo": demo, "problems": problems, "inputs": described, "nlq": releases}
+    report = {"ok": False, "demo": demo, "problems": problems, "fingerprint": data_fingerprint(described)}
+    if features is not None and Path(features.folder).is_dir():
+        report["features"] = check_features(features, metadata, problems)
+    report.update(ok=not problems, inputs=described, nlq=releases)
+    return report
+
+
+def check_features(features: Features, metadata: Path | None, problems: list[str]) -> dict:
+    """The feature set's description (sidecar or table) and its row check on a sample of videos; problems
+    are appended to ``problems``."""
+    where = f"features ({features.name})"
+    try:
+        fset = feature_sets.resolve_feature_set(features.folder, features.name)
+    except InputError as e:
+        problems.append(f"{where}: {e}")
+        return {"set": None, "message": str(e)}
+    entry: dict = {"set": fset.to_dict()}
+    if fset.dim != features.dim:
+        problems.append(f"{where}: the set's dim is {fset.dim}, the config says {features.dim}")
+    if metadata is None or not Path(metadata).is_file():
+        entry["message"] = (
+            f"{fset.grid.rows_per_second:g} rows/s ({fset.origin}); rows unchecked, no metadata"
+        )
+        return entry
+    try:
+        table, _ = ingest_metadata(Path(metadata))
+    except InputError as e:
+        problems.append(f"metadata: {e}")
+        return {**entry, "message": "rows unchecked: the metadata file is unreadable"}
+    frames = dict(
+        zip(table.column("video_uid").to_pylist(), table.column("num_frames").to_pylist(), strict=True)
+    )
+    rows = feature_sets.check_rows(features.folder, fset, frames, sample=features.sample)
+    entry.update(rows)
+    problems += [f"{where}: {message}" for message in rows["unreadable"].values()]
+    if rows["offending"]:
+        problems.append(feature_sets.describe_offending(where, fset, rows["offending"]))
+    told = (
+        "rate variants told apart"
+        if rows["separates_rates"]
+        else "videos too short to tell rate variants apart"
+    )
+    bad = len(rows["offending"]) + len(rows["unreadable"])
+    rate = fset.grid.rows_per_second
+    entry["message"] = (
+        f"{fset.name} ({fset.origin}): {fset.backbone}, {rate:g} rows/s, dim {fset.dim}; "
+        f"rows match on {len(rows['sampled']) - bad} of {len(rows['sampled'])} sampled videos ({told})"
+    )
+    return entry
 
 
 def to_markdown(report: dict) -> str:
@@ -162,6 +250,9 @@ def to_markdown(report: dict) -> str:
     lines += [f"- {p}" for p in report["problems"]]
     if report["demo"]:
         lines += ["", "Data: the demo world (synthetic)."]
+    lines += ["", f"Data fingerprint: `{report['fingerprint']}`"]
+    if "features" in report:
+        lines += ["", "## Features", "", report["features"]["message"]]
     lines += ["", "## NLQ files", "", "| split | release | videos | clips | annotations | queries | note |"]
     lines.append("|---|---|---|---|---|---|---|")
     for split, e in report["nlq"].items():

@@ -35,7 +35,9 @@ import numpy as np
 from tqdm import tqdm
 
 from egonlq.data.egoclip import alpha_of, egoclip_windows, mean_gaps
+from egonlq.data.feature_sets import write_sidecar
 from egonlq.data.features import save_video_features
+from egonlq.demo.goalstep import write_goalstep
 from egonlq.demo.model import (
     CLIP_SEC,
     NLQ_SPLITS,
@@ -55,7 +57,7 @@ from egonlq.demo.nlq import QUIRK_RATES, make_em_train, make_nlq_split
 from egonlq.demo.vocabulary import FILLERS, OBJECTS, PEOPLE, PLACES, VERBS, egoclip_tags, narration_sentence
 from egonlq.demo.vocabulary import plural as plural  # re-exported for egonlq.video.frame_encoders
 from egonlq.io import atomic_path, write_json
-from egonlq.timegrid import CANONICAL_FPS, FEATURES_PER_SEC, num_features
+from egonlq.timegrid import CANONICAL_FPS, FEATURES_PER_SEC, OFFICIAL, num_features
 
 logger = logging.getLogger(__name__)
 
@@ -336,6 +338,7 @@ def build_world(
         _nlq_file(world.em_train["moments"], "MQ Annotations (train, clips only)"),
         ann / "moments_train.json",
     )
+    written += write_goalstep(world, out_dir / "v2" / "annotations")
     n_narrations = _write_narrations(world, ann / "narration.json", out_dir / "egoclip.csv")
     written += [ann / "narration.json", out_dir / "egoclip.csv"]
 
@@ -347,6 +350,11 @@ def build_world(
             save_video_features(video_features(world, video, vectors), path)
             written.append(path)
             n_features += 1
+        # the set's provenance: planted vectors on the official grid (egonlq.data.feature_sets)
+        backbone = "demo world: planted event vectors plus noise"
+        written.append(
+            write_sidecar(out_dir / "v1" / feature_name, feature_name, backbone, OFFICIAL, feature_dim)
+        )
 
     rendered = []
     if render_videos:

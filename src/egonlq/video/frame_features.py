@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from egonlq import timegrid
+from egonlq.data.feature_sets import write_sidecar
 from egonlq.data.features import save_video_features
 from egonlq.errors import InputError
 from egonlq.io import write_parquet
@@ -78,6 +79,14 @@ def feature_times(num_frames_canonical: int | None, duration_sec: float, rate: f
     if not math.isfinite(rate) or rate <= 0:
         raise ValueError(f"rate must be a finite number > 0, got {rate!r}")
     return np.arange(math.floor(duration_sec * rate + 1e-9)) / rate
+
+
+def feature_grid(rate: float) -> timegrid.FeatureGrid:
+    """The grid of features sampled at ``rate`` rows/s, one frame per row (for the set's sidecar): the
+    official grid at 1.875 (rows follow its windows), else one frame every ``30 / rate`` canonical frames."""
+    if math.isclose(rate, timegrid.FEATURES_PER_SEC):
+        return timegrid.OFFICIAL
+    return timegrid.FeatureGrid(timegrid.CANONICAL_FPS, 1, max(1, round(timegrid.CANONICAL_FPS / rate)), rate)
 
 
 def nearest_frames(times: np.ndarray, info: VideoInfo) -> np.ndarray:
@@ -158,7 +167,7 @@ def extract_many(
 
     Stats: ``videos_in``, ``videos_ok``, ``videos_failed``, ``failed`` (``{video_uid: message}``),
     ``feature_rows``, ``frame_rows``, ``frames_decoded``, ``dim``, ``encoder``, ``encoder_fingerprint``,
-    ``seconds``.
+    ``seconds``. ``out_dir/feature_set.json`` records the set's provenance (``egonlq.data.feature_sets``).
     """
     started = time.perf_counter()
     jobs = {Path(path): VideoJob(uid, Path(path), frames) for uid, path, frames in videos}
@@ -188,6 +197,13 @@ def extract_many(
         return len(feature_idx)
 
     run = process_videos(list(jobs), one, desc=f"frame features ({encoder.name})")
+    write_sidecar(
+        Path(out_dir),
+        f"frames_{encoder.name}",
+        f"frame encoder {encoder.name}",
+        feature_grid(rate),
+        encoder.dim,
+    )
     frame_rows = 0
     if frames_path is not None:
         frame_rows = write_frame_embeddings(per_frame, frames_path, encoder)
