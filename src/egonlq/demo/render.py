@@ -22,11 +22,11 @@ from pathlib import Path
 
 import av
 import numpy as np
-from tqdm import tqdm
 
 from egonlq.demo.model import Video, World, world_rng
 from egonlq.demo.vocabulary import OBJECTS, PEOPLE, PLACES, VERBS
 from egonlq.io import atomic_path
+from egonlq.progress import tqdm
 
 logger = logging.getLogger(__name__)
 

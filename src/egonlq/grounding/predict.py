@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from egonlq.errors import InputError
 from egonlq.evaluation.predictions import Prediction, write_predictions
@@ -27,6 +26,7 @@ from egonlq.grounding.nlq_dataset import (
 from egonlq.grounding.spans import span_times
 from egonlq.grounding.vslnet import VSLNet, decode_topk
 from egonlq.io import read_json
+from egonlq.progress import tqdm
 
 logger = logging.getLogger(__name__)
 

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-from tqdm import tqdm
 
 from egonlq.errors import InputError
 from egonlq.io import read_json, read_parquet, write_json, write_parquet
+from egonlq.progress import tqdm
 from egonlq.queries.blocks import Block, BlockRow, format_block, format_sentences
 from egonlq.queries.curation import ASSIGNED
 from egonlq.queries.generation_cache import GenerationCache, cache_key
