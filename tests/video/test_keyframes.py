@@ -243,3 +243,35 @@ def test_keyframes_command_refuses_bad_aks_parameters(aks, tmp_path):
             "--frames-dir", str(tmp_path / "png"), "--stats", "st"]  # fmt: skip
     with pytest.raises(SystemExit, match="--aks: expected a JSON list"):
         main(args)
+
+
+def test_text_sources_summary_and_weighted_both(world, demo, tmp_path):
+    from egonlq.video.keyframes import ScoringText
+
+    only = dict(methods=("topk",), params_list=[AKSParams(M=4)])
+    clips = sorted(set(world.queries.loc[world.queries["video_uid"] == world.video_uid, "clip_uid"]))
+    summaries = {clip: "C washes a cup in the sink" for clip in clips}
+    run(world, tmp_path / "q", demo, **only)
+    s_stats = run(world, tmp_path / "s", demo, text=ScoringText("summary", summaries=summaries), **only)
+    b_stats = run(world, tmp_path / "b", demo, text=ScoringText("both", 0.25, summaries), **only)
+    none = run(world, tmp_path / "n", demo, text=ScoringText("summary", summaries={}), **only)
+    q = pd.read_parquet(tmp_path / "q" / "scores.parquet").set_index("query_uid")
+    s = pd.read_parquet(tmp_path / "s" / "scores.parquet").set_index("query_uid")
+    b = pd.read_parquet(tmp_path / "b" / "scores.parquet").set_index("query_uid")
+    assert len(s) == len(b) == len(q) == world.n_eligible
+    assert s_stats["queries_no_summary"] == b_stats["queries_no_summary"] == 0
+    assert none["queries_no_summary"] == world.n_eligible and none["score_rows"] == 0  # skipped, counted
+    assert set(s["scorer"]) == {"cosine:demo-visual-code|summary"}
+    assert set(b["scorer"]) == {"cosine:demo-visual-code|both:0.25"}
+    assert s_stats["scorer_fingerprint"] != b_stats["scorer_fingerprint"]
+    for uid in s.index:
+        assert s.loc[uid, "text"] == "C washes a cup in the sink"
+        expected = 0.75 * np.asarray(q.loc[uid, "scores"]) + 0.25 * np.asarray(s.loc[uid, "scores"])
+        np.testing.assert_allclose(b.loc[uid, "scores"], expected, atol=1e-6)
+    assert any(not np.allclose(s.loc[u, "scores"], q.loc[u, "scores"]) for u in s.index)
+    same_clip = s.groupby("clip_uid")["scores"].apply(lambda col: len({tuple(v) for v in col}))
+    assert (same_clip == 1).all()  # a summary scores every query of a clip alike
+    with pytest.raises(ValueError, match="needs the clip summaries"):
+        ScoringText("summary")
+    with pytest.raises(ValueError, match="strictly between"):
+        ScoringText("both", 1.0, summaries)

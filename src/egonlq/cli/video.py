@@ -104,6 +104,16 @@ def _keyframes_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--unit-score", choices=("highlight", "inside"), default="highlight", help="vslnet scorer: unit score"
     )
+    p.add_argument(
+        "--text-source",
+        choices=("query", "summary", "both"),
+        default="query",
+        help="what scores the frames: the query, the clip's summary, or (1-w)*query + w*summary",
+    )
+    p.add_argument("--summaries", type=Path, help="text source summary/both: the clip-summaries parquet")
+    p.add_argument(
+        "--summary-weight", type=float, default=0.5, help="text source both: the summary's weight w"
+    )
     p.add_argument("--aks", required=True, help="JSON list of AKS parameter sets {M, depth, t1, t2, ratio}")
     p.add_argument(
         "--methods",
@@ -133,10 +143,21 @@ def keyframes(a: argparse.Namespace) -> None:
     from egonlq.io import read_parquet, write_json
     from egonlq.video.aks import AKSParams
     from egonlq.video.frame_encoders import make_encoder
-    from egonlq.video.keyframes import run_keyframes
+    from egonlq.video.keyframes import ScoringText, run_keyframes
     from egonlq.video.scorers import EncoderScorer, VSLNetScorer
 
     set_threads(a.threads)
+    summaries = None
+    if a.text_source != "query":
+        if a.summaries is None:
+            raise SystemExit(f"--text-source {a.text_source} needs --summaries (the clip-summaries parquet)")
+        from egonlq.data.summaries import CLIP_SUMMARIES, clip_summary_texts
+
+        summaries = clip_summary_texts(read_parquet(a.summaries, CLIP_SUMMARIES).to_pandas())
+    try:
+        text = ScoringText(a.text_source, a.summary_weight, summaries)
+    except ValueError as e:
+        raise SystemExit(f"--summary-weight: {e}") from e
     try:
         entries = json.loads(a.aks)
         params = [AKSParams(**p) for p in entries]
@@ -179,6 +200,7 @@ def keyframes(a: argparse.Namespace) -> None:
         save_frames=a.save_frames,
         progress_path=a.progress,
         batch_size=a.batch_size,
+        text=text,
     )
     log_stats("keyframes", stats)
     if stats["score_rows"] == 0:
@@ -192,6 +214,31 @@ def keyframes(a: argparse.Namespace) -> None:
     write_json(stats, a.stats, indent=1)
 
 
+def _clip_summaries_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--summaries", type=Path, required=True, help="the SUMMARIES table of the ingest")
+    p.add_argument("--clips", type=Path, required=True, help="clips table of the split")
+    p.add_argument("--parquet", type=Path, required=True, help="one row per clip and overlapping summary")
+    p.add_argument("--json", type=Path, required=True, help="export keyed by clip uid")
+    p.add_argument("--stats", type=Path, required=True, help="counts, clips without summary included (JSON)")
+
+
+@command("clip-summaries", _clip_summaries_args)
+def clip_summaries(a: argparse.Namespace) -> None:
+    """The #summary entries overlapping each clip of a split, clip-relative; clips without one counted."""
+    import pyarrow as pa
+
+    from egonlq.data.summaries import CLIP_SUMMARIES, clip_summaries, summaries_json
+    from egonlq.data.tables import CLIPS, SUMMARIES
+    from egonlq.io import read_parquet, write_json, write_parquet
+
+    clips = read_parquet(a.clips, CLIPS).to_pandas()
+    rows, stats = clip_summaries(read_parquet(a.summaries, SUMMARIES).to_pandas(), clips)
+    write_parquet(pa.Table.from_pandas(rows, preserve_index=False), a.parquet, CLIP_SUMMARIES)
+    write_json(summaries_json(rows, clips), a.json, indent=1)
+    log_stats("clip summaries", stats)
+    write_json(stats, a.stats, indent=1)
+
+
 def _moment_hits_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--selections", type=Path, nargs="+", required=True, help="selection tables of keyframes")
     p.add_argument("--queries", type=Path, required=True, help="queries table (the GT windows)")
@@ -200,24 +247,50 @@ def _moment_hits_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parquet", type=Path, required=True, help="the table (parquet)")
     p.add_argument("--markdown", type=Path, required=True, help="the table for the report")
     p.add_argument("--plot", type=Path, required=True, help="the bar plot (PNG)")
+    p.add_argument(
+        "--summary-selections", type=Path, nargs="*", default=[], help="summary-guided selection tables"
+    )
+    p.add_argument("--narrations", type=Path, help="NARRATIONS table: also write summary coverage")
+    p.add_argument("--window", type=float, default=2.0, help="coverage: frame within +-window s of a moment")
+    p.add_argument("--coverage-parquet", type=Path, help="summary coverage table (parquet)")
+    p.add_argument("--coverage-markdown", type=Path, help="summary coverage table for the report")
 
 
 @command("moment-hits", _moment_hits_args)
 def moment_hits(a: argparse.Namespace) -> None:
-    """Does keyframe selection find the moment? Shares of selected frames and queries inside the GT window."""
+    """Does keyframe selection find the moment? Shares of selected frames and queries inside the GT window.
+
+    With ``--narrations``, also the summary-coverage table over the query-guided (``--selections``) and
+    summary-guided (``--summary-selections``) selections: one evaluation of the keyframes, one rule.
+    """
     import pandas as pd
 
-    from egonlq.data.tables import CLIPS, QUERIES
+    from egonlq.data.tables import CLIPS, NARRATIONS, QUERIES
     from egonlq.io import read_parquet
     from egonlq.video.keyframes import SELECTION
     from egonlq.video.moment_hits import moment_hit_table, plot_moment_hits, write_moment_hits
+    from egonlq.video.summary_coverage import summary_coverage_table, write_summary_coverage
 
+    coverage_out = (a.narrations, a.coverage_parquet, a.coverage_markdown)
+    if any(x is not None for x in coverage_out) and None in coverage_out:
+        raise SystemExit("summary coverage needs --narrations, --coverage-parquet and --coverage-markdown")
+    queries = read_parquet(a.queries, QUERIES).to_pandas()
+    clips = read_parquet(a.clips, CLIPS).to_pandas()
     selection = pd.concat([read_parquet(p, SELECTION).to_pandas() for p in a.selections], ignore_index=True)
-    table = moment_hit_table(
-        selection,
-        read_parquet(a.queries, QUERIES).to_pandas(),
-        clips=read_parquet(a.clips, CLIPS).to_pandas(),
-    )
+    table = moment_hit_table(selection, queries, clips=clips)
     write_moment_hits(table, a.parquet, a.markdown, synthetic=a.synthetic)
     plot_moment_hits(table, a.plot, synthetic=a.synthetic)
     log.info("moment hits:\n%s", a.markdown.read_text())
+    if a.narrations is None:
+        return
+    guided = [read_parquet(p, SELECTION).to_pandas() for p in a.summary_selections]
+    narrations = read_parquet(a.narrations, NARRATIONS).select(["video_uid", "timestamp_sec", "tag"])
+    coverage = summary_coverage_table(
+        pd.concat([selection, *guided], ignore_index=True),
+        queries,
+        narrations.to_pandas(),
+        clips,
+        window=a.window,
+    )
+    write_summary_coverage(coverage, a.coverage_parquet, a.coverage_markdown, synthetic=a.synthetic)
+    log.info("summary coverage:\n%s", a.coverage_markdown.read_text())

@@ -13,6 +13,13 @@ Pipeline (aks.md, sections 1-2 and 8), per val query whose video has an mp4:
    ``aks_reference`` and ``aks_improved`` (:func:`~egonlq.video.aks.select_keyframes`, the method fixing
    the mode), ``uniform`` and ``topk`` (budget ``M`` only).
 
+Text: what scores the frames is the query (the default), the clip's summary (what the clip is about,
+:mod:`egonlq.data.summaries`: the same text for every query of a clip, so the selection covers the clip's
+activity rather than one question) or both, a weighted sum of the two scores, ``(1 - w) * score(query) +
+w * score(summary)`` (:class:`ScoringText`). For cosine scorers the sum equals the cosine with the weighted
+sum of the two unit text embeddings (scaled), i.e. a query pulled towards the clip's topic. Whether a
+selection covers the narrated moments of the clip is :mod:`egonlq.video.summary_coverage`.
+
 Outputs: the :data:`SCORES` table (one row per query) and the :data:`SELECTION` table (one row per query and
 setting), both sorted by ``query_uid``; PNGs of the selected frames of the first queries. Whether the
 selections find the moment is :mod:`egonlq.video.moment_hits`.
@@ -64,6 +71,47 @@ METHODS = ("aks_reference", "aks_improved", "uniform", "topk")
 QUERY_COLUMNS = ("clip_uid", "video_uid", "annotation_uid", "query_idx", "query")
 CLIP_COLUMNS = ("clip_uid", "video_uid", "video_start_sec", "video_end_sec")
 PROGRESS_FORMAT = "egonlq-keyframes-progress/1"
+TEXT_SOURCES = ("query", "summary", "both")
+
+
+@dataclass(frozen=True)
+class ScoringText:
+    """Which text scores the frames of a query (module docstring, "Text").
+
+    ``source``: ``query`` (the question), ``summary`` (the clip's summary,
+    :func:`egonlq.data.summaries.clip_summary_texts`) or ``both``: ``(1 - summary_weight) * score(query) +
+    summary_weight * score(summary)``. ``summaries``: clip uid -> summary text, needed unless ``source`` is
+    ``query``.
+    """
+
+    source: str = "query"
+    summary_weight: float = 0.5
+    summaries: Mapping[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.source not in TEXT_SOURCES:
+            raise ValueError(f"text source must be one of {TEXT_SOURCES}, got {self.source!r}")
+        if not (math.isfinite(self.summary_weight) and 0.0 < self.summary_weight < 1.0):
+            raise ValueError(f"summary_weight must lie strictly between 0 and 1, got {self.summary_weight!r}")
+        if self.source != "query" and self.summaries is None:
+            raise ValueError(f"text source {self.source!r} needs the clip summaries")
+
+    @property
+    def tag(self) -> str:
+        """What the scorer label carries after ``|`` ("" for the query: labels as before)."""
+        return {"query": "", "summary": "summary", "both": f"both:{self.summary_weight:g}"}[self.source]
+
+    def texts(self, clip_uid: str, query: str) -> tuple[tuple[str, float], ...] | None:
+        """``(text, weight)`` pairs that score a query of ``clip_uid``; None when its summary is missing."""
+        if self.source == "query":
+            return ((query, 1.0),)
+        summary = (self.summaries or {}).get(clip_uid) or ""
+        if not summary.strip():
+            return None
+        if self.source == "summary":
+            return ((summary, 1.0),)
+        return ((query, 1.0 - self.summary_weight), (summary, self.summary_weight))
+
 
 # One row per scored query.
 SCORES = pa.schema(
@@ -201,6 +249,14 @@ class _Query:
     video_start_sec: float
     video_end_sec: float
     path: Path
+    texts: tuple[tuple[str, float], ...] = ()  # what scores the frames (ScoringText.texts)
+
+    @property
+    def text_key(self) -> str:
+        """Digest of the scoring texts (the query alone: as before text sources existed)."""
+        if self.texts == ((self.text, 1.0),):
+            return digest(self.text)[:16]
+        return digest(*(f"{w!r}|{t}" for t, w in self.texts))[:16]
 
 
 def query_uids(queries: pd.DataFrame) -> pd.Series:
@@ -225,6 +281,7 @@ def run_keyframes(
     save_frames: int = 0,
     progress_path: Path,
     batch_size: int = 32,
+    text: ScoringText | None = None,
 ) -> dict:
     """Score and select keyframes for every query with text whose video ``video_dir/<video_uid>.mp4`` exists.
 
@@ -234,12 +291,16 @@ def run_keyframes(
     videos table); an mp4 whose decoded length is not that (within
     :data:`~egonlq.video.decode.DURATION_TOLERANCE_SEC`) is the wrong file: every query of it fails, as do
     those of an unreadable one. None or absent: the length is not checked (``videos_unchecked``).
+    ``text``: what scores the frames (:class:`ScoringText`; default the query); with a summary source,
+    queries whose clip has no summary are skipped (``queries_no_summary``) and the rows' ``scorer`` is
+    ``<scorer>|summary`` or ``<scorer>|both:<weight>``.
     ``save_frames``: the selected frames of the first ``save_frames``
     queries (by ``query_uid``) are written to ``frames_dir/<query_uid with ':' -> '_'>/<method>_<frame>.png``.
     See the module docstring for sampling, progress and outputs.
 
     Stats: ``queries_in``, ``queries_no_text``, ``queries_no_video``, ``queries_eligible``,
-    ``queries_done_before`` (every record already in the progress file), ``queries_scored``,
+    ``queries_no_summary``, ``queries_done_before`` (every record already in the progress file),
+    ``queries_scored``,
     ``queries_reselected`` (stored scores, new settings), ``queries_no_frames`` (no sampled frame in the
     window), ``queries_failed`` (every query of a failed video or clip), ``videos_failed``
     (``{video_uid: message}``: unreadable, or not its canonical length), ``videos_unchecked`` (no canonical
@@ -254,8 +315,13 @@ def run_keyframes(
     settings = settings_for(methods, params_list)
     if not math.isfinite(sample_rate) or sample_rate <= 0:
         raise ValueError(f"sample_rate must be a finite number > 0, got {sample_rate!r}")
+    text = text or ScoringText()
     todo, stats = _eligible_queries(queries, clips, Path(video_dir))
-    scorer_fp = digest(scorer.fingerprint(), repr(float(sample_rate)))
+    todo = [dataclasses.replace(q, texts=text.texts(q.clip_uid, q.text)) for q in todo]
+    stats["queries_no_summary"] = sum(q.texts is None for q in todo)
+    todo = [q for q in todo if q.texts is not None]
+    scorer_name = f"{scorer.name}|{text.tag}" if text.tag else scorer.name
+    scorer_fp = digest(scorer.fingerprint(), repr(float(sample_rate)), *([text.tag] if text.tag else []))
     log = ProgressLog(progress_path)
     stats.update(progress_torn_lines=log.torn_lines, progress_duplicates=log.duplicates)
     save = set(sorted(q.query_uid for q in todo)[: max(save_frames, 0)]) if frames_dir is not None else set()
@@ -283,7 +349,7 @@ def run_keyframes(
         else:
             pending.append((q, skey, missing))
     pending.sort(key=lambda item: (item[0].video_uid, item[0].clip_uid, item[0].query_uid))
-    for q, skey, missing in tqdm(pending, desc=f"keyframes ({scorer.name})", unit="query", disable=None):
+    for q, skey, missing in tqdm(pending, desc=f"keyframes ({scorer_name})", unit="query", disable=None):
         if q.clip_uid in failed or q.video_uid in failed_videos:
             counts["queries_failed"] += 1
             continue
@@ -296,19 +362,14 @@ def run_keyframes(
                 if len(clip.frame_idx) == 0:
                     counts["queries_no_frames"] += 1
                     continue
-                scores = np.asarray(scorer.score(clip, q.text), dtype=np.float32)
-                if scores.shape != clip.frame_idx.shape or not np.isfinite(scores).all():
-                    raise ValueError(
-                        f"scorer {scorer.name} returned {scores.shape} scores "
-                        f"(finite: {np.isfinite(scores).all()}) for {len(clip.frame_idx)} frames"
-                    )
-                row = _score_row(q, clip, scores, scorer.name, scorer_fp, sample_rate)
+                scores = _weighted_scores(scorer, clip, q.texts)
+                row = _score_row(q, clip, scores, scorer_name, scorer_fp, sample_rate)
                 counts["queries_scored"] += 1
             else:
                 counts["queries_reselected"] += 1
             records = [(skey, "scores", row)] if skey not in log else []
             records += [
-                (_selection_key(q, s, scorer_fp), "selection", _selection_row(q, s, row, scorer.name))
+                (_selection_key(q, s, scorer_fp), "selection", _selection_row(q, s, row, scorer_name))
                 for s in missing
             ]
             log.append(records)
@@ -334,7 +395,8 @@ def run_keyframes(
     stats.update(_write_tables(log, todo, settings, scorer_fp, out_scores, out_selection))
     stats.update(
         settings=len(settings),
-        scorer=scorer.name,
+        scorer=scorer_name,
+        text_source=text.source,
         scorer_fingerprint=scorer_fp,
         scorer_stats=dict(getattr(scorer, "stats", {})),
         seconds=round(time.perf_counter() - started, 3),
@@ -430,12 +492,26 @@ def _clip_sample(q: _Query, info: VideoInfo, sample_rate: float) -> ClipSample:
     )
 
 
+def _weighted_scores(scorer: QueryScorer, clip: ClipSample, texts: Sequence[tuple[str, float]]) -> np.ndarray:
+    """``sum(weight * scorer.score(clip, text))``, checked: one finite score per sampled frame."""
+    total = np.zeros(clip.frame_idx.shape, dtype=np.float64)
+    for text, weight in texts:
+        scores = np.asarray(scorer.score(clip, text), dtype=np.float32)
+        if scores.shape != clip.frame_idx.shape or not np.isfinite(scores).all():
+            raise ValueError(
+                f"scorer {scorer.name} returned {scores.shape} scores "
+                f"(finite: {np.isfinite(scores).all()}) for {len(clip.frame_idx)} frames"
+            )
+        total += weight * scores
+    return total.astype(np.float32)
+
+
 def _score_key(q: _Query, scorer_fp: str) -> str:
-    return f"scores|{q.query_uid}|{scorer_fp}|{digest(q.text)[:16]}"
+    return f"scores|{q.query_uid}|{scorer_fp}|{q.text_key}"
 
 
 def _selection_key(q: _Query, setting: Setting, scorer_fp: str) -> str:
-    return f"selection|{q.query_uid}|{setting.key}|{scorer_fp}|{digest(q.text)[:16]}"
+    return f"selection|{q.query_uid}|{setting.key}|{scorer_fp}|{q.text_key}"
 
 
 def _score_row(
@@ -453,7 +529,7 @@ def _score_row(
         "scores": scores.astype(np.float32).tolist(),
         "scorer": scorer,
         "scorer_fingerprint": scorer_fp,
-        "text": q.text,
+        "text": " || ".join(t for t, _ in q.texts),
     }
 
 

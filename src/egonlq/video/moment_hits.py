@@ -5,6 +5,7 @@ bar plot.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -44,9 +45,8 @@ def moment_hit_table(
     clip_end_sec]``, over all selected frames (pooled over queries); ``query_hit_share``: queries with at
     least one such frame; ``mean_n_selected``. Only queries with a GT window count. With ``clips``,
     ``chance_frame_share`` is the mean of GT length / clip length: the share of a uniformly random frame.
-    Rows follow :data:`MOMENT_HITS`, sorted by method and parameters. A ``selection`` pooling several scorers
-    (its ``scorer`` column) gets one row per scorer and setting, the scorer named in the label; ``uniform``
-    reads no score, so its rows count once (scorer null).
+    Rows follow :data:`MOMENT_HITS`, one per setting of :func:`setting_groups` (several scorers: one row per
+    scorer and setting, uniform once).
     """
     gt = queries.assign(query_uid=query_uids(queries)).dropna(subset=["clip_start_sec", "clip_end_sec"])
     gt = gt.drop_duplicates("query_uid").set_index("query_uid")
@@ -57,16 +57,7 @@ def moment_hit_table(
         share = np.clip((gt["clip_end_sec"] - gt["clip_start_sec"]).to_numpy() / length, 0.0, 1.0)
         chance = pd.Series(share, index=gt.index)
     rows = []
-    keys = ["scorer", "method", "mode", "M", "L", "t1", "t2", "ratio"]
-    sel = selection[selection["query_uid"].isin(gt.index)]
-    several = "scorer" in sel.columns and sel["scorer"].nunique() > 1
-    if several:
-        uniform = sel["method"] == "uniform"
-        sel = sel.assign(scorer=sel["scorer"].where(~uniform, None))
-        sel = sel.drop_duplicates(["query_uid", *keys])  # uniform rows: the same frames for any scorer
-    else:
-        sel = sel.assign(scorer=None)
-    for values, group in sel.groupby(keys, dropna=False, sort=True):
+    for setting, group in setting_groups(selection[selection["query_uid"].isin(gt.index)]):
         start = gt.loc[group["query_uid"], "clip_start_sec"].to_numpy()
         end = gt.loc[group["query_uid"], "clip_end_sec"].to_numpy()
         inside = [
@@ -75,11 +66,9 @@ def moment_hit_table(
         ]
         n_sel = group["n_selected"].to_numpy(np.int64)
         total = int(n_sel.sum())
-        setting = dict(zip(keys, values, strict=True))
         rows.append(
             {
-                "setting": _setting_label(setting),
-                **{k: (None if pd.isna(v) else v) for k, v in setting.items()},
+                **setting,
                 "n_queries": len(group),
                 "mean_n_selected": float(n_sel.mean()),
                 "frame_share_in_window": sum(inside) / total if total else None,
@@ -91,6 +80,29 @@ def moment_hit_table(
         )
     table = pa.Table.from_pylist(rows, schema=MOMENT_HITS)
     return table.to_pandas()
+
+
+SETTING_KEYS = ("scorer", "method", "mode", "M", "L", "t1", "t2", "ratio")
+
+
+def setting_groups(selection: pd.DataFrame) -> Iterator[tuple[dict, pd.DataFrame]]:
+    """The rows of a SELECTION table per setting, in method and parameter order: ``({"setting": label,
+    scorer, method, mode, M, L, t1, t2, ratio}, rows)`` (nulls as None).
+
+    A ``selection`` pooling several scorers (its ``scorer`` column) gets one group per scorer and setting,
+    the scorer named in the label; ``uniform`` reads no score, so its rows count once (scorer None).
+    """
+    keys = list(SETTING_KEYS)
+    several = "scorer" in selection.columns and selection["scorer"].nunique() > 1
+    if several:
+        uniform = selection["method"] == "uniform"
+        selection = selection.assign(scorer=selection["scorer"].where(~uniform, None))
+        selection = selection.drop_duplicates(["query_uid", *keys])  # uniform: the same frames for any scorer
+    else:
+        selection = selection.assign(scorer=None)
+    for values, group in selection.groupby(keys, dropna=False, sort=True):
+        setting = {k: (None if pd.isna(v) else v) for k, v in zip(keys, values, strict=True)}
+        yield {"setting": _setting_label(setting), **setting}, group
 
 
 def _setting_label(s: dict) -> str:
