@@ -7,13 +7,25 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from egonlq.cli import main
-from egonlq.data.preflight import Input, fingerprint, known_releases, nlq_counts, preflight, to_markdown
+from egonlq.data.feature_sets import write_sidecar
+from egonlq.data.features import save_video_features
+from egonlq.data.preflight import (
+    Features,
+    Input,
+    fingerprint,
+    known_releases,
+    nlq_counts,
+    preflight,
+    to_markdown,
+)
 from egonlq.demo.world import build_world
 from egonlq.errors import InputError
+from egonlq.timegrid import OFFICIAL, FeatureGrid, num_features
 from tests.conftest import FIXTURES, snakemake
 
 ANN = Path("v1") / "annotations"
@@ -143,6 +155,76 @@ def test_command_writes_the_report_and_fails_with_the_whole_list(tmp_path: Path)
     assert not json.loads(out.read_text())["ok"]
 
 
+def _feature_root(root: Path, frames: dict[str, int], grid: FeatureGrid) -> tuple[Path, Path]:
+    """A metadata file and a feature folder with one file per video on ``grid`` (dim 8)."""
+    videos = [
+        {"video_uid": u, "duration_sec": n / 30, "video_metadata": {"fps": 30.0, "num_frames": n}}
+        for u, n in frames.items()
+    ]
+    metadata = root / "ego4d.json"
+    metadata.write_text(json.dumps({"videos": videos}), encoding="utf-8")
+    folder = root / "feats"
+    for uid, n in frames.items():
+        save_video_features(np.zeros((grid.num_rows(n), 8), np.float32), folder / f"{uid}.pt")
+    return metadata, folder
+
+
+def test_feature_set_checked_against_its_sidecar_and_the_metadata(tmp_path: Path) -> None:
+    frames = {"v_long": 36_000, "v_short": 900}
+    metadata, folder = _feature_root(tmp_path, frames, OFFICIAL)
+    write_sidecar(folder, "mine", "an encoder", OFFICIAL, 8)
+    report = preflight(
+        [Input("features", folder)], {}, features=Features("mine", folder, 8), metadata=metadata
+    )
+    assert report["ok"], report["problems"]
+    entry = report["features"]
+    assert entry["set"]["origin"] == "sidecar" and entry["sampled"] == ["v_long", "v_short"]
+    assert entry["message"] == (
+        "mine (sidecar): an encoder, 1.875 rows/s, dim 8; rows match on 2 of 2 sampled videos"
+        " (rate variants told apart)"
+    )
+    assert "## Features" in to_markdown(report)
+    # the config's dim differs; the same files declared at 1.87 rows/s: the long video is named
+    write_sidecar(folder, "mine", "an encoder", FeatureGrid(30.0, 32, 16, 1.87), 8)
+    report = preflight([], {}, features=Features("mine", folder, 16), metadata=metadata)
+    assert report["problems"] == [
+        "features (mine): the set's dim is 8, the config says 16",
+        "features (mine): 1 sampled videos do not have the rows of 1.87 rows/s (window 32, stride 16, "
+        "sidecar): v_long (2249 rows, 2244 expected, fits 1.875 rows/s)",
+    ]
+
+
+def test_an_official_set_is_inferred_and_an_unknown_one_refused(tmp_path: Path) -> None:
+    metadata, folder = _feature_root(tmp_path, {"v": 36_000}, FeatureGrid(30.0, 32, 16, 1.87))
+    inferred = preflight([], {}, features=Features("egovlp", folder, 8), metadata=metadata)
+    assert inferred["features"]["set"]["origin"] == "table"
+    assert inferred["problems"][1].endswith("v (2244 rows, 2250 expected, fits 1.87 rows/s)")
+    unknown = preflight([], {}, features=Features("mystery", folder, 8), metadata=metadata)
+    assert len(unknown["problems"]) == 1 and "'mystery' has no sidecar" in unknown["problems"][0]
+    # no metadata: described, rows unchecked (the missing metadata is an input problem of its own)
+    blind = preflight([], {}, features=Features("egovlp", folder, 256), metadata=tmp_path / "none.json")
+    assert blind["ok"] and blind["features"]["message"].endswith("rows unchecked, no metadata")
+
+
+def test_data_fingerprint_follows_contents_not_paths(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name / "feats").mkdir(parents=True)
+        (tmp_path / name / "meta.json").write_text("{}", encoding="utf-8")
+        (tmp_path / name / "feats" / "x.pt").write_bytes(b"123")
+
+    def fp(name: str) -> str:
+        root = tmp_path / name
+        inputs = [Input("metadata", root / "meta.json"), Input("features", root / "feats")]
+        return preflight(inputs, {})["fingerprint"]
+
+    assert fp("a") == fp("b")
+    (tmp_path / "b" / "feats" / "x.pt").write_bytes(b"1234")
+    assert fp("a") != fp("b")
+    (tmp_path / "b" / "feats" / "x.pt").write_bytes(b"123")
+    (tmp_path / "b" / "meta.json").write_text("[]", encoding="utf-8")
+    assert fp("a") != fp("b")
+
+
 @pytest.mark.workflow
 def test_preflight_rule_on_the_demo_world_and_on_a_real_layout(tmp_path: Path) -> None:
     demo = tmp_path / "demo"
@@ -165,7 +247,14 @@ def test_preflight_rule_on_the_demo_world_and_on_a_real_layout(tmp_path: Path) -
     root = tmp_path / "ego4d"
     build_world(root, preset="tiny", seed=0, render_videos=0)
     (root / ANN / "narration.json").unlink()
-    (root / "ego4d.json").unlink()
+    # the longest video's features recomputed at twice the stride: half the rows
+    videos = json.loads((root / "ego4d.json").read_text())["videos"]
+    longest = max(videos, key=lambda v: v["video_metadata"]["num_frames"])
+    frames = longest["video_metadata"]["num_frames"]
+    wrong = FeatureGrid.of_windows(30.0, 32, 32).num_rows(frames)
+    save_video_features(
+        np.zeros((wrong, 256), np.float32), root / "v1" / "demo_features" / f"{longest['video_uid']}.pt"
+    )
     real = tmp_path / "real"
     real.mkdir()
     cfg = yaml.safe_load((FIXTURES / "tiny" / "config.yaml").read_text())
@@ -175,5 +264,8 @@ def test_preflight_rule_on_the_demo_world_and_on_a_real_layout(tmp_path: Path) -
     assert proc.returncode != 0
     log = (real / "results" / "logs" / "preflight" / "preflight.log").read_text()
     assert "preflight failed, 2 problems" in log
-    assert "ego4d.json does not exist" in log and "narration.json does not exist" in log
+    assert "narration.json does not exist" in log
+    expected = num_features(frames)
+    assert "features (demo_features): 1 sampled videos do not have the rows of 1.875 rows/s" in log
+    assert f"{longest['video_uid']} ({wrong} rows, {expected} expected)" in log
     assert "unknown file" in log  # the tiny world's NLQ files are no public release
