@@ -22,6 +22,7 @@ include: "workflow/rules/vslnet.smk"
 include: "workflow/rules/keyframes.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/dualenc.smk"
+include: "workflow/rules/steps.smk"
 include: "workflow/rules/report.smk"
 
 

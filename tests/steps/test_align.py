@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from egonlq.steps.align import (
     align_dfs,
     align_dp,
+    align_substeps,
     background_bias,
     best_windows,
     grow_windows,
@@ -142,3 +143,28 @@ def test_grow_windows_over_positive_gain() -> None:
     assert (s[0], e[0]) == (1, 4)
     s, e = grow_windows(gain, np.array([2]), max_len=2)
     assert (s[0], e[0]) == (1, 3)
+
+
+def test_substeps_are_aligned_inside_the_parent_window_plus_slack() -> None:
+    # 12 chunks; parent = [4, 8). Substep 0 peaks at 5, substep 1 at 8 (just past the parent) and both
+    # have a stronger decoy far outside (chunk 0 / 11) that the slice must not reach.
+    gain = np.full((2, 12), -1.0)
+    gain[0, 5], gain[1, 8] = 2.0, 2.0
+    gain[0, 0], gain[1, 11] = 5.0, 5.0
+    a = align_substeps(gain, (4, 8), slack=1)
+    assert a.starts.tolist() == [5, 8] and a.ends.tolist() == [6, 9]
+    assert a.score == pytest.approx(4.0)
+    # without slack the second substep must stay inside [4, 8)
+    tight = align_substeps(gain, (4, 8), slack=0)
+    assert tight.ends.max() <= 8 and tight.starts.min() >= 4
+    # the whole video as the slice finds the decoys: the restriction is what keeps them out
+    assert align_dp(gain).starts.tolist() == [0, 11]
+
+
+def test_substeps_slice_widens_until_they_fit() -> None:
+    gain = np.zeros((3, 10))
+    a = align_substeps(gain, (5, 6), slack=0)  # 3 substeps, a 1-chunk parent
+    assert (a.starts >= 4).all() and (a.ends <= 7).all()
+    assert (np.diff(a.starts) > 0).all()
+    with pytest.raises(ValueError, match="parent window"):
+        align_substeps(gain, (6, 6), slack=1)

@@ -136,3 +136,83 @@ def test_groups_tsv_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a list of uids") as err:
         read_groups(path)
     assert err.value.record == "line 3"
+
+
+def test_build_world_writes_goalstep_files_that_read_back(tmp_path: Path) -> None:
+    from egonlq.demo.world import build_world
+
+    stats = build_world(tmp_path, preset="tiny", seed=0, write_features=False, render_videos=0)
+    ann = tmp_path / "v2" / "annotations"
+    for split in ("train", "valid"):
+        entries, quirks = read_goalstep(ann / f"goalstep_{split}.json")
+        assert quirks["steps"] > 0 and len(to_queries(entries)["query"]) >= quirks["steps"]
+    test = json.loads((ann / "goalstep_test.json").read_text())
+    assert all("step_segments" in v and "segments" not in v for v in test["videos"])
+    assert set(read_groups(ann / "goalstep_video_groups.tsv")) <= {
+        v["video_uid"] for s in ("train", "valid") for v in read_goalstep(ann / f"goalstep_{s}.json")[0]
+    } | {v["video_uid"] for v in test["videos"]}
+    assert stats["files_written"] >= 4
+
+
+def test_ingest_command_writes_tables_ground_truth_and_quirks(tmp_path: Path) -> None:
+    from egonlq.cli import main
+    from egonlq.evaluation.ground_truth import load_ground_truth
+    from egonlq.io import read_parquet
+    from egonlq.steps.goalstep import STEP_QUERIES, STEP_TEST_QUERIES
+
+    world = make_world("tiny", 0)
+    ann = tmp_path / "ann"
+    write_goalstep(world, ann)
+    out = tmp_path / "out"
+    main(
+        ["steps-ingest", "--annotated", str(ann / "goalstep_train.json"), str(ann / "goalstep_valid.json"),
+         "--test", str(ann / "goalstep_test.json"), "--groups", str(ann / "goalstep_video_groups.tsv"),
+         "--out-dir", str(out), "--quirks", str(out / "quirks.json")]
+    )  # fmt: skip
+    valid = read_parquet(out / "valid_queries.parquet", STEP_QUERIES).to_pandas()
+    gt = load_ground_truth(out / "valid_gt.json")
+    assert gt.num_gt == len(valid) > 0
+    first = gt.annotations[0]
+    rows = valid[valid["annotation_uid"] == first.annotation_uid]
+    assert [q.start for q in first.queries] == rows["clip_start_sec"].tolist()  # unshifted, same order
+    test = read_parquet(out / "test_queries.parquet", STEP_TEST_QUERIES).to_pandas()
+    report = json.loads((out / "quirks.json").read_text())
+    assert report["valid"]["steps"] == int((~valid["is_substep"]).sum())
+    assert report["test"]["queries"] == len(test) and (test["annotation_uid"] == test["video_uid"]).all()
+    assert report["valid"]["entries_not_starting_at_0"] == 1
+
+
+def test_ingest_refuses_a_group_missing_from_the_groups_file(tmp_path: Path) -> None:
+    from egonlq.steps.goalstep import ingest
+
+    entry = _entry() | {"video_uid": "grp-v9"}
+    path = _write(tmp_path, [entry])
+    groups = tmp_path / "groups.tsv"
+    groups.write_text("university\tvideo_group\nu\t['v1', 'v2']\n")
+    with pytest.raises(InputError, match="not in groups.tsv") as e:
+        ingest([path], None, groups, tmp_path / "out", tmp_path / "q.json")
+    assert "video_uid=grp-v9" in str(e.value)
+
+
+def test_test_file_malformed_count_is_named(tmp_path: Path) -> None:
+    from egonlq.steps.goalstep import read_goalstep_test
+
+    path = tmp_path / "goalstep_test.json"
+    path.write_text(
+        json.dumps(
+            {
+                "videos": [
+                    {
+                        "video_uid": "v1",
+                        "step_segments": [
+                            {"step_description": "a", "segment_count": 2},
+                            {"step_description": "b", "segment_count": 0},
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    with pytest.raises(InputError, match="segment_count") as e:
+        read_goalstep_test(path)
+    assert "step_segments[1]" in str(e.value)

@@ -31,6 +31,7 @@ FAMILIES = {
     "vslnet": "vslnet",
     "keyframes": "video",
     "evaluation": "eval",
+    "steps": "dualenc",
     "dualenc": "dualenc",
 }
 ROOTS = {
@@ -45,7 +46,7 @@ ROOTS = {
               "video.aks"],
     "eval": ["evaluation.metric", "evaluation.predictions"],
     "dualenc": ["dualenc.pairs", "dualenc.text", "dualenc.train", "dualenc.evaluate", "dualenc.zeroshot",
-                "dualenc.experiments"],
+                "dualenc.experiments", "steps.goalstep"],
 }  # fmt: skip
 # import name -> distribution, where they differ (tokenizers comes with transformers)
 DISTRIBUTIONS = {"PIL": "pillow", "yaml": "pyyaml", "tokenizers": "transformers"}

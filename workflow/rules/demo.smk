@@ -5,7 +5,7 @@ if IS_DEMO:
 
     rule demo_world:
         input:
-            code=src_files("demo", "demo.world"),
+            code=src_files("demo", "demo.world", "demo.goalstep"),
         output:
             metadata=data_path(DATA["metadata"]),
             nlq=[nlq_json(s) for s in SPLITS],
@@ -13,6 +13,8 @@ if IS_DEMO:
             narrations=data_path(DATA["narrations"]),
             egoclip=EGOCLIP,
             em_train=[data_path(p) for p in EM_TRAIN_FILES],
+            goalstep=[data_path(f"v2/annotations/goalstep_{s}.json") for s in ("train", "valid", "test")],
+            goalstep_groups=data_path("v2/annotations/goalstep_video_groups.tsv"),
             features=FEATURE_INPUT,
             videos=data_path(f"{DATA['videos']}/manifest.json"),
             stats="results/demo/stats.json",

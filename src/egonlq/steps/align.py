@@ -273,3 +273,29 @@ def grow_windows(
             else:
                 ends[k] += 1
     return starts, ends
+
+
+def align_substeps(
+    gain: np.ndarray,
+    parent: tuple[int, int],
+    *,
+    slack: int,
+    mu: float = math.inf,
+    max_len: int | None = None,
+) -> Alignment:
+    """Align one step's ``J`` ordered substeps (``gain [J, N]``) inside the parent's chunk window
+    ``[a, b)`` widened by ``slack`` chunks on each side (substeps may extend past their parent, spec §4):
+    the segment DP on that slice, segments returned in absolute chunks. A slice narrower than ``J`` chunks
+    is widened around the parent until the substeps fit (or the video ends)."""
+    n_sub, n_chunks = gain.shape
+    a, b = parent
+    if not 0 <= a < b <= n_chunks:
+        raise ValueError(f"parent window [{a}, {b}) is not inside {n_chunks} chunks")
+    lo, hi = max(0, a - slack), min(n_chunks, b + slack)
+    while hi - lo < n_sub and (lo > 0 or hi < n_chunks):
+        lo, hi = max(0, lo - 1), min(n_chunks, hi + 1)
+    inner = align_dp(gain[:, lo:hi], mu=mu, max_len=max_len)
+    placed = inner.starts >= 0
+    starts = np.where(placed, inner.starts + lo, -1)
+    ends = np.where(placed, inner.ends + lo, -1)
+    return Alignment(starts, ends, inner.score)

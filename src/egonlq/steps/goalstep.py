@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from egonlq.errors import InputError
-from egonlq.io import read_json
+from egonlq.io import read_json, write_json, write_parquet
 
 # One row per query of the converted annotated split (steps and substeps interleaved in annotation order).
 STEP_QUERIES = pa.schema(
@@ -31,7 +31,26 @@ STEP_QUERIES = pa.schema(
         pa.field("is_substep", pa.bool_(), nullable=False),
     ]
 )
+# One row per query of the test split: a description and how many segments it has, no times (spec §4).
+STEP_TEST_QUERIES = pa.schema(
+    [
+        pa.field("video_uid", pa.string(), nullable=False),
+        pa.field("annotation_uid", pa.string(), nullable=False),  # = video_uid (the official conversion)
+        pa.field("query_idx", pa.int32(), nullable=False),
+        pa.field("query", pa.string(), nullable=False),
+        pa.field("segment_count", pa.int32(), nullable=False),
+    ]
+)
 IS_FIELDS = ("is_continued", "is_procedural", "is_relevant")
+
+
+def _videos(path: Path) -> list:
+    doc = read_json(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("videos"), list):
+        raise InputError(
+            path, "no 'videos' list at the top level", field="videos", expected="{videos: [...]}"
+        )
+    return doc["videos"]
 
 
 def _number(path: Path, record: str, node: dict, key: str) -> float:
@@ -62,13 +81,9 @@ def _check_node(path: Path, record: str, node: object, quirks: Counter) -> tuple
 def read_goalstep(path: str | Path) -> tuple[list[dict], Counter]:
     """The validated entries of an annotated Goal-Step file and its quirk report (counts, spec §4)."""
     path = Path(path)
-    doc = read_json(path)
-    if not isinstance(doc, dict) or not isinstance(doc.get("videos"), list):
-        raise InputError(
-            path, "no 'videos' list at the top level", field="videos", expected="{videos: [...]}"
-        )
-    quirks: Counter = Counter(entries=len(doc["videos"]))
-    for i, entry in enumerate(doc["videos"]):
+    videos = _videos(path)
+    quirks: Counter = Counter(entries=len(videos))
+    for i, entry in enumerate(videos):
         uid = entry.get("video_uid") if isinstance(entry, dict) else None
         if not isinstance(uid, str) or not uid:
             raise InputError(path, "entry without video_uid", record=f"videos[{i}]", field="video_uid")
@@ -94,7 +109,7 @@ def read_goalstep(path: str | Path) -> tuple[list[dict], Counter]:
                 quirks["substeps"] += 1
                 quirks["substeps_past_parent"] += e > end or s < start
         quirks["steps_with_repeated_description"] += sum(c for c in texts.values() if c > 1)
-    return doc["videos"], quirks
+    return videos, quirks
 
 
 def to_queries(entries: list[dict]) -> dict[str, list]:
@@ -142,3 +157,100 @@ def read_groups(path: str | Path) -> dict[str, list[str]]:
             )
         groups[f"grp-{members[0]}"] = members
     return groups
+
+
+def read_goalstep_test(path: str | Path) -> dict[str, list]:
+    """The test file (``step_segments`` with ``segment_count``, no times) as columns of
+    :data:`STEP_TEST_QUERIES`, in the file's order; a malformed entry is an InputError naming it."""
+    path = Path(path)
+    cols: dict[str, list] = {name: [] for name in STEP_TEST_QUERIES.names}
+    for i, entry in enumerate(_videos(path)):
+        uid = entry.get("video_uid") if isinstance(entry, dict) else None
+        if not isinstance(uid, str) or not uid:
+            raise InputError(path, "entry without video_uid", record=f"videos[{i}]", field="video_uid")
+        items = entry.get("step_segments")
+        if not isinstance(items, list) or not items:
+            raise InputError(path, "video has no steps", record=f"video_uid={uid}", field="step_segments")
+        for k, item in enumerate(items):
+            record = f"video_uid={uid}, step_segments[{k}]"
+            text = item.get("step_description") if isinstance(item, dict) else None
+            if not isinstance(text, str) or not text.strip():
+                raise InputError(path, "empty description", record=record, field="step_description")
+            count = item.get("segment_count")
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise InputError(
+                    path, f"segment_count is {count!r}", record=record, field="segment_count", expected=">= 1"
+                )
+            for name, value in (
+                ("video_uid", uid),
+                ("annotation_uid", uid),
+                ("query_idx", k),
+                ("query", text.strip()),
+                ("segment_count", count),
+            ):
+                cols[name].append(value)
+    return cols
+
+
+def to_nlq_json(entries: list[dict], split: str) -> dict:
+    """The official conversion's NLQ-style file (one clip and one annotation per entry, queries as in
+    :func:`to_queries`): the ground truth the project's NLQ metric reads."""
+    cols = to_queries(entries)
+    by_annotation: dict[str, list[dict]] = {}
+    for a, s, e, q in zip(
+        cols["annotation_uid"], cols["clip_start_sec"], cols["clip_end_sec"], cols["query"], strict=True
+    ):
+        by_annotation.setdefault(a, []).append({"clip_start_sec": s, "clip_end_sec": e, "query": q})
+    videos = []
+    for entry in entries:
+        uid = entry["video_uid"]
+        annotation = f"{uid}_{entry['start_time']}_{entry['end_time']}"
+        clip = {
+            "clip_uid": uid,
+            "video_start_sec": float(entry["start_time"]),
+            "video_end_sec": float(entry["end_time"]),
+            "annotations": [{"annotation_uid": annotation, "language_queries": by_annotation[annotation]}],
+        }
+        videos.append({"video_uid": uid, "clips": [clip]})
+    return {"version": "1.0", "description": f"Goal-Step {split}, NLQ-style conversion", "videos": videos}
+
+
+def split_of(path: Path) -> str:
+    """``goalstep_valid.json`` -> ``valid``: the split a file's outputs are named after."""
+    return path.stem.removeprefix("goalstep_")
+
+
+def ingest(
+    annotated: list[Path], test: Path | None, groups_path: Path, out_dir: Path, quirks_path: Path
+) -> dict:
+    """Write ``<split>_queries.parquet`` and ``<split>_gt.json`` per annotated file, ``test_queries.parquet``
+    for the test file, and the quirk report; every ``grp-`` entry must be listed in the groups file."""
+    groups = read_groups(groups_path)
+    report: dict = {"groups_listed": len(groups)}
+    for path in annotated:
+        split = split_of(path)
+        entries, quirks = read_goalstep(path)
+        unlisted = [e["video_uid"] for e in entries if e["video_uid"].startswith("grp-")]
+        unlisted = [u for u in unlisted if u not in groups]
+        if unlisted:
+            raise InputError(
+                path,
+                f"{len(unlisted)} group entries are not in {groups_path.name} (first {unlisted[:3]})",
+                record=f"video_uid={unlisted[0]}",
+                field="video_uid",
+            )
+        write_parquet(
+            pa.table(to_queries(entries), schema=STEP_QUERIES), out_dir / f"{split}_queries.parquet"
+        )
+        write_json(to_nlq_json(entries, split), out_dir / f"{split}_gt.json")
+        report[split] = dict(sorted(quirks.items()))
+    if test is not None:
+        cols = read_goalstep_test(test)
+        write_parquet(pa.table(cols, schema=STEP_TEST_QUERIES), out_dir / "test_queries.parquet")
+        report["test"] = {
+            "entries": len(set(cols["video_uid"])),
+            "queries": len(cols["query"]),
+            "queries_with_count_above_1": sum(c > 1 for c in cols["segment_count"]),
+        }
+    write_json(report, quirks_path, indent=1)
+    return report
