@@ -38,7 +38,6 @@ from egonlq.data.egoclip import alpha_of, egoclip_windows, mean_gaps
 from egonlq.data.feature_sets import write_sidecar
 from egonlq.data.features import save_video_features
 from egonlq.demo.goalstep import write_goalstep
-from egonlq.demo.goalstep import write_goalstep
 from egonlq.demo.model import (
     CLIP_SEC,
     NLQ_SPLITS,
@@ -339,7 +338,6 @@ def build_world(
         _nlq_file(world.em_train["moments"], "MQ Annotations (train, clips only)"),
         ann / "moments_train.json",
     )
-    written += write_goalstep(world, out_dir / "v2" / "annotations")
     written += write_goalstep(world, out_dir / "v2" / "annotations")
     n_narrations = _write_narrations(world, ann / "narration.json", out_dir / "egoclip.csv")
     written += [ann / "narration.json", out_dir / "egoclip.csv"]
