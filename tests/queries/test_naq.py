@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from egonlq.data.egoclip import alpha_of, egoclip_windows
-from egonlq.data.tables import NARRATIONS, VIDEOS
+from egonlq.data.tables import EGOCLIP, NARRATIONS, VIDEOS
 from egonlq.errors import InputError
 from egonlq.queries.naq import (
     EGOCLIP_ROWS,
@@ -24,7 +25,9 @@ from egonlq.queries.naq import (
     naq_clips,
     naq_table,
     naq_windows_from_narrations,
+    pool_file_order,
     subsample_videos,
+    write_naq_json,
 )
 from egonlq.queries.training_queries import TRAINING_QUERIES
 
@@ -317,6 +320,77 @@ def test_em_train_clips_bad_structure(tmp_path):
     path.write_text("[]")
     with pytest.raises(InputError, match="videos"):
         em_train_clips([path])
+
+
+def test_pool_file_order_is_the_references_vq_nlq_moments(tmp_path):
+    vq, mq, nlq = Path("a/vq_train_v2.json"), Path("a/moments_train.json"), Path("a/nlq_train.json")
+    assert pool_file_order(nlq, [mq, vq]) == [vq, nlq, mq]
+    assert pool_file_order(nlq, []) == [nlq]
+    # NLQ clips of a video come after its VQ clips, as in the reference's NaQ file
+    clip = {"video_start_sec": 1, "video_end_sec": 8}
+    v = write(tmp_path / "vq_train.json", [{"video_uid": "V1", "clips": [{"clip_uid": "Q", **clip}]}])
+    n = write(tmp_path / "nlq_train.json", [{"video_uid": "V1", "clips": [{"clip_uid": "N", **clip}]}])
+    assert em_train_clips(pool_file_order(n, [v]))["clip_uid"].tolist() == ["Q", "N"]
+
+
+def test_em_train_clips_clamps_slightly_negative_starts(tmp_path):
+    path = write(
+        tmp_path / "vq_train.json",
+        [
+            {
+                "video_uid": "V1",
+                "clips": [
+                    {"clip_uid": "A", "video_start_sec": -0.0123, "video_end_sec": 480.0},
+                    {"clip_uid": "B", "video_start_sec": 5.0, "video_end_sec": 9.0},
+                ],
+            }
+        ],
+    )
+    stats: dict = {}
+    pool = em_train_clips([path], stats)
+    assert pool["video_start_sec"].tolist() == [0.0, 5.0] and stats == {"negative_time_clamped": 1}
+    naq, _ = build_naq(egoclip([("V1", 0.0, 1.0, "#C C x")]), pool, subsample_v1=False)
+    assert naq["videos"][0]["clips"][0]["video_start_frame"] == 0
+    # the NLQ file keeps its raw start: the merge compares the clamped values and keeps NLQ's metadata
+    nlq = {"videos": [{"video_uid": "V1", "split": "train",
+                       "clips": [nlq_clip("A", -0.0123, 480.0, [NLQ_ANN])]}]}  # fmt: skip
+    merged, _ = merge_naq_nlq(nlq, naq)
+    assert merged["videos"][0]["clips"][0]["video_start_sec"] == -0.0123
+    path.write_text(path.read_text().replace("-0.0123", "-0.6"))
+    with pytest.raises(InputError, match="-0.6") as e:
+        em_train_clips([path])
+    assert e.value.field == "video_start_sec" and "clip_uid=A" in e.value.record
+
+
+def test_write_naq_json_parses_back_to_the_same_object(tmp_path):
+    naq, _ = build_naq(ROWS, POOL, subsample_v1=False)
+    write_naq_json(naq, tmp_path / "naq.json")
+    text = (tmp_path / "naq.json").read_text(encoding="utf-8")
+    assert json.loads(text) == naq and text.endswith("\n")
+    write_naq_json({"q": "é 0.1", "x": 1e-07}, tmp_path / "u.json")
+    assert json.loads((tmp_path / "u.json").read_text(encoding="utf-8")) == {"q": "é 0.1", "x": 1e-07}
+
+
+def test_naq_command_runs_without_vq_or_mq_files(tmp_path):
+    from egonlq.cli import main
+    from egonlq.io import write_parquet
+
+    n = ROWS.num_rows
+    filler = {"clip_idx": pa.array(range(n), pa.int64()), "video_dur": [999.0] * n, "narration_ind": [0] * n,
+              "narration_source": ["narration_pass_1"] * n, "narration_time": [0.0] * n,
+              "tag_verb": ["[]"] * n, "tag_noun": ["[]"] * n}  # fmt: skip
+    table = pa.table({**{c: ROWS.column(c) for c in ROWS.column_names}, **filler})
+    write_parquet(table, tmp_path / "egoclip.parquet", EGOCLIP)
+    (tmp_path / "nlq_train.json").write_text(json.dumps(nlq_train()))
+    out = {k: tmp_path / f"{k}.out" for k in ("table", "clips", "naq-json", "merged-json", "stats")}
+    args = [x for k, v in out.items() for x in (f"--{k}", str(v))]
+    nlq = str(tmp_path / "nlq_train.json")
+    main(["naq", "--egoclip", str(tmp_path / "egoclip.parquet"), "--nlq-train", nlq, "--no-subsample", *args])
+    stats = json.loads(out["stats"].read_text())
+    assert stats["pool"]["files"] == [str(tmp_path / "nlq_train.json")]
+    naq = json.loads(out["naq-json"].read_text())
+    assert [c["clip_uid"] for v in naq["videos"] for c in v["clips"]] == ["C1"]  # V1's NLQ clip [10, 100]
+    assert stats["naq"]["queries"] == 2  # "#C C opens the fridge" and "#O a man picks a cup"
 
 
 # ---------------------------------------------------------------------------------------------- narrations

@@ -236,7 +236,13 @@ def _naq_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--narrations", type=Path)
     p.add_argument("--videos", type=Path)
     p.add_argument("--alpha", type=float)
-    p.add_argument("--em-train", type=Path, nargs="+", required=True)
+    p.add_argument(
+        "--em-train",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="VQ/MQ train files of the clip pool (none: the NLQ train clips only)",
+    )
     p.add_argument("--nlq-train", type=Path, required=True)
     p.add_argument(
         "--no-subsample", action="store_true", help="keep 100 %% of videos (v2) instead of 95 %% (v1)"
@@ -262,6 +268,8 @@ def naq(a: argparse.Namespace) -> None:
         naq_clips,
         naq_table,
         naq_windows_from_narrations,
+        pool_file_order,
+        write_naq_json,
     )
     from egonlq.queries.training_queries import CLIP_COLUMNS, TRAINING_QUERIES
 
@@ -274,11 +282,12 @@ def naq(a: argparse.Namespace) -> None:
             read_parquet(a.narrations, NARRATIONS), read_parquet(a.videos, VIDEOS), alpha=a.alpha
         )
         stats["windows_from"] = "narration.json (EgoClip rule)"
-    pool = em_train_clips([a.nlq_train, *a.em_train])
+    stats["pool"] = {"files": [str(p) for p in pool_file_order(a.nlq_train, a.em_train)]}
+    pool = em_train_clips(pool_file_order(a.nlq_train, a.em_train), stats["pool"])
     naq_obj, stats["naq"] = build_naq(rows, pool, subsample_v1=not a.no_subsample, seed=a.seed)
     merged, stats["merge"] = merge_naq_nlq(read_json(a.nlq_train), naq_obj)
-    write_json(naq_obj, a.naq_json)
-    write_json(merged, a.merged_json)
+    write_naq_json(naq_obj, a.naq_json)
+    write_naq_json(merged, a.merged_json)
     write_parquet(naq_table(naq_obj), a.table, TRAINING_QUERIES)
     clips = naq_clips(naq_obj)[list(CLIP_COLUMNS)]
     write_parquet(pa.Table.from_pandas(clips, preserve_index=False), a.clips)

@@ -8,7 +8,9 @@ Faithful to ``srama2512/NaQ`` ``utils/create_naq_dataset.py``:
   (video-absolute comparison), duplicated into every clip that contains it; the text is EgoClip's
   ``clip_text`` unchanged (``#C C ...``: the ``#`` marks narration samples for jittering downstream);
 - one annotation per clip, ``annotation_uid = f"{video_uid}_{clip_uid}"`` (not a UUID);
-- :func:`merge_naq_nlq` puts NLQ annotations first for shared clips and sorts by ``(video_uid, clip_uid)``.
+- :func:`merge_naq_nlq` puts NLQ annotations first for shared clips and sorts by ``(video_uid, clip_uid)``;
+- :func:`write_naq_json` writes each JSON file once with orjson (the reference's ``json.dump`` runs Python's
+  pure-Python encoder: most of its run time at Ego4D scale).
 
 Without ``egoclip.csv``, :func:`naq_windows_from_narrations` rebuilds EgoClip-equivalent rows from the
 NARRATIONS table with the EgoClip window rule (:mod:`egonlq.data.egoclip`).
@@ -23,16 +25,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
+from egonlq.data.annotations import NEGATIVE_TIME_TOLERANCE_SEC
 from egonlq.data.egoclip import alpha_of, egoclip_windows, mean_gaps
 from egonlq.data.tables import EGOCLIP
 from egonlq.data.validation import as_finite_float
 from egonlq.errors import InputError
-from egonlq.io import read_json
+from egonlq.io import atomic_path, read_json
 from egonlq.queries.training_queries import TRAINING_QUERIES, derived_flags
 from egonlq.timegrid import CANONICAL_FPS
 
@@ -62,15 +66,34 @@ EGOCLIP_ROWS = pa.schema(
 # ---------------------------------------------------------------------------------------------- the clip pool
 
 
-def em_train_clips(paths: Sequence[Path]) -> pd.DataFrame:
+def clamp_negative(seconds: float) -> float:
+    """A time in ``[-NEGATIVE_TIME_TOLERANCE_SEC, 0)`` as 0.0 (the NLQ ingest's rule); others unchanged."""
+    return 0.0 if -NEGATIVE_TIME_TOLERANCE_SEC <= seconds < 0 else seconds
+
+
+def pool_file_order(nlq_train: Path, em_train: Sequence[Path]) -> list[Path]:
+    """The pool files in the reference's reading order: VQ, then NLQ, then MQ (and any other EM file).
+
+    A file whose name starts with ``vq`` (``vq_train.json``, ``vq_train_v2.json``) counts as VQ; the others
+    keep their given order after the NLQ train file. The order decides the clip order within each NaQ video.
+    """
+    vq = [Path(p) for p in em_train if Path(p).name.lower().startswith("vq")]
+    rest = [Path(p) for p in em_train if not Path(p).name.lower().startswith("vq")]
+    return [*vq, Path(nlq_train), *rest]
+
+
+def em_train_clips(paths: Sequence[Path], stats: dict | None = None) -> pd.DataFrame:
     """Union of the episodic-memory train clips of ``paths`` (NLQ, VQ and MQ train files).
 
     Only ``video_uid``, ``clip_uid``, ``video_start_sec``, ``video_end_sec`` are read. Rows come in insertion
-    order: file by file (the reference reads vq, nlq, moments), clips in file order, a clip seen before
-    skipped. The same (video, clip) with different bounds in two places is an InputError (the reference
-    asserts equality). Columns :data:`POOL_COLUMNS`.
+    order: file by file (the reference reads vq, nlq, moments: :func:`pool_file_order`), clips in file order,
+    a clip seen before skipped. The same (video, clip) with different bounds in two places is an InputError
+    (the reference asserts equality). A time in ``[-NEGATIVE_TIME_TOLERANCE_SEC, 0)`` is clamped to 0 like the
+    NLQ ingest does (counted in ``stats["negative_time_clamped"]`` when ``stats`` is given); more negative is
+    an InputError. Columns :data:`POOL_COLUMNS`.
     """
     pool: dict[tuple[str, str], tuple[float, float, str]] = {}
+    clamped = 0
     for path in paths:
         path = Path(path)
         data = read_json(path)
@@ -101,16 +124,22 @@ def em_train_clips(paths: Sequence[Path]) -> pd.DataFrame:
                 if not isinstance(clip_uid, str) or not clip_uid:
                     raise InputError(path, "bad clip_uid", record=crec, field="clip_uid", expected="a string")
                 crec = f"video_uid={video_uid}, clip_uid={clip_uid}"
+                bounds = []
                 for key in ("video_start_sec", "video_end_sec"):
-                    if as_finite_float(clip.get(key)) is None:
+                    value = as_finite_float(clip.get(key))
+                    if value is None or value < -NEGATIVE_TIME_TOLERANCE_SEC:
                         raise InputError(
                             path,
                             f"bad value {clip.get(key, '<absent>')!r}",
                             record=crec,
                             field=key,
-                            expected="a finite number",
+                            expected=f"a finite number >= -{NEGATIVE_TIME_TOLERANCE_SEC:g} (clamped to 0)",
                         )
-                vs, ve = clip["video_start_sec"], clip["video_end_sec"]
+                    bounds.append(clamp_negative(clip[key]))
+                if bounds != [clip["video_start_sec"], clip["video_end_sec"]]:
+                    clamped += 1
+                    logger.warning("%s: %s: negative time clamped to 0", path, crec)
+                vs, ve = bounds
                 if ve < vs:
                     raise InputError(
                         path,
@@ -141,11 +170,14 @@ def em_train_clips(paths: Sequence[Path]) -> pd.DataFrame:
         }
     )
     logger.info(
-        "EM train pool: %d clips in %d videos from %d files",
+        "EM train pool: %d clips in %d videos from %d files (%d with a negative time clamped)",
         len(frame),
         frame["video_uid"].nunique(),
         len(paths),
+        clamped,
     )
+    if stats is not None:
+        stats["negative_time_clamped"] = clamped
     return frame
 
 
@@ -293,41 +325,47 @@ def build_naq(
 
     selected = egoclip_rows.filter(pc.is_in(egoclip_rows.column("video_uid"), value_set=kept_set))
     texts = selected.column("clip_text")
-    rows = pd.DataFrame(
-        {
-            "video_uid": selected.column("video_uid").to_numpy(zero_copy_only=False),
-            "clip_start": selected.column("clip_start").to_numpy(zero_copy_only=False).astype(np.float64),
-            "clip_end": selected.column("clip_end").to_numpy(zero_copy_only=False).astype(np.float64),
-            "row": np.arange(selected.num_rows, dtype=np.int64),  # file order among the kept videos
-        }
-    )
-    bad = ~(np.isfinite(rows["clip_start"].to_numpy()) & np.isfinite(rows["clip_end"].to_numpy()))
+    encoded = pc.dictionary_encode(selected.column("video_uid").combine_chunks())
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)  # first-appearance order
+    ra = selected.column("clip_start").to_numpy().astype(np.float64)
+    rb = selected.column("clip_end").to_numpy().astype(np.float64)
+    bad = ~(np.isfinite(ra) & np.isfinite(rb))
     if bad.any():
         raise InputError(
             None,
             "EgoClip row has a non-finite window",
-            record=f"video_uid={rows['video_uid'].to_numpy()[bad][0]}",
+            record=f"video_uid={selected.column('video_uid')[int(np.flatnonzero(bad)[0])]}",
             field="clip_start, clip_end",
             expected="finite seconds",
         )
-    video_rank = pd.Series(pd.factorize(rows["video_uid"])[1])  # first-appearance order
+    video_rank = pd.Series(encoded.dictionary.to_pylist(), dtype=object)
     rank_of = pd.Series(np.arange(len(video_rank)), index=video_rank.to_numpy())
 
     clips = pool[pool["video_uid"].isin(rank_of.index)].copy()
     clips["pool_pos"] = clips.index.to_numpy()
     clips["video_rank"] = clips["video_uid"].map(rank_of).to_numpy()
     clips = clips.sort_values(["video_rank", "pool_pos"], kind="stable").reset_index(drop=True)
-    clips["clip_pos"] = np.arange(len(clips))
 
-    pairs = rows.merge(clips[["video_uid", "clip_pos", "video_start_sec", "video_end_sec"]], on="video_uid")
-    ra, rb = pairs["clip_start"].to_numpy(), pairs["clip_end"].to_numpy()
-    vs, ve = pairs["video_start_sec"].to_numpy(np.float64), pairs["video_end_sec"].to_numpy(np.float64)
-    inside = (ra >= vs) & (rb <= ve)
-    partial = ~inside & (ra < ve) & (rb > vs)
-    q = pairs[inside].sort_values(["clip_pos", "row"], kind="stable")
-
-    qa, qb = q["clip_start"].to_numpy(), q["clip_end"].to_numpy()
-    qvs = q["video_start_sec"].to_numpy(np.float64)
+    # rows grouped by video (file order kept within a video); each clip scans only its video's rows
+    by_code = np.argsort(codes, kind="stable")
+    first = np.searchsorted(codes[by_code], np.arange(len(video_rank) + 1))
+    q_rows: list[np.ndarray] = []
+    partial = 0
+    for rank, cvs, cve in zip(
+        clips["video_rank"].tolist(),
+        clips["video_start_sec"].tolist(),
+        clips["video_end_sec"].tolist(),
+        strict=True,
+    ):
+        idx = by_code[first[rank] : first[rank + 1]]
+        a, b = ra[idx], rb[idx]
+        inside = (a >= cvs) & (b <= cve)
+        partial += int((~inside & (a < cve) & (b > cvs)).sum())
+        q_rows.append(idx[inside])
+    counts = np.array([len(r) for r in q_rows], dtype=np.int64)
+    q_row = np.concatenate(q_rows) if q_rows else np.zeros(0, dtype=np.int64)
+    qa, qb = ra[q_row], rb[q_row]
+    qvs = np.repeat(clips["video_start_sec"].to_numpy(np.float64), counts)
     queries = [
         {
             "clip_start_sec": s,
@@ -345,11 +383,10 @@ def build_naq(
             qb.tolist(),
             np.floor(qa * CANONICAL_FPS).astype(np.int64).tolist(),
             np.ceil(qb * CANONICAL_FPS).astype(np.int64).tolist(),
-            texts.take(pa.array(q["row"].to_numpy())).to_pylist(),
+            texts.take(pa.array(q_row)).to_pylist(),
             strict=True,
         )
     ]
-    counts = np.bincount(q["clip_pos"].to_numpy(), minlength=len(clips))
     bounds = np.concatenate([[0], np.cumsum(counts)]).tolist()
 
     videos_out: list[dict] = []
@@ -387,14 +424,14 @@ def build_naq(
             }
         )
 
-    uses = np.bincount(pd.factorize(q["row"])[0]) if len(q) else np.zeros(0, dtype=np.int64)
+    uses = np.unique(q_row, return_counts=True)[1]
     stats = {
         "pool_videos": len(pool_videos),
         "pool_clips": len(pool),
         "kept_videos": len(kept),
         "subsample_dropped_videos": len(pool_videos) - len(kept),
         "egoclip_rows": egoclip_rows.num_rows,
-        "rows_in_kept_videos": len(rows),
+        "rows_in_kept_videos": selected.num_rows,
         "kept_videos_without_rows": len(kept) - len(video_rank),
         "videos": len(videos_out),
         "clips": len(clips),
@@ -402,8 +439,8 @@ def build_naq(
         "queries": len(queries),
         "rows_used": len(uses),
         "rows_duplicated": int(uses.sum() - len(uses)),
-        "rows_in_no_clip": len(rows) - len(uses),
-        "partial_overlaps": int(partial.sum()),
+        "rows_in_no_clip": selected.num_rows - len(uses),
+        "partial_overlaps": partial,
         "subsample_v1": subsample_v1,
         "seed": seed,
     }
@@ -438,7 +475,8 @@ def merge_naq_nlq(nlq_train: dict, naq: dict) -> tuple[dict, dict]:
     """Merge NLQ train and NaQ (naq.md 1.3) into the ``nlq_aug_naq_train.json`` object.
 
     For a clip in both, NLQ annotations come first and clip metadata comes from NLQ (NaQ's
-    ``video_start_sec``/``video_end_sec`` must agree with ``math.isclose``, else InputError). Clips keep
+    ``video_start_sec``/``video_end_sec`` must agree with ``math.isclose`` after :func:`clamp_negative`, as
+    the pool clamps them, else InputError). Clips keep
     ``clip_uid``, the four ``video_*`` fields and ``annotations``; videos ``video_uid``, ``clips``,
     ``split``. Output sorted by ``(video_uid, clip_uid)``; videos without clips vanish (as in the reference).
 
@@ -482,7 +520,7 @@ def merge_naq_nlq(nlq_train: dict, naq: dict) -> tuple[dict, dict]:
                 md = {f: clip[f] for f in CLIP_MD_FIELDS}
                 if key in clip_md:
                     for f in ("video_start_sec", "video_end_sec"):
-                        if not math.isclose(clip_md[key][f], md[f]):
+                        if not math.isclose(clamp_negative(clip_md[key][f]), clamp_negative(md[f])):
                             raise InputError(
                                 name,
                                 f"clip bound {md[f]} disagrees with NLQ's {clip_md[key][f]}",
@@ -518,6 +556,21 @@ def merge_naq_nlq(nlq_train: dict, naq: dict) -> tuple[dict, dict]:
     return out, stats
 
 
+# ---------------------------------------------------------------------------------------------- output
+
+
+def write_naq_json(obj: dict, path: str | Path) -> None:
+    """Write a NaQ or merged NLQ+NaQ object as compact JSON, once, atomically.
+
+    orjson serialises the ~700k queries of the full set in well under a second (``json.dump`` of the same
+    object takes tens of seconds). Floats keep their shortest round-trip form, so the file parses back to the
+    same values as the reference's ``json.dump`` output. orjson would write NaN as ``null``: every number here
+    comes from checked input (:func:`build_naq`, :func:`em_train_clips`, :func:`merge_naq_nlq`).
+    """
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(orjson.dumps(obj) + b"\n")
+
+
 # ---------------------------------------------------------------------------------------------- tables
 
 
@@ -540,31 +593,26 @@ def naq_table(naq: dict) -> pa.Table:
     ``ends_after_clip`` is relative to the NaQ clip (``video_end_sec - video_start_sec``).
     """
     cols: dict[str, list] = {
-        k: []
-        for k in (
-            "video_uid",
-            "clip_uid",
-            "annotation_uid",
-            "query_idx",
-            "query",
-            "clip_start_sec",
-            "clip_end_sec",
-            "clip_len",
-        )
+        k: [] for k in ("video_uid", "clip_uid", "annotation_uid", "query_idx", "clip_len")
     }
+    texts: list = []
+    starts: list = []
+    ends: list = []
     for video in naq["videos"]:
         for clip in video["clips"]:
             clip_len = clip["video_end_sec"] - clip["video_start_sec"]
             for ann in clip["annotations"]:
-                for idx, lq in enumerate(ann["language_queries"]):
-                    cols["video_uid"].append(video["video_uid"])
-                    cols["clip_uid"].append(clip["clip_uid"])
-                    cols["annotation_uid"].append(ann["annotation_uid"])
-                    cols["query_idx"].append(idx)
-                    cols["query"].append(lq["query"])
-                    cols["clip_start_sec"].append(lq["clip_start_sec"])
-                    cols["clip_end_sec"].append(lq["clip_end_sec"])
-                    cols["clip_len"].append(clip_len)
+                lqs = ann["language_queries"]
+                n = len(lqs)
+                cols["video_uid"] += [video["video_uid"]] * n
+                cols["clip_uid"] += [clip["clip_uid"]] * n
+                cols["annotation_uid"] += [ann["annotation_uid"]] * n
+                cols["query_idx"] += range(n)
+                cols["clip_len"] += [clip_len] * n
+                texts += [lq["query"] for lq in lqs]
+                starts += [lq["clip_start_sec"] for lq in lqs]
+                ends += [lq["clip_end_sec"] for lq in lqs]
+    cols["query"], cols["clip_start_sec"], cols["clip_end_sec"] = texts, starts, ends
     start = np.asarray(cols["clip_start_sec"], dtype=np.float64)
     end = np.asarray(cols["clip_end_sec"], dtype=np.float64)
     zero_length, ends_after = derived_flags(start, end, np.asarray(cols["clip_len"], dtype=np.float64))

@@ -1,0 +1,231 @@
+"""Benchmark: NaQ end to end (EgoClip csv -> NaQ + merged JSON) against the published script's method.
+
+Baseline: ``srama2512/NaQ`` ``utils/create_naq_dataset.py`` as a user runs it, re-stated here with the same
+I/O pattern and per-query Python construction: pandas ``read_csv`` of the tab-separated ``egoclip.csv``
+(``on_bad_lines="skip"``, the current name of its ``error_bad_lines=False``), a per-row loop into a dict of
+lists per video, the EM train clips read with ``json.load`` (vq, nlq, moments), ``random.seed(300)`` and one
+shuffle of the sorted video uids (v1, 95 %), a per-clip, per-narration containment loop building one dict per
+query, the NLQ merge through a set of (video, clip) pairs, and one ``json.dump`` of the merged object.
+
+Ours: the workflow's two jobs, each its own process: ``python -m egonlq.cli ingest-egoclip`` (csv ->
+EGOCLIP parquet) and ``python -m egonlq.cli naq`` (NaQ JSON, merged JSON, the training-queries table, clips
+table, stats). Timed separately and together, so the ratio is given for the NaQ job and for both.
+
+Outputs are checked to be identical: our ``naq_train.json`` equals the baseline's NaQ object (video order,
+clip order within each video and query order included), and our merged JSON equals the baseline's merged
+object once both are sorted by ``(video_uid, clip_uid)`` (the reference iterates a Python set).
+
+    .venv/bin/python bench/bench_naq.py --world /tmp/naq_world   # builds the full demo world if absent
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _baseline_em_clips(ann: Path) -> dict[str, list[tuple[str, float, float]]]:
+    """The reference's ``get_em_clips``: clips of the VQ, NLQ and MQ train files in that order."""
+    seen: dict[tuple[str, str], tuple[float, float]] = {}
+    for task in ("vq", "nlq", "moments"):
+        with open(ann / f"{task}_train.json") as f:
+            data = json.load(f)
+        for video in data["videos"]:
+            for clip in video["clips"]:
+                key = (video["video_uid"], clip["clip_uid"])
+                bounds = (clip["video_start_sec"], clip["video_end_sec"])
+                if key in seen:
+                    assert seen[key] == bounds
+                else:
+                    seen[key] = bounds
+    by_video: dict[str, list[tuple[str, float, float]]] = {}
+    for (video_uid, clip_uid), (vs, ve) in seen.items():
+        by_video.setdefault(video_uid, []).append((clip_uid, vs, ve))
+    return by_video
+
+
+def _baseline_merge(naq: dict, nlq: dict) -> dict:
+    """The reference's ``merge_naq_and_nlq``: NLQ annotations first; pairs from a set."""
+    nlq_ann, naq_ann, md = {}, {}, {}
+    fields = ("video_start_sec", "video_end_sec", "video_start_frame", "video_end_frame")
+    for src, ann in ((nlq, nlq_ann), (naq, naq_ann)):
+        for video in src["videos"]:
+            for clip in video["clips"]:
+                ann[(video["video_uid"], clip["clip_uid"])] = clip["annotations"]
+                if clip["clip_uid"] in md:
+                    for key in fields[:2]:
+                        assert math.isclose(md[clip["clip_uid"]][key], clip[key])
+                else:
+                    md[clip["clip_uid"]] = {k: clip[k] for k in fields}
+    by_video: dict[str, list[str]] = {}
+    for vid, cid in set(list(nlq_ann) + list(naq_ann)):
+        by_video.setdefault(vid, []).append(cid)
+    out = {"videos": []}
+    for vid, cids in by_video.items():
+        clips = []
+        for cid in cids:
+            clip = {"clip_uid": cid, **md[cid], "annotations": []}
+            clip["annotations"] += nlq_ann.get((vid, cid), [])
+            clip["annotations"] += naq_ann.get((vid, cid), [])
+            clips.append(clip)
+        out["videos"].append({"video_uid": vid, "clips": clips, "split": "train"})
+    return out
+
+
+def run_baseline(csv: Path, ann: Path, out: Path) -> None:
+    """The published script's method; writes the merged JSON (timed) and the NaQ object (not timed)."""
+    import pandas as pd
+
+    random.seed(300)
+    frame = pd.read_csv(csv, sep="\t", on_bad_lines="skip")
+    narrations: dict[str, list[tuple[float, float, str]]] = {}
+    for video_uid, a, b, text in zip(
+        frame["video_uid"].tolist(),
+        frame["clip_start"].tolist(),
+        frame["clip_end"].tolist(),
+        frame["clip_text"].tolist(),
+        strict=True,
+    ):
+        narrations.setdefault(video_uid, []).append((a, b, text))
+    clips_of = _baseline_em_clips(ann)
+    videos = sorted(clips_of)
+    random.shuffle(videos)
+    kept = {v: clips_of[v] for v in videos[: int(len(videos) * 0.95)]}
+    naq: dict = {"videos": []}
+    for video_uid, rows in narrations.items():
+        if video_uid not in kept:
+            continue
+        video = {"video_uid": video_uid, "clips": [], "split": "train"}
+        for clip_uid, vs, ve in kept[video_uid]:
+            queries = [
+                {
+                    "clip_start_sec": a - vs,
+                    "clip_end_sec": b - vs,
+                    "video_start_sec": a,
+                    "video_end_sec": b,
+                    "video_start_frame": int(math.floor(a * 30.0)),
+                    "video_end_frame": int(math.ceil(b * 30.0)),
+                    "query": text,
+                }
+                for a, b, text in rows
+                if not (a < vs or b > ve)
+            ]
+            video["clips"].append(
+                {
+                    "clip_uid": clip_uid,
+                    "video_start_sec": vs,
+                    "video_end_sec": ve,
+                    "video_start_frame": int(math.floor(vs * 30.0)),
+                    "video_end_frame": int(math.ceil(ve * 30.0)),
+                    "annotations": [
+                        {"language_queries": queries, "annotation_uid": f"{video_uid}_{clip_uid}"}
+                    ],
+                }
+            )
+        naq["videos"].append(video)
+    with open(ann / "nlq_train.json") as f:
+        nlq = json.load(f)
+    merged = _baseline_merge(naq, nlq)
+    with open(out / "merged.json", "w") as f:
+        json.dump(merged, f)
+    print(f"TIMED {time.perf_counter()}", flush=True)
+    with open(out / "naq_train.json", "w") as f:
+        json.dump(naq, f)
+
+
+def _cli(*args: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    subprocess.run([sys.executable, "-m", "egonlq.cli", *args], check=True, env=env, capture_output=True)
+
+
+def run_ours(csv: Path, ann: Path, out: Path) -> tuple[float, float]:
+    """The workflow's ingest-egoclip and naq jobs; returns their wall times."""
+    t0 = time.perf_counter()
+    _cli("ingest-egoclip", "--input", str(csv), "--table", str(out / "egoclip.parquet"),
+         "--report", str(out / "egoclip_report.json"))  # fmt: skip
+    t1 = time.perf_counter()
+    _cli("naq", "--egoclip", str(out / "egoclip.parquet"),
+         "--em-train", str(ann / "vq_train.json"), str(ann / "moments_train.json"),
+         "--nlq-train", str(ann / "nlq_train.json"), "--table", str(out / "naq.parquet"),
+         "--clips", str(out / "clips.parquet"), "--naq-json", str(out / "naq_train.json"),
+         "--merged-json", str(out / "merged.json"), "--stats", str(out / "stats.json"))  # fmt: skip
+    return t1 - t0, time.perf_counter() - t1
+
+
+def _sorted(merged: dict) -> list:
+    videos = sorted(merged["videos"], key=lambda v: v["video_uid"])
+    return [{**v, "clips": sorted(v["clips"], key=lambda c: c["clip_uid"])} for v in videos]
+
+
+def identical(ours: Path, base: Path) -> tuple[bool, bool]:
+    """(NaQ objects equal in order, merged objects equal once sorted by (video, clip))."""
+    load = lambda p: json.loads(p.read_bytes())  # noqa: E731
+    naq_same = load(ours / "naq_train.json") == load(base / "naq_train.json")
+    merged_same = _sorted(load(ours / "merged.json")) == _sorted(load(base / "merged.json"))
+    return naq_same, merged_same
+
+
+def _summary(times: list[float]) -> str:
+    return f"median {statistics.median(times):6.2f} s (min {min(times):.2f}, max {max(times):.2f})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--world", type=Path, default=Path(tempfile.gettempdir()) / "bench_naq_world")
+    ap.add_argument("--preset", default="full", help="demo world preset built when --world has none")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--side", choices=["baseline"], help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    csv = args.world / "egoclip.csv"
+    ann = args.world / "v1" / "annotations"
+    if args.side == "baseline":
+        run_baseline(csv, ann, args.out)
+        return
+    if not csv.exists():
+        from egonlq.demo.world import build_world
+
+        print(f"building the demo world ({args.preset}) in {args.world}", flush=True)
+        build_world(args.world, preset=args.preset, write_features=False)
+    base_t, ingest_t, naq_t = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        base_out, ours_out = Path(tmp) / "baseline", Path(tmp) / "ours"
+        base_out.mkdir()
+        ours_out.mkdir()
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            cmd = [sys.executable, __file__, "--side", "baseline", "--world", str(args.world)]
+            proc = subprocess.run([*cmd, "--out", str(base_out)], check=True, capture_output=True, text=True)
+            done = float(next(ln for ln in proc.stdout.splitlines() if ln.startswith("TIMED")).split()[1])
+            base_t.append(done - t0)
+            ingest, naq = run_ours(csv, ann, ours_out)
+            ingest_t.append(ingest)
+            naq_t.append(naq)
+        naq_same, merged_same = identical(ours_out, base_out)
+    both = [a + b for a, b in zip(ingest_t, naq_t, strict=True)]
+    base = statistics.median(base_t)
+    print(f"NaQ end to end, {args.world} ({args.repeat} runs each)")
+    print(f"  baseline (published create_naq_dataset.py method): {_summary(base_t)}")
+    print(f"  ours: ingest-egoclip                              {_summary(ingest_t)}")
+    print(f"  ours: naq                                         {_summary(naq_t)}")
+    print(f"  ours: both jobs                                   {_summary(both)}")
+    print(f"  ratio vs published script: naq job {base / statistics.median(naq_t):.2f}x, "
+          f"ingest + naq {base / statistics.median(both):.2f}x")  # fmt: skip
+    print(f"  output identical: NaQ JSON {naq_same}, merged JSON (sorted) {merged_same}")
+    if not (naq_same and merged_same):
+        raise SystemExit("outputs differ")
+
+
+if __name__ == "__main__":
+    main()
