@@ -15,12 +15,15 @@ from egonlq.cli import main
 from egonlq.data.feature_sets import write_sidecar
 from egonlq.data.features import save_video_features
 from egonlq.data.preflight import (
+    TASK_KEYS,
     Features,
     Input,
     fingerprint,
+    goalstep_counts,
     known_releases,
     nlq_counts,
     preflight,
+    release_name,
     to_markdown,
 )
 from egonlq.demo.world import build_world
@@ -71,16 +74,94 @@ def test_counts_of_a_file(tmp_path: Path) -> None:
     }
 
 
-def test_every_release_matches_its_own_counts_and_only_it() -> None:
-    for release in known_releases():
-        counts = {
-            k: release[k] if release[k] is not None else 1
-            for k in ("videos", "clips", "annotations", "queries")
-        }
-        exact, nearest = fingerprint(counts)
+@pytest.mark.parametrize("task", sorted(TASK_KEYS))
+def test_every_release_matches_its_own_counts_and_only_it(task: str) -> None:
+    releases = known_releases(task)
+    assert releases and all(r["source"] for r in releases)
+    for release in releases:
+        counts = {k: release[k] if release[k] is not None else 1 for k in TASK_KEYS[task]}
+        exact, nearest = fingerprint(counts, task)
         assert exact is release and nearest is release
-        exact, nearest = fingerprint({**counts, "queries": counts["queries"] - 5})
+        exact, nearest = fingerprint({**counts, "queries": counts["queries"] - 5}, task)
         assert exact is None and nearest is release
+
+
+def test_the_table_names_each_public_split() -> None:
+    names = {release_name(r) for task in TASK_KEYS for r in known_releases(task)}
+    assert names == {
+        "NLQ v1 train",
+        "NLQ v1 val",
+        "NLQ v1 test (= NLQ v2 test)",
+        "NLQ v2 train",
+        "NLQ v2 val",
+        "Goal-Step v1 valid",
+        "Goal-Step v1 test",
+    }
+    # issue 18's figures: v2 val 4,554, test 4,004 with text (4,005 entries); v1 val 3,875
+    by_name = {release_name(r): r for r in known_releases("nlq")}
+    assert by_name["NLQ v2 val"]["queries"] == 4554 and by_name["NLQ v1 val"]["queries"] == 3875
+    assert "13,849" in by_name["NLQ v2 train"]["source"]  # the disagreement is documented
+
+
+def test_v2_test_and_the_issues_train_count(tmp_path: Path) -> None:
+    test = nlq_file(tmp_path / "test.json", 258, 333, 566, 4005)
+    train = nlq_file(tmp_path / "train.json", 400, 1270, 2000, 13849)
+    report = preflight([], {"test": test, "train": train})
+    assert report["nlq"]["test"]["message"] == "NLQ v1 test (= NLQ v2 test), counts match"
+    assert report["nlq"]["train"]["message"] == (
+        "unknown file: counts videos 400, clips 1270, annotations 2000, queries 13849;"
+        " nearest release NLQ v2 train (clips 1270, queries 13847)"
+    )
+    assert report["ok"]
+
+
+def goalstep_file(path: Path, groups: int, videos: int, steps: int, substeps: int) -> Path:
+    """A Goal-Step file with these counts (the first ``groups`` entries are ``grp-``)."""
+    doc = {"videos": []}
+    for v in range(videos):
+        uid = f"grp-v{v}" if v < groups else f"v{v}"
+        n = steps // videos + (v < steps % videos)
+        doc["videos"].append({"video_uid": uid, "segments": [{"segments": []} for _ in range(n)]})
+    step_nodes = [s for v in doc["videos"] for s in v["segments"]]
+    for i in range(substeps):
+        step_nodes[i % len(step_nodes)]["segments"].append({})
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return path
+
+
+def test_goalstep_files_match_mismatch_and_unknown(tmp_path: Path) -> None:
+    valid = goalstep_file(tmp_path / "valid.json", 33, 134, 3349, 4347)
+    assert goalstep_counts(valid) == {
+        "videos": 134,
+        "groups": 33,
+        "steps": 3349,
+        "substeps": 4347,
+        "queries": 7696,
+    }
+    test = tmp_path / "test.json"
+    test.write_text(
+        json.dumps({"videos": [{"video_uid": f"v{i}", "step_segments": [{}] * 40} for i in range(134)]})
+    )
+    test_counts = goalstep_counts(test)
+    assert (test_counts["videos"], test_counts["steps"], test_counts["queries"]) == (134, 0, 5360)
+    subset = goalstep_file(tmp_path / "subset.json", 30, 120, 3000, 4000)
+    report = preflight([], {}, goalstep={"valid": valid, "train": valid, "test": subset})
+    assert report["goalstep"]["valid"]["message"] == "Goal-Step v1 valid, counts match"
+    assert report["goalstep"]["test"]["message"].startswith(
+        "unknown file: counts videos 120, groups 30, steps 3000, substeps 4000, queries 7000;"
+        " nearest release Goal-Step v1 valid"
+    )
+    assert report["problems"] == [
+        f"goalstep_train: {valid} is Goal-Step v1 valid (its counts match), configured as train"
+    ]
+    assert "## Goal-Step files" in to_markdown(report)
+    nlq_shaped = nlq_file(tmp_path / "nlq.json", 1, 1, 1, 1)
+    bad = preflight([], {}, goalstep={"valid": tmp_path / "none.json", "test": tmp_path / "x.json"})
+    assert bad["ok"] and bad["goalstep"] == {}  # absent files: listed among the inputs, not here
+    (tmp_path / "x.json").write_text("[]", encoding="utf-8")
+    bad = preflight([], {}, goalstep={"test": tmp_path / "x.json", "valid": nlq_shaped})
+    assert len(bad["problems"]) == 1 and "not a Goal-Step file" in bad["problems"][0]
+    assert bad["goalstep"]["valid"]["release"] is None  # an NLQ file's videos have no steps: unknown
 
 
 def test_release_match_mismatch_and_unknown(tmp_path: Path) -> None:
@@ -233,6 +314,9 @@ def test_preflight_rule_on_the_demo_world_and_on_a_real_layout(tmp_path: Path) -
     snakemake(demo, "--cores", "1", "preflight")
     report = json.loads((demo / "results" / "preflight" / "report.json").read_text())
     assert report["ok"] and report["demo"] and {e["release"] for e in report["nlq"].values()} == {"demo"}
+    assert sorted(report["goalstep"]) == ["test", "train", "valid"]
+    assert {e["release"] for e in report["goalstep"].values()} == {"demo"}
+    assert report["features"]["set"]["origin"] == "sidecar" and report["features"]["offending"] == []
     names = {d["name"] for d in report["inputs"]}
     assert {
         "metadata",

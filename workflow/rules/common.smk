@@ -367,8 +367,13 @@ def keyframe_params():
 def keyframe_command(tag):
     """The shared tail of the keyframes command: selection parameters and the outputs of scorer ``tag``."""
     return (
+    goalstep = {s: STEPS_FILES[s] for s in STEPS_PRESENT} if STEPS_ON else {}  # steps.smk
+    inputs.update({f"goalstep_{s}": path for s, path in goalstep.items()})
+    if STEPS_ON:
+        inputs["goalstep_groups"] = STEPS_GROUPS
         " --videos {input.videos:q} --aks {params.aks:q} --methods {params.methods} --sample-rate {params.rate}"
         " --batch-size {params.batch} --save-frames {params.save} --threads {threads}"
+    args += [f"--goalstep {shlex.quote(f'{s}={path}')}" for s, path in goalstep.items()]
         f" --progress results/keyframes/{tag}/progress.jsonl --scores {{output.scores:q}}"
         " --selection {output.selection:q} --frames-dir {output.frames:q} --stats {output.stats:q}"
     )

@@ -185,6 +185,9 @@ def _name_path(text: str) -> tuple[str, Path]:
 def _preflight_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", type=_name_path, action="append", default=[], help="NAME=PATH, every input")
     p.add_argument("--nlq", type=_name_path, action="append", default=[], help="SPLIT=PATH, the NLQ files")
+    p.add_argument(
+        "--goalstep", type=_name_path, action="append", default=[], help="SPLIT=PATH, the Goal-Step files"
+    )
     p.add_argument("--demo", action="store_true", help="the data are the demo world's")
     p.add_argument("--features", type=_name_path, help="SET=FOLDER, the feature set and its .pt files")
     p.add_argument("--feature-dim", type=int, help="the configured feature dim (with --features)")
@@ -206,10 +209,12 @@ def preflight(a: argparse.Namespace) -> None:
             raise SystemExit("preflight: --features needs --feature-dim")
         features = Features(*a.features, dim=a.feature_dim, sample=a.feature_sample)
     inputs = [Input(n, p) for n, p in a.input]
-    report = preflight(inputs, dict(a.nlq), demo=a.demo, features=features, metadata=a.metadata)
+    report = preflight(
+        inputs, dict(a.nlq), demo=a.demo, features=features, metadata=a.metadata, goalstep=dict(a.goalstep)
+    )
     write_json(report, a.json, indent=1)
     write_text(to_markdown(report), a.markdown)
-    notes = {s: e["message"] for s, e in report["nlq"].items()}
+    notes = {f"{task} {s}": e["message"] for task in ("nlq", "goalstep") for s, e in report[task].items()}
     if "features" in report:
         notes["features"] = report["features"]["message"]
     log_stats("preflight", {"ok": report["ok"], "fingerprint": report["fingerprint"], **notes})

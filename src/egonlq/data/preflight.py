@@ -2,16 +2,17 @@
 
 Every input file or folder the configured workflow needs is listed with whether it exists, its size and (for
 files) its sha256, so that two users can tell whether they ran on the same data. Each NLQ annotation file is
-fingerprinted by its counts (videos, clips, annotations, language queries) against the known public releases
-shipped in ``nlq_releases.json``: "NLQ v1 val, counts match", or "unknown file, nearest NLQ v2 val". The
+fingerprinted by its counts (videos, clips, annotations, language queries; a Goal-Step file by its videos,
+groups, steps, substeps and queries) against the known public releases shipped in ``nlq_releases.json``
+(sources and disagreements there): "NLQ v1 val, counts match", or "unknown file, nearest NLQ v2 val". The
 check fails with the whole list of problems, never the first one only:
 
 | situation | problem |
 |---|---|
 | an input absent | yes (all listed) |
-| an NLQ file that is not JSON of the NLQ shape | yes |
-| an NLQ file whose counts match a release of another split (a val file configured as train) | yes |
-| an NLQ file of unknown counts (a subset, a new release) | no: reported with the nearest release |
+| an NLQ or Goal-Step file that is not of its task's shape | yes |
+| a file whose counts match a release of another split (a val file configured as train) | yes |
+| a file of unknown counts (a subset, a new release) | no: reported with the nearest release |
 | the demo world | no: reported as "demo" (synthetic data) |
 | no feature sidecar and an unknown set; a sidecar unlike the known set; a dim not the config's | yes |
 | sampled feature files whose rows do not fit the set's grid (1.87 rows/s for 1.875) | yes (all named) |
@@ -34,13 +35,16 @@ from egonlq.io import read_json
 
 RELEASES_FILE = Path(__file__).with_name("nlq_releases.json")
 COUNT_KEYS = ("videos", "clips", "annotations", "queries")
+GOALSTEP_KEYS = ("videos", "groups", "steps", "substeps", "queries")
+TASK_KEYS = {"nlq": COUNT_KEYS, "goalstep": GOALSTEP_KEYS}
 _CHUNK = 1 << 20
 
 
 @cache
-def known_releases() -> tuple[dict, ...]:
-    """The table of known NLQ releases (``release``, ``split``, counts or null, ``source``)."""
-    return tuple(read_json(RELEASES_FILE)["releases"])
+def known_releases(task: str = "nlq") -> tuple[dict, ...]:
+    """The table's known releases of ``task`` (``nlq`` or ``goalstep``): ``release``, ``split``, counts or
+    null, ``source``, and ``same_as`` for a byte-identical release."""
+    return tuple(r for r in read_json(RELEASES_FILE)["releases"] if r["task"] == task)
 
 
 def nlq_counts(path: Path) -> dict[str, int]:
@@ -66,27 +70,83 @@ def nlq_counts(path: Path) -> dict[str, int]:
     return counts
 
 
+def goalstep_counts(path: Path) -> dict[str, int]:
+    """Counts of a Goal-Step file: top-level entries (videos), ``grp-`` entries, steps, substeps and queries
+    (steps + substeps; a test file's ``step_segments``). InputError when the file has no ``videos`` list."""
+    data = read_json(path)
+    videos = data.get("videos") if isinstance(data, dict) else None
+    if not isinstance(videos, list):
+        raise InputError(path, "not a Goal-Step file", field="videos", expected="a list of videos")
+    counts = dict.fromkeys(GOALSTEP_KEYS, 0)
+    counts["videos"] = len(videos)
+    for video in videos:
+        uid = video.get("video_uid") if isinstance(video, dict) else None
+        counts["groups"] += isinstance(uid, str) and uid.startswith("grp-")
+        steps = _items(video, "segments")
+        counts["steps"] += len(steps)
+        counts["substeps"] += sum(len(_items(step, "segments")) for step in steps)
+        counts["queries"] += len(_items(video, "step_segments"))
+    counts["queries"] += counts["steps"] + counts["substeps"]
+    return counts
+
+
 def _items(obj: object, key: str) -> list:
     value = obj.get(key) if isinstance(obj, dict) else None
     return value if isinstance(value, list) else []
 
 
-def fingerprint(counts: dict[str, int]) -> tuple[dict | None, dict]:
-    """(the release whose every known count equals ``counts``, or None; the nearest release).
+def fingerprint(counts: dict[str, int], task: str = "nlq") -> tuple[dict | None, dict]:
+    """(the release of ``task`` whose every known count equals ``counts``, or None; the nearest release).
 
     Nearest: the smallest largest relative difference over the counts both know."""
 
     def distance(release: dict) -> float:
-        known = [k for k in COUNT_KEYS if release[k] is not None]
+        known = [k for k in TASK_KEYS[task] if release[k] is not None]
         return max(abs(counts[k] - release[k]) / max(release[k], 1) for k in known)
 
-    ranked = sorted(known_releases(), key=distance)
+    ranked = sorted(known_releases(task), key=distance)
     exact = ranked[0] if distance(ranked[0]) == 0 else None
     return exact, ranked[0]
 
 
 def release_name(release: dict) -> str:
-    return f"{release['release']} {release['split']}"
+    """``NLQ v2 val``; a release with a byte-identical twin: ``NLQ v1 test (= NLQ v2 test)``."""
+    twin = f" (= {release['same_as']})" if release.get("same_as") else ""
+    return f"{release['release']} {release['split']}{twin}"
+
+
+def match_release(task: str, split: str, path: Path, demo: bool, problems: list[str]) -> dict | None:
+    """The report entry of one annotation file of ``task`` configured as ``split``: its counts and release
+    ("NLQ v2 val, counts match", or "unknown file: counts ...; nearest release ..."). A file of another
+    split's counts, or not of the task's shape, appends to ``problems``; a file that is absent gives None
+    (it is listed among the missing inputs)."""
+    if not Path(path).is_file():
+        return None
+    counter = nlq_counts if task == "nlq" else goalstep_counts
+    where = f"{task}_{split}"
+    try:
+        counts = counter(Path(path))
+    except InputError as e:
+        problems.append(f"{where}: {e}")
+        return None
+    exact, nearest = fingerprint(counts, task)
+    entry: dict = {"path": str(path), "counts": counts}
+    if demo:
+        return {**entry, "release": "demo", "message": "demo world (synthetic data)"}
+    if exact is not None:
+        name = release_name(exact)
+        if exact["split"] != split:
+            problems.append(f"{where}: {path} is {name} (its counts match), configured as {split}")
+        return {**entry, "release": name, "message": f"{name}, counts match"}
+    keys = TASK_KEYS[task]
+    shown = ", ".join(f"{k} {counts[k]}" for k in keys)
+    near = ", ".join(f"{k} {nearest[k]}" for k in keys if nearest[k] is not None)
+    return {
+        **entry,
+        "release": None,
+        "nearest": release_name(nearest),
+        "message": f"unknown file: counts {shown}; nearest release {release_name(nearest)} ({near})",
+    }
 
 
 @dataclass(frozen=True)
@@ -150,49 +210,31 @@ def preflight(
     demo: bool = False,
     features: Features | None = None,
     metadata: Path | None = None,
+    goalstep: dict[str, Path] | None = None,
 ) -> dict:
-    """The preflight report of ``inputs`` (every path the workflow needs) and the NLQ files ``nlq``
-    (split -> path, also among ``inputs``). ``demo``: the data are the demo world's. ``features``: the
-    feature set to describe and check, its row counts against the frame counts of ``metadata``
-    (``ego4d.json``). ``problems`` lists everything that stops the workflow; ``ok`` is True when there is
-    none; ``fingerprint`` identifies the data (:func:`data_fingerprint`)."""
+    """The preflight report of ``inputs`` (every path the workflow needs), the NLQ files ``nlq`` (split ->
+    path, also among ``inputs``) and the Goal-Step files ``goalstep`` (split -> path). ``demo``: the data
+    are the demo world's. ``features``: the feature set to describe and check, its row counts against the
+    frame counts of ``metadata`` (``ego4d.json``). ``problems`` lists everything that stops the workflow;
+    ``ok`` is True when there is none; ``fingerprint`` identifies the data (:func:`data_fingerprint`)."""
     problems: list[str] = []
     described = [describe(item) for item in inputs]
     for d in described:
         if not d["exists"]:
             problems.append(f"{d['name']}: {d['path']} does not exist")
-    releases: dict[str, dict] = {}
-    for split, path in nlq.items():
-        if not Path(path).is_file():
-            continue
-        try:
-            counts = nlq_counts(Path(path))
-        except InputError as e:
-            problems.append(f"nlq_{split}: {e}")
-            continue
-        exact, nearest = fingerprint(counts)
-        entry: dict = {"path": str(path), "counts": counts}
-        if demo:
-            entry.update(release="demo", message="demo world (synthetic data)")
-        elif exact is not None:
-            entry.update(release=release_name(exact), message=f"{release_name(exact)}, counts match")
-            if exact["split"] != split:
-                problems.append(
-                    f"nlq_{split}: {path} is {release_name(exact)} (its counts match), configured as {split}"
-                )
-        else:
-            shown = ", ".join(f"{k} {counts[k]}" for k in COUNT_KEYS)
-            near = ", ".join(f"{k} {nearest[k]}" for k in COUNT_KEYS if nearest[k] is not None)
-            entry.update(
-                release=None,
-                nearest=release_name(nearest),
-                message=f"unknown file: counts {shown}; nearest release {release_name(nearest)} ({near})",
-            )
-        releases[split] = entry
+    files = {"nlq": nlq, "goalstep": goalstep or {}}
+    releases = {
+        task: {
+            split: entry
+            for split, path in paths.items()
+            if (entry := match_release(task, split, path, demo, problems)) is not None
+        }
+        for task, paths in files.items()
+    }
     report = {"ok": False, "demo": demo, "problems": problems, "fingerprint": data_fingerprint(described)}
     if features is not None and Path(features.folder).is_dir():
         report["features"] = check_features(features, metadata, problems)
-    report.update(ok=not problems, inputs=described, nlq=releases)
+    report.update(ok=not problems, inputs=described, nlq=releases["nlq"], goalstep=releases["goalstep"])
     return report
 
 
@@ -241,7 +283,7 @@ def check_features(features: Features, metadata: Path | None, problems: list[str
 
 
 def to_markdown(report: dict) -> str:
-    """The report as a short markdown page: verdict, problems, NLQ releases, every input."""
+    """The report as a short markdown page: verdict, problems, fingerprint, features, releases, inputs."""
     lines = ["# Preflight", ""]
     verdict = (
         "**OK**: every input is there." if report["ok"] else f"**FAILED**: {len(report['problems'])} problems"
@@ -253,14 +295,15 @@ def to_markdown(report: dict) -> str:
     lines += ["", f"Data fingerprint: `{report['fingerprint']}`"]
     if "features" in report:
         lines += ["", "## Features", "", report["features"]["message"]]
-    lines += ["", "## NLQ files", "", "| split | release | videos | clips | annotations | queries | note |"]
-    lines.append("|---|---|---|---|---|---|---|")
-    for split, e in report["nlq"].items():
-        c = e["counts"]
-        lines.append(
-            f"| {split} | {e['release'] or 'unknown'} | {c['videos']} | {c['clips']} | {c['annotations']}"
-            f" | {c['queries']} | {e['message']} |"
-        )
+    for task, title in (("nlq", "NLQ files"), ("goalstep", "Goal-Step files")):
+        if not report[task]:
+            continue
+        keys = TASK_KEYS[task]
+        lines += ["", f"## {title}", "", f"| split | release | {' | '.join(keys)} | note |"]
+        lines.append("|---|---|" + "---|" * len(keys) + "---|")
+        for split, e in report[task].items():
+            counts = " | ".join(str(e["counts"][k]) for k in keys)
+            lines.append(f"| {split} | {e['release'] or 'unknown'} | {counts} | {e['message']} |")
     lines += ["", "## Inputs", "", "| input | path | exists | size | sha256 |", "|---|---|---|---|---|"]
     for d in report["inputs"]:
         size = d.get("bytes", "")
