@@ -234,15 +234,25 @@ def test_clip_backend_end_to_end_through_the_cli(world, tmp_path):
     assert any((tmp_path / "png").rglob("topk_*.png"))
 
 
-@pytest.mark.parametrize("aks", ['{"M": 8}', '[{"M": 8, "depht": 2}]', '[{"M": 0}]', "not json"])
+@pytest.mark.parametrize("aks", ['{"M": 8}', '[{"M": 8, "depht": 2}]', '[{"M": 0}]', "not json", "seeds"])
 def test_keyframes_command_refuses_bad_aks_parameters(aks, tmp_path):
     from egonlq.cli import main
 
     args = ["keyframes", "--queries", "q", "--clips", "c", "--videos", "v", "--video-dir", str(tmp_path),
             "--scorer", "encoder", "--aks", aks, "--progress", "p", "--scores", "s", "--selection", "x",
             "--frames-dir", str(tmp_path / "png"), "--stats", "st"]  # fmt: skip
-    with pytest.raises(SystemExit, match="--aks: expected a JSON list"):
+    with pytest.raises(SystemExit, match="--aks: expected one of \\['demo', 'seed'\\] or a JSON list"):
         main(args)
+
+
+def test_named_parameter_sets_hold_the_seed_defaults():
+    from egonlq.video.aks import parameter_sets
+
+    assert parameter_sets("seed") == [AKSParams(M=32, depth=5, t1=0.8, t2=-100.0)]
+    assert [p.M for p in parameter_sets("demo")] == [8, 16]
+    assert parameter_sets([{"M": 4, "depth": 2}]) == [AKSParams(M=4, depth=2)]
+    with pytest.raises(ValueError, match="unknown AKS parameter set 'seeds'"):
+        parameter_sets("seeds")
 
 
 def test_text_sources_summary_and_weighted_both(world, demo, tmp_path):

@@ -114,7 +114,9 @@ def _keyframes_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--summary-weight", type=float, default=0.5, help="text source both: the summary's weight w"
     )
-    p.add_argument("--aks", required=True, help="JSON list of AKS parameter sets {M, depth, t1, t2, ratio}")
+    p.add_argument(
+        "--aks", required=True, help="named AKS parameter set (seed, demo) or JSON list of {M, depth, ...}"
+    )
     p.add_argument(
         "--methods",
         nargs="+",
@@ -141,7 +143,7 @@ def keyframes(a: argparse.Namespace) -> None:
     """
     from egonlq.data.tables import CLIPS, QUERIES, VIDEOS
     from egonlq.io import read_parquet, write_json
-    from egonlq.video.aks import AKSParams
+    from egonlq.video.aks import PARAMETER_SETS, parameter_sets
     from egonlq.video.frame_encoders import make_encoder
     from egonlq.video.keyframes import ScoringText, run_keyframes
     from egonlq.video.scorers import EncoderScorer, VSLNetScorer
@@ -159,11 +161,11 @@ def keyframes(a: argparse.Namespace) -> None:
     except ValueError as e:
         raise SystemExit(f"--summary-weight: {e}") from e
     try:
-        entries = json.loads(a.aks)
-        params = [AKSParams(**p) for p in entries]
+        params = parameter_sets(a.aks if a.aks in PARAMETER_SETS else json.loads(a.aks))
     except (json.JSONDecodeError, TypeError, ValueError) as e:
         raise SystemExit(
-            f"--aks: expected a JSON list of objects with keys M, depth, t1, t2, ratio; got {a.aks!r} ({e})"
+            f"--aks: expected one of {sorted(PARAMETER_SETS)} or a JSON list of objects with keys M, depth,"
+            f" t1, t2, ratio; got {a.aks!r} ({e})"
         ) from e
     if a.scorer == "vslnet":
         missing = [n for n in ("vslnet_dir", "clip_features", "text_cache") if getattr(a, n) is None]

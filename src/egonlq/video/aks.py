@@ -66,6 +66,23 @@ class AKSParams:
             )
 
 
+# Named parameter sets (config ``keyframes.aks: <name>``). ``seed``: the keyframe source system's settings
+# (32 frames, depth 5, t1 0.8, t2 off); ``demo``: smaller budgets for the demo's short clips.
+PARAMETER_SETS: dict[str, tuple[AKSParams, ...]] = {
+    "seed": (AKSParams(M=32, depth=5, t1=0.8, t2=-100.0),),
+    "demo": (AKSParams(M=8, depth=3, t1=0.8, t2=-100.0), AKSParams(M=16, depth=3, t1=0.5, t2=-100.0)),
+}
+
+
+def parameter_sets(spec: str | Sequence[dict]) -> list[AKSParams]:
+    """AKS parameter sets from a name of :data:`PARAMETER_SETS` or a list of ``{M, depth, t1, t2, ratio}``."""
+    if isinstance(spec, str):
+        if spec not in PARAMETER_SETS:
+            raise ValueError(f"unknown AKS parameter set {spec!r}, expected one of {sorted(PARAMETER_SETS)}")
+        return list(PARAMETER_SETS[spec])
+    return [AKSParams(**entry) for entry in spec]
+
+
 @dataclass
 class Selection:
     """The chosen native frame ids (ascending) and how they were chosen.

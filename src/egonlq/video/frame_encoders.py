@@ -129,7 +129,7 @@ class CLIPEncoder:
         self.dim = int(config.projection_dim)
         self.max_tokens = int(min(CLIP_MAX_TOKENS, config.text_config.max_position_embeddings))
         self.name = f"clip:{self.model_path.name}"
-        self._fingerprint = _clip_fingerprint(self.model_path)
+        self._fingerprint = model_folder_fingerprint(self.model_path)
 
     def encode_images(self, frames: np.ndarray) -> np.ndarray:
         frames = check_frames(frames)
@@ -212,27 +212,37 @@ def write_tiny_random_clip(out_dir: str | Path, *, seed: int = 0, image_size: in
 
 def _check_clip_folder(path: Path) -> None:
     """Fail before loading anything when the folder cannot hold a CLIP (model, tokenizer, image processor)."""
+    check_model_folder(path, "clip", "CLIP", CLIP_TOKENIZER_FILES, processor_hint="CLIPImageProcessor")
+
+
+def check_model_folder(
+    path: Path, model_type: str, label: str, tokenizer_files: Sequence[str], *, processor_hint: str
+) -> None:
+    """Fail before loading anything when ``path`` is not a local Hugging Face folder of ``model_type`` with
+    its config, image processor, tokenizer (one of ``tokenizer_files``) and weights."""
     if not path.is_dir():
-        raise InputError(path, "CLIP model folder not found", expected="a local Hugging Face CLIP folder")
-    if not (path / "config.json").is_file():
-        raise InputError(path, "CLIP model folder has no config.json")
-    model_type = _read_model_type(path / "config.json")
-    if model_type != "clip":
         raise InputError(
-            path / "config.json", f"model_type is {model_type!r}", field="model_type", expected="'clip'"
+            path, f"{label} model folder not found", expected=f"a local Hugging Face {label} folder"
+        )
+    if not (path / "config.json").is_file():
+        raise InputError(path, f"{label} model folder has no config.json")
+    found = _read_model_type(path / "config.json")
+    if found != model_type:
+        raise InputError(
+            path / "config.json", f"model_type is {found!r}", field="model_type", expected=repr(model_type)
         )
     if not (path / "preprocessor_config.json").is_file():
         raise InputError(
             path,
-            "CLIP model folder has no image processor",
-            expected="preprocessor_config.json (save a CLIPImageProcessor or CLIPProcessor)",
+            f"{label} model folder has no image processor",
+            expected=f"preprocessor_config.json (save a {processor_hint} or the model's processor)",
         )
-    if not any((path / name).is_file() for name in CLIP_TOKENIZER_FILES):
+    if not any((path / name).is_file() for name in tokenizer_files):
         raise InputError(
-            path, "CLIP model folder has no tokenizer", expected=f"one of {CLIP_TOKENIZER_FILES}"
+            path, f"{label} model folder has no tokenizer", expected=f"one of {tuple(tokenizer_files)}"
         )
     if not [*path.glob("*.safetensors"), *path.glob("*.bin")]:
-        raise InputError(path, "CLIP model folder has no weights", expected="*.safetensors or *.bin")
+        raise InputError(path, f"{label} model folder has no weights", expected="*.safetensors or *.bin")
 
 
 def _read_model_type(path: Path) -> object:
@@ -242,8 +252,9 @@ def _read_model_type(path: Path) -> object:
         raise InputError(path, f"not a JSON object: {e}") from e
 
 
-def _clip_fingerprint(path: Path) -> str:
-    """The text encoder's model fingerprint plus the image processor config and BPE merges."""
+def model_folder_fingerprint(path: Path) -> str:
+    """The text encoder's model fingerprint (config, tokenizer, weights) plus the image processor config and
+    BPE merges: what a CLIP or BLIP folder's scores depend on."""
     from egonlq.grounding.text_encoder import model_fingerprint
 
     digest = hashlib.sha256(model_fingerprint(path).encode())
