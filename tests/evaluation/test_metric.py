@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from egonlq.data.provenance import read_schema_provenance
 from egonlq.errors import InputError
 from egonlq.evaluation.ground_truth import GroundTruth, load_ground_truth
 from egonlq.evaluation.metric import (
@@ -472,6 +474,32 @@ def test_metrics_files_and_table(gt: GroundTruth, tmp_path: Path) -> None:
         metrics_table([paths[0], paths[0]], tmp_path / "x.parquet", tmp_path / "x.md")
     with pytest.raises(ValueError, match="predictor"):
         write_metrics({"split": "val", "official": {}}, tmp_path / "bad.json")
+
+
+def test_metrics_files_and_table_carry_their_provenance(gt: GroundTruth, tmp_path: Path) -> None:
+    """A number traces to its config and data: the metrics JSON keeps the record, the table keeps its own in
+    the parquet schema and the markdown footer, and warns when its files ran on different data."""
+    record = {"config": {"evaluation": {"ks": [1]}}, "config_sha256": "a" * 64, "data_fingerprint": "b" * 64}
+    paths = []
+    for predictor, data in (("uniform", "b" * 64), ("prior", "c" * 64)):
+        out = evaluate_both(gt, submission(worked_results()))
+        out.update(predictor=predictor, split="val")
+        paths.append(tmp_path / f"{predictor}.json")
+        write_metrics(out, paths[-1], {**record, "data_fingerprint": data})
+    assert read_metrics(paths[0])["provenance"] == record
+    metrics_table(paths[:1], tmp_path / "m.parquet", tmp_path / "m.md", provenance=record)
+    assert read_schema_provenance(pq.read_schema(tmp_path / "m.parquet")) == record
+    md = (tmp_path / "m.md").read_text()
+    assert (
+        "Config (evaluation): sha256 `aaaaaaaaaaaaaaaa`." in md
+        and "Data fingerprint: `bbbbbbbbbbbbbbbb`" in md
+    )
+    metrics_table(paths, tmp_path / "m.parquet", tmp_path / "m.md", provenance=record)
+    assert "**Warning**: these results ran on 2 different data sets" in (tmp_path / "m.md").read_text()
+    bad = json.loads(paths[0].read_text()) | {"provenance": "yesterday"}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(InputError, match="field 'provenance'"):
+        read_metrics(tmp_path / "bad.json")
 
 
 def test_read_metrics_checks_every_mode_entry(gt: GroundTruth, tmp_path: Path) -> None:

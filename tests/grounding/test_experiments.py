@@ -7,11 +7,13 @@ import copy
 import math
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from egonlq.data.provenance import read_schema_provenance
 from egonlq.errors import InputError
 from egonlq.evaluation.metric import EvalResult, write_metrics
 from egonlq.grounding.experiment_table import EXPERIMENT_METRICS, aggregate_experiments, summarize_experiments
@@ -449,6 +451,23 @@ def test_markdown_says_synthetic(tmp_path: Path) -> None:
     out = {"out_parquet": tmp_path / "e.parquet", "out_markdown": tmp_path / "e.md"}
     aggregate_experiments(paths, parse(), synthetic=True, **out)
     assert "**SYNTHETIC demo data" in (tmp_path / "e.md").read_text()
+
+
+def test_table_records_its_provenance(tmp_path: Path) -> None:
+    paths = write_metric_files(tmp_path / "eval")
+    record = {
+        "config": {"experiments": {"seeds": [0]}},
+        "config_sha256": "e" * 64,
+        "data_fingerprint": "f" * 64,
+    }
+    out = {"out_parquet": tmp_path / "e.parquet", "out_markdown": tmp_path / "e.md"}
+    aggregate_experiments(paths, parse(), provenance=record, **out)
+    assert read_schema_provenance(pq.read_schema(tmp_path / "e.parquet")) == record
+    md = (tmp_path / "e.md").read_text()
+    assert (
+        "Config (experiments): sha256 `eeeeeeeeeeeeeeee`." in md
+        and "Data fingerprint: `ffffffffffffffff`" in md
+    )
 
 
 def test_headline_without_matching_scratch(tmp_path: Path) -> None:

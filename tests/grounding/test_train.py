@@ -51,6 +51,11 @@ SPEC = TrainSpec(
     seed=3,
     eval_per_epoch=1,
 )
+PROVENANCE = {
+    "config": {"vslnet": {"label_mode": "compatible"}},
+    "config_sha256": "1" * 64,
+    "data_fingerprint": "2" * 64,
+}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -78,7 +83,7 @@ def world(tmp_path_factory) -> World:
 @pytest.fixture(scope="module")
 def run_a(world, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("run_a")
-    return out, train(SPEC, **world.paths(), out_dir=out, progress=False)
+    return out, train(SPEC, **world.paths(), out_dir=out, progress=False, provenance=PROVENANCE)
 
 
 def metric_values(out: Path) -> pd.DataFrame:
@@ -122,6 +127,7 @@ def test_outputs_and_learning(world, run_a):
     assert validate_predictions(out / "best_val_predictions.json", gt=load_ground_truth(world.gt)) == []
     provenance = json.loads((out / "train_spec.json").read_text())
     assert provenance["spec"] == SPEC.to_dict() and provenance["label_mode"] == "compatible"
+    assert provenance["provenance"] == PROVENANCE  # the resolved config and the data fingerprint
     assert (
         provenance["text_encoder"]["source"] == "cache"
         and len(provenance["text_encoder"]["fingerprint"]) == 64

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from egonlq.data.provenance import attach, markdown_footer, with_schema_metadata
 from egonlq.data.validation import is_number
 from egonlq.errors import InputError
 from egonlq.evaluation.ground_truth import GroundTruth, QueryKey
@@ -523,14 +524,17 @@ METRICS = pa.schema(
 )
 
 
-def write_metrics(result_dict: Mapping[str, Any], path: Path) -> None:
-    """Write one metrics JSON: ``predictor``, ``split`` and the :func:`evaluate_both` entries per mode."""
+def write_metrics(
+    result_dict: Mapping[str, Any], path: Path, provenance: Mapping[str, Any] | None = None
+) -> None:
+    """Write one metrics JSON: ``predictor``, ``split`` and the :func:`evaluate_both` entries per mode, and
+    the ``provenance`` of the numbers (resolved config and data fingerprint, ``egonlq.data.provenance``)."""
     for key in ("predictor", "split"):
         if not isinstance(result_dict.get(key), str):
             raise ValueError(f"metrics for {path} need a string {key!r}")
     if not any(mode in result_dict for mode in MODES):
         raise ValueError(f"metrics for {path} hold no mode out of {MODES}")
-    write_json(dict(result_dict), path, indent=2)
+    write_json(attach(dict(result_dict), provenance), path, indent=2)
 
 
 def read_metrics(path: Path) -> dict[str, Any]:
@@ -539,8 +543,9 @@ def read_metrics(path: Path) -> dict[str, Any]:
     Returns the object: string ``predictor`` and ``split``, and for every mode of :data:`MODES` it holds
     either ``{"mode", "error": str}`` or a full :meth:`EvalResult.to_dict` entry (``recall`` and
     ``mean_recall`` maps of fractions or null, ``miou``, the counts, ``excluded``, ``evaluated`` [x, y]).
-    Raises :class:`InputError` naming the file, the predictor/split and the field otherwise, or when no
-    mode is present.
+    An optional ``provenance`` object records the config and data behind the numbers. Raises
+    :class:`InputError` naming the file, the predictor/split and the field otherwise, or when no mode is
+    present.
     """
     obj = read_json(path)
     if not isinstance(obj, dict):
@@ -556,6 +561,8 @@ def read_metrics(path: Path) -> dict[str, Any]:
         problem = _entry_problem(obj[mode])
         if problem is not None:
             raise InputError(path, f"malformed {mode} entry: {problem}", record=record, field=mode)
+    if not isinstance(obj.get("provenance", {}), dict):
+        raise InputError(path, "not an object", record=record, field="provenance", expected="an object")
     return obj
 
 
@@ -592,11 +599,20 @@ def _entry_problem(entry: Any) -> str | None:
     return None
 
 
-def metrics_table(metric_json_paths: list[Path], parquet_out: Path, markdown_out: Path) -> pd.DataFrame:
-    """Collect metrics JSONs into one row per (predictor, split, mode); write parquet and markdown."""
-    rows = []
+def metrics_table(
+    metric_json_paths: list[Path],
+    parquet_out: Path,
+    markdown_out: Path,
+    provenance: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Collect metrics JSONs into one row per (predictor, split, mode); write parquet and markdown.
+
+    ``provenance`` (the table's own config and data) goes into the parquet schema metadata and the
+    markdown footer, which also warns when the gathered files ran on different data."""
+    rows, sources = [], []
     for path in metric_json_paths:
         obj = read_metrics(path)
+        sources.append(obj.get("provenance"))
         rows += [
             _metrics_row(obj["predictor"], obj["split"], mode, obj[mode]) for mode in MODES if mode in obj
         ]
@@ -608,8 +624,8 @@ def metrics_table(metric_json_paths: list[Path], parquet_out: Path, markdown_out
             )
     rows.sort(key=lambda r: (r["split"], r["predictor"], r["mode"]))
     table = pa.Table.from_pylist(rows, schema=METRICS)
-    write_parquet(table, parquet_out, METRICS)
-    write_text(_metrics_markdown(rows), markdown_out)
+    write_parquet(table, parquet_out, with_schema_metadata(METRICS, provenance))
+    write_text(_metrics_markdown(rows) + markdown_footer(provenance, sources), markdown_out)
     logger.info("metrics table: %d rows from %d files", len(rows), len(metric_json_paths))
     return table.to_pandas()
 

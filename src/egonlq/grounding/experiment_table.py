@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from egonlq.data.provenance import markdown_footer, with_schema_metadata
 from egonlq.errors import InputError
 from egonlq.evaluation.metric import METRIC_COLUMNS, MODES, read_metrics
 from egonlq.grounding.experiments import BASELINE_STAGE, RunSpec, parse_predictor_name
@@ -110,6 +111,7 @@ def aggregate_experiments(
     out_parquet: Path,
     out_markdown: Path,
     synthetic: bool = False,
+    provenance: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Gather metrics JSONs (:func:`egonlq.evaluation.metric.write_metrics`) of VSLNet runs and baselines.
 
@@ -117,7 +119,9 @@ def aggregate_experiments(
     markdown report to ``out_markdown``: headline lines (each finetune run against the scratch run with the
     same ``nlq_fraction`` on val R1@0.3), then one table per (split, mode) of mean ± std over seeds (sample
     std, ddof 1). Predictor names without the ``vslnet_`` prefix are baselines. ``synthetic``: say in the
-    report that the numbers come from synthetic (demo) data. Returns the rows.
+    report that the numbers come from synthetic (demo) data. ``provenance`` (the table's resolved config
+    and data fingerprint, ``egonlq.data.provenance``) goes into the parquet schema metadata and the
+    markdown footer, which warns when the metrics files ran on different data. Returns the rows.
     """
     by_name = {r.name: r for r in runs}
     rows = [row for path in metric_jsons for row in _metric_rows(Path(path), by_name)]
@@ -140,9 +144,11 @@ def aggregate_experiments(
         )
     )
     table = pa.Table.from_pylist(rows, schema=EXPERIMENT_METRICS)
-    write_parquet(table, out_parquet, EXPERIMENT_METRICS)
+    write_parquet(table, out_parquet, with_schema_metadata(EXPERIMENT_METRICS, provenance))
     df = table.to_pandas()
-    write_text(experiments_markdown(df, runs, synthetic=synthetic), out_markdown)
+    sources = [read_metrics(Path(path)).get("provenance") for path in metric_jsons]
+    markdown = experiments_markdown(df, runs, synthetic=synthetic) + markdown_footer(provenance, sources)
+    write_text(markdown, out_markdown)
     logger.info(
         "experiments: %d rows from %d metrics files (%d runs, %d baselines)",
         len(rows),

@@ -32,7 +32,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -83,6 +83,47 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     for name, p in model.named_parameters():
         (plain if name.endswith("bias") or id(p) in no_decay else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+
+
+class TransformersV4AdamW(torch.optim.Optimizer):
+    """AdamW as ``transformers.AdamW`` 4.x (``correct_bias=True``) computes it: the official VSLNet optimizer.
+
+    It differs from ``torch.optim.AdamW`` in two places: ``eps`` is added to ``sqrt(v)`` before the bias
+    correction (torch adds it after, to ``sqrt(v / (1 - beta2^t))``), and the decay ``p -= lr * wd * p`` is
+    applied after the Adam update, to the updated weights (torch decays first).
+    """
+
+    def __init__(self, params, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": 0.0})
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: ANN001, ANN201 - torch's signature
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+                state["step"] += 1
+                state["exp_avg"].mul_(beta1).add_(p.grad, alpha=1 - beta1)
+                state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+                denom = state["exp_avg_sq"].sqrt().add_(group["eps"])
+                t = state["step"]
+                step_size = group["lr"] * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+                p.addcdiv_(state["exp_avg"], denom, value=-step_size)
+                if group["weight_decay"] > 0.0:
+                    p.add_(p, alpha=-group["lr"] * group["weight_decay"])
+
+
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float, compat: str) -> torch.optim.Optimizer:
+    """torch's AdamW (``compat="egonlq"``) or :class:`TransformersV4AdamW` (``"official"``), both over
+    :func:`param_groups` with betas 0.9/0.999 and eps 1e-6."""
+    groups = param_groups(model, weight_decay)
+    if compat == "official":
+        return TransformersV4AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-6)
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-6)
 
 
 def linear_schedule(warmup_steps: int, total_steps: int):
@@ -205,6 +246,8 @@ def train(
     device: str = "auto",
     stop_after_steps: int | None = None,
     restart: bool = False,
+    provenance: Mapping[str, Any] | None = None,
+    compat: str = "egonlq",
 ) -> dict:
     """Train VSLNet by ``spec`` and keep the best weights on val (see the module docstring).
 
@@ -215,7 +258,10 @@ def train(
     start a ``finetune`` (required there, refused elsewhere). ``device``: ``auto`` (CUDA when available),
     ``cpu``, ``cuda``, ... ``stop_after_steps``: return after that many steps (counted from step 0), as an
     interruption would; ``last.pt`` keeps the state of the last evaluation. ``restart``: ignore a
-    ``last.pt`` instead of resuming it.
+    ``last.pt`` instead of resuming it. ``provenance``: the resolved config sections and the preflight's
+    data fingerprint (``egonlq.data.provenance``), recorded in ``train_spec.json``. ``compat``: ``"egonlq"``
+    or ``"official"``, the published code's details (padded text outputs kept, encoder dropout while
+    training, :class:`TransformersV4AdamW`); official needs ``spec.text == "encoder"``.
 
     Bad input raises :class:`InputError` before any training step: features or text of the wrong size, a
     text missing from the cache, an unreadable or mismatching ``init_from``, no training query left, a
@@ -271,7 +317,12 @@ def train(
     if len(val_records) == 0:
         logger.warning("no val query to evaluate: every val score will be NaN")
     text = make_text_source(
-        spec.text, text_cache=text_cache, text_model=text_model, max_len=config.max_pos_len, device=dev
+        spec.text,
+        text_cache=text_cache,
+        text_model=text_model,
+        max_len=config.max_pos_len,
+        device=dev,
+        compat=compat,
     )
     for records in (train_records, val_records):
         check_text(
@@ -290,7 +341,7 @@ def train(
         **({"init_from": init_from} if init_from is not None else {}),
     }
     fingerprint = run_fingerprint(
-        spec.to_dict(),
+        spec.to_dict() | {"compat": compat},
         train_records,
         val_records,
         inputs | ({"init_from": Path(init_from) / WEIGHTS_NAME} if init_from is not None else {}),
@@ -306,12 +357,13 @@ def train(
             "val_stats": val_records.stats,
             "device": str(dev),
             "torch": torch.__version__,
+            **({"provenance": dict(provenance)} if provenance is not None else {}),
         },
         out_dir / TRAIN_SPEC_NAME,
         indent=2,
     )
     with deterministic(dev):
-        run = _Run(spec, train_records, val_records, text, gt, out_dir, dev, init_state, fingerprint)
+        run = _Run(spec, train_records, val_records, text, gt, out_dir, dev, init_state, fingerprint, compat)
         if not restart:
             run.resume()
         return run.loop(progress=progress, stop_after_steps=stop_after_steps)
@@ -374,6 +426,7 @@ class _Run:
         dev: torch.device,
         init_state: dict | None,
         fingerprint: dict[str, Any],
+        compat: str = "egonlq",
     ) -> None:
         self.spec, self.train_records, self.val_records = spec, train_records, val_records
         self.text, self.gt, self.out_dir, self.dev, self.fingerprint = text, gt, out_dir, dev, fingerprint
@@ -384,9 +437,7 @@ class _Run:
         self.model.to(dev).train()
         self.schedule = _Schedule.of(spec, len(train_records))
         total = self.schedule.total_steps
-        self.optimizer = torch.optim.AdamW(
-            param_groups(self.model, spec.weight_decay), lr=spec.lr, betas=(0.9, 0.999), eps=1e-6
-        )
+        self.optimizer = make_optimizer(self.model, spec.lr, spec.weight_decay, compat)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, linear_schedule(int(spec.warmup_proportion * total), total)
         )
@@ -506,7 +557,7 @@ class _Run:
 
     def _step(self, indices: list[int]) -> tuple[list[float], float]:
         """One optimizer step on the records ``indices``; the losses and the learning rate it used."""
-        batch = collate([self.dataset[i] for i in indices], self.text).to(self.dev)
+        batch = collate([self.dataset[i] for i in indices], self.text, training=True).to(self.dev)
         out = self.model(batch.video, batch.video_mask, batch.text, batch.text_mask)
         loss = self.model.loss(out, batch.s_ind, batch.e_ind, batch.video_mask, batch.highlight)
         self.optimizer.zero_grad(set_to_none=True)
