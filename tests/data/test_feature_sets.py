@@ -8,12 +8,14 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from egonlq.data import feature_sets as FS
-from egonlq.data.features import clip_rows, save_video_features
+from egonlq.data.features import GRID_KEY, clip_features_grid, clip_rows, cut_clips, save_video_features
 from egonlq.errors import InputError
 from egonlq.timegrid import OFFICIAL, FeatureGrid, num_features
 
@@ -112,3 +114,21 @@ def test_row_check_names_a_wrong_stride_and_an_unreadable_file(tmp_path: Path) -
     assert rows["offending"] == [{"video_uid": "b", "rows": 282, "expected": 562, "fits": []}]
     assert list(rows["unreadable"]) == ["c"] and "cannot read feature file" in rows["unreadable"]["c"]
     assert FS.check_rows(tmp_path, fset, frames, sample=1)["sampled"] == ["a"]
+
+
+def test_clip_features_record_the_grid_they_were_cut_on(tmp_path: Path) -> None:
+    save_video_features(np.ones((ROUNDED.num_rows(27_000), 4), np.float32), tmp_path / "v.pt")
+    clips = pd.DataFrame(
+        {"clip_uid": ["c"], "video_uid": ["v"], "video_start_sec": [0.0], "video_end_sec": [480.0]}
+    )
+    stats = cut_clips(clips, tmp_path, tmp_path / "rounded.parquet", expected_dim=4, grid=ROUNDED)
+    assert stats["rows_per_second"] == 1.87 and stats["rows_written"] == 898  # rows 0..int(480 * 1.87)
+    assert clip_features_grid(tmp_path / "rounded.parquet") == ROUNDED
+    # the default grid, and a file whose metadata was damaged
+    cut_clips(clips, tmp_path, tmp_path / "official.parquet", expected_dim=4)
+    assert clip_features_grid(tmp_path / "official.parquet") == OFFICIAL
+    table = pq.read_table(tmp_path / "official.parquet")
+    pq.write_table(table.replace_schema_metadata({GRID_KEY: b'{"fps": 30}'}), tmp_path / "bad.parquet")
+    with pytest.raises(InputError, match="unreadable feature grid metadata") as info:
+        clip_features_grid(tmp_path / "bad.parquet")
+    assert info.value.field == "feature_grid"

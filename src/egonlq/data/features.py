@@ -18,7 +18,9 @@ rate.
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import logging
 import math
 import time
@@ -58,6 +60,9 @@ CLIP_FEATURES = pa.schema(
     ]
 )
 
+# Schema metadata key of a clip-feature file: the JSON of the set's FeatureGrid, so that every reader maps its
+# rows to times with the grid the rows were cut on (clip_features_grid).
+GRID_KEY = b"feature_grid"
 CUT_MODES = ("compatible", "corrected")
 ON_MISSING = ("error", "skip")
 ROW_COUNT_TOLERANCE = 1
@@ -350,7 +355,8 @@ def cut_clips(
     ``num_frames`` (``{video_uid: frames}``) enables the row-count check of :func:`load_video_features`.
     ``compression``: codec of the features column, one of :data:`FEATURE_CODECS` (``"none"`` loads fastest;
     ``"zstd"`` when disk matters more, e.g. float16 source features). ``grid``: the set's time grid (row
-    counts and the time-to-row mapping), recorded in the stats as ``rows_per_second``.
+    counts and the time-to-row mapping), recorded in the stats as ``rows_per_second`` and in the file's
+    schema metadata (:func:`clip_features_grid`).
 
     Returns stats: clips_in (input rows), clips_duplicate (identical repeated rows dropped), clips_written,
     clips_skipped_missing_video, clips_cut_short (clip ends after its video's last feature row),
@@ -388,9 +394,10 @@ def cut_clips(
     groups = table.groupby("video_uid", sort=True)
     with atomic_path(out_path) as tmp:
         codecs = {name: "zstd" for name in CLIP_FEATURES.names} | {"features": compression}
+        grid_json = json.dumps(dataclasses.asdict(grid), sort_keys=True)
         with pq.ParquetWriter(
             tmp,
-            CLIP_FEATURES,
+            CLIP_FEATURES.with_metadata({GRID_KEY: grid_json}),
             compression=codecs,
             use_dictionary=["video_uid", "mode"],
             write_statistics=["clip_uid", "video_uid"],
@@ -466,6 +473,18 @@ def cut_clips(
         stats["row_count_off_by_one"],
     )
     return stats
+
+
+def clip_features_grid(path: Path) -> FeatureGrid:
+    """The time grid the clips of a :func:`cut_clips` file were cut on (its schema metadata); the official
+    grid for a file written before grids were recorded."""
+    raw = (pq.read_schema(path).metadata or {}).get(GRID_KEY)
+    if raw is None:
+        return timegrid.OFFICIAL
+    try:
+        return FeatureGrid(**json.loads(raw))
+    except (TypeError, ValueError) as e:
+        raise InputError(path, f"unreadable feature grid metadata ({e})", field="feature_grid") from e
 
 
 def _open_clip_features(path: Path) -> pq.ParquetFile:
