@@ -324,8 +324,13 @@ def preflight_args():
     inputs.update({f"em_train_{Path(p).stem}": data_path(p) for p in DATA["em_train"]})
     if KEYFRAMES_ON:  # keyframes.smk
         inputs["videos"] = VIDEO_DIR
+    goalstep = {s: STEPS_FILES[s] for s in STEPS_PRESENT} if STEPS_ON else {}  # steps.smk
+    inputs.update({f"goalstep_{s}": path for s, path in goalstep.items()})
+    if STEPS_ON:
+        inputs["goalstep_groups"] = STEPS_GROUPS
     args = [f"--input {shlex.quote(f'{name}={path}')}" for name, path in inputs.items()]
     args += [f"--nlq {shlex.quote(f'{s}={nlq_json(s)}')}" for s in SPLITS]
+    args += [f"--goalstep {shlex.quote(f'{s}={path}')}" for s, path in goalstep.items()]
     # the feature set: its sidecar or known description, and its rows against the metadata's frame counts
     args.append(f"--features {shlex.quote(f'{FEATURE_NAME}={FEATURE_DIR}')} --feature-dim {int(FEATURE_DIM)}")
     args.append(f"--metadata {shlex.quote(data_path(DATA['metadata']))}")
@@ -349,14 +354,14 @@ def vslnet_scorer_tags():
 
 def keyframe_targets():
     if not KEYFRAMES_ON:
-        return []
-    return [f"{FRAMES_DIR}/features/manifest.json", "results/keyframes/moment_hits.md"]
+        return summaries
+    return [*summaries, f"{FRAMES_DIR}/features/manifest.json", "results/keyframes/moment_hits.md"]
 
 
 def keyframe_params():
     """Selection parameters shared by every scorer (params, so that editing one reruns the selections)."""
     return {
-        "aks": json.dumps(KCFG["aks"], sort_keys=True),
+        "aks": KCFG["aks"] if isinstance(KCFG["aks"], str) else json.dumps(KCFG["aks"], sort_keys=True),
         "methods": " ".join(KCFG["methods"]),
         "rate": KCFG["frame_rate"],
         "batch": KCFG["batch_size"],
@@ -367,13 +372,8 @@ def keyframe_params():
 def keyframe_command(tag):
     """The shared tail of the keyframes command: selection parameters and the outputs of scorer ``tag``."""
     return (
-    goalstep = {s: STEPS_FILES[s] for s in STEPS_PRESENT} if STEPS_ON else {}  # steps.smk
-    inputs.update({f"goalstep_{s}": path for s, path in goalstep.items()})
-    if STEPS_ON:
-        inputs["goalstep_groups"] = STEPS_GROUPS
         " --videos {input.videos:q} --aks {params.aks:q} --methods {params.methods} --sample-rate {params.rate}"
         " --batch-size {params.batch} --save-frames {params.save} --threads {threads}"
-    args += [f"--goalstep {shlex.quote(f'{s}={path}')}" for s, path in goalstep.items()]
         f" --progress results/keyframes/{tag}/progress.jsonl --scores {{output.scores:q}}"
         " --selection {output.selection:q} --frames-dir {output.frames:q} --stats {output.stats:q}"
     )
@@ -383,6 +383,10 @@ def keyframe_outputs(tag):
     return {
         "scores": f"results/keyframes/{tag}/scores.parquet",
         "selection": f"results/keyframes/{tag}/selection.parquet",
+wildcard_constraints:
+    text="(_summary|_both)?",  # keyframes_encoder: empty for the query-guided selections
+
+
         "frames": directory(f"results/keyframes/{tag}/frames"),
         "stats": f"results/keyframes/{tag}/stats.json",
     }
@@ -396,6 +400,7 @@ def vslnet_scorer_inputs(wc):
         "features": f"results/features/{KSPLIT}_clips.parquet",
         "model": f"{checkpoint_dir(wc.run, wc.seed)}/model.safetensors",
         "text_cache": TEXT_CACHE,
+    summaries = [f"results/keyframes/summaries/nlq_{s}_summaries.json" for s in SPLITS]  # no video needed
         "mp4": VIDEO_INPUT,
         "code": src_files("video", *KEYFRAME_CODE, "grounding.text_encoder"),
     }
