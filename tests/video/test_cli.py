@@ -105,3 +105,42 @@ def test_keyframes_vslnet_passes_the_runs_own_label_mode(tmp_path: Path) -> None
         workflow.dag(DAGSettings(forceall=True)).execute_workflow(executor="dryrun")
         jobs = [job for job in workflow._workflow.dag.jobs if job.rule.name == "keyframes_vslnet"]
     assert jobs and all("--label-mode corrected" in job.shellcmd for job in jobs)
+
+
+def test_clip_summaries_command_writes_table_json_and_counts(world: World, tmp_path: Path) -> None:
+    from egonlq.data.narrations import ingest_narrations
+    from egonlq.data.summaries import CLIP_SUMMARIES
+    from egonlq.data.tables import SUMMARIES
+    from egonlq.io import read_parquet
+
+    ingest_narrations(
+        world.root / "v1" / "annotations" / "narration.json",
+        tmp_path / "narrations.parquet",
+        tmp_path / "summaries.parquet",
+    )
+    write_parquet(pa_table(world.clips, CLIPS), tmp_path / "clips.parquet", CLIPS)
+    names = ("summaries.parquet", "summaries.json", "stats.json")
+    out = {name: tmp_path / f"nlq_val_{name}" for name in names}
+    main(["clip-summaries", "--summaries", str(tmp_path / "summaries.parquet"), "--clips",
+          str(tmp_path / "clips.parquet"), "--parquet", str(out["summaries.parquet"]), "--json",
+          str(out["summaries.json"]), "--stats", str(out["stats.json"])])  # fmt: skip
+    rows = read_parquet(out["summaries.parquet"], CLIP_SUMMARIES).to_pandas()
+    exported = json.loads(out["summaries.json"].read_text())
+    stats = json.loads(out["stats.json"].read_text())
+    assert sorted(exported) == sorted(world.clips["clip_uid"].unique())
+    assert stats["clips"] == len(exported) == stats["clips_with_summary"] + stats["clips_without_summary"]
+    assert stats["clips_without_summary"] == sum(v["summary"] is None for v in exported.values())
+    # every demo video has a whole-video summary per pass: each clip gets its video's summaries
+    summaries = read_parquet(tmp_path / "summaries.parquet", SUMMARIES).to_pandas()
+    per_video = summaries.groupby("video_uid").size()
+    for entry in exported.values():
+        assert len(entry["summaries"]) == per_video.get(entry["video_uid"], 0)
+        assert all(s["start_sec"] <= 0 <= s["end_sec"] for s in entry["summaries"])
+    assert len(rows) == sum(len(v["summaries"]) for v in exported.values())
+
+
+def test_moment_hits_coverage_needs_all_three_arguments(tmp_path: Path) -> None:
+    args = ["moment-hits", "--selections", "s", "--queries", "q", "--clips", "c", "--parquet", "p",
+            "--markdown", "m", "--plot", "x", "--narrations", "n"]  # fmt: skip
+    with pytest.raises(SystemExit, match="summary coverage needs --narrations, --coverage-parquet"):
+        main(args)

@@ -8,11 +8,13 @@ KSPLIT = KCFG["split"]
 VIDEO_DIR = data_path(DATA["videos"])
 # The demo's rendered videos come with a manifest (one file for the DAG); real videos are a folder.
 VIDEO_INPUT = f"{VIDEO_DIR}/manifest.json" if IS_DEMO else VIDEO_DIR
-# auto: the demo's encoder for its rendered frames, CLIP for real videos
+# auto: the demo's encoder for its rendered frames, CLIP for real videos; blip: ITC frame embeddings, ITM or
+# ITC scores (keyframes.blip_head)
 ENCODER = KCFG["encoder"] if KCFG["encoder"] != "auto" else ("demo" if IS_DEMO else "clip")
+MODEL_PATH = {"clip": KCFG["clip_model"], "blip": KCFG["blip_model"]}.get(ENCODER)
 _KEYFRAMES_BLOCKERS = [
     *([] if IS_DEMO or Path(VIDEO_DIR).is_dir() else [f"no video folder {VIDEO_DIR} (data.videos)"]),
-    *([] if ENCODER != "clip" or KCFG["clip_model"] else ["keyframes.encoder is clip but clip_model is not set"]),
+    *([] if ENCODER == "demo" or MODEL_PATH else [f"keyframes.encoder is {ENCODER} but {ENCODER}_model is not set"]),
 ]
 if KCFG["enabled"] == "auto":
     KEYFRAMES_ON = not _KEYFRAMES_BLOCKERS
@@ -22,14 +24,38 @@ elif KCFG["enabled"] and _KEYFRAMES_BLOCKERS:
     raise ValueError(f"config.yaml: keyframes.enabled is true, but: {'; '.join(_KEYFRAMES_BLOCKERS)}")
 else:
     KEYFRAMES_ON = KCFG["enabled"]
-ENCODER_TAG = "demo" if ENCODER == "demo" else f"clip_{Path(KCFG['clip_model'] or 'none').name}"
-# the CLIP folder is an input: replacing the model reruns the encoding
-ENCODER_INPUT = {"clip_model": KCFG["clip_model"]} if ENCODER == "clip" and KCFG["clip_model"] else {}
+ENCODER_TAG = "demo" if ENCODER == "demo" else f"{ENCODER}_{Path(MODEL_PATH or 'none').name}"
+# the scorer: BLIP's ITM head scores (image, text) pairs, not the frame embeddings
+SCORER_TAG = f"{ENCODER_TAG}_itm" if ENCODER == "blip" and KCFG["blip_head"] == "itm" else ENCODER_TAG
+# the model folder is an input: replacing the model reruns the encoding
+ENCODER_INPUT = {"model_path": MODEL_PATH} if ENCODER != "demo" and MODEL_PATH else {}
+MODEL_ARG = f"--model-path {shlex.quote(MODEL_PATH)}" if ENCODER != "demo" and MODEL_PATH else ""
 FRAMES_DIR = f"results/frames/{ENCODER_TAG}"
 FRAME_CODE = ("video.frame_features", "video.frame_encoders", "data.tables")
-KEYFRAME_CODE = (*FRAME_CODE, "video.keyframes", "video.scorers", "video.aks")
+KEYFRAME_CODE = (*FRAME_CODE, "video.keyframes", "video.scorers", "video.aks", "data.summaries")
 
-SCORER_TAGS = [f"encoder_{ENCODER_TAG}", *vslnet_scorer_tags()]
+SCORER_TAGS = [f"encoder_{SCORER_TAG}", *vslnet_scorer_tags()]
+# summary-guided selections of the encoder scorer (keyframes.text_sources): tags encoder_<enc>_summary / _both
+SUMMARY_TAGS = [f"encoder_{SCORER_TAG}_{t}" for t in KCFG["text_sources"] if t != "query"]
+
+
+rule clip_summaries:
+    input:
+        summaries="results/data/summaries.parquet",
+        clips="results/data/nlq/{split}_clips.parquet",
+        code=src_files("video", "data.summaries", "data.tables"),
+    output:
+        parquet="results/keyframes/summaries/nlq_{split}_summaries.parquet",
+        json="results/keyframes/summaries/nlq_{split}_summaries.json",
+        stats="results/keyframes/summaries/nlq_{split}_stats.json",
+    log:
+        "results/logs/clip_summaries/{split}.log",
+    conda:
+        "../../envs/video.yaml"
+    shell:
+        "exec python -m egonlq.cli clip-summaries --summaries {input.summaries:q} --clips {input.clips:q}"
+        " --parquet {output.parquet:q} --json {output.json:q} --stats {output.stats:q} > {log:q} 2>&1"
+
 
 rule frame_features:
     input:
@@ -46,7 +72,7 @@ rule frame_features:
     params:
         video_dir=lambda wc, input: folder_of(input.mp4),
         encoder=ENCODER,
-        model=f"--model-path {shlex.quote(KCFG['clip_model'])}" if ENCODER == "clip" else "",
+        model=MODEL_ARG,
         rate=KCFG["frame_rate"],
         batch=KCFG["batch_size"],
     log:
@@ -66,7 +92,9 @@ rule frame_features:
 
 
 rule keyframes_encoder:
+    # {text}: "" scores with the query, "_summary" / "_both" with the clip summary (keyframes.text_sources)
     input:
+        summaries=f"results/keyframes/summaries/nlq_{KSPLIT}_summaries.parquet",
         queries=f"results/data/nlq/{KSPLIT}_queries.parquet",
         clips=f"results/data/nlq/{KSPLIT}_clips.parquet",
         videos="results/data/videos.parquet",
@@ -75,16 +103,19 @@ rule keyframes_encoder:
         **ENCODER_INPUT,
         code=src_files("video", *KEYFRAME_CODE),
     output:
-        **keyframe_outputs(f"encoder_{ENCODER_TAG}"),
+        **keyframe_outputs(f"encoder_{SCORER_TAG}{{text}}"),
     params:
         **keyframe_params(),
+        text_source=lambda wc: wc.text.removeprefix("_") or "query",
+        summary_weight=KCFG["summary_weight"],
         video_dir=lambda wc, input: folder_of(input.mp4),
         encoder=ENCODER,
-        model=f"--model-path {shlex.quote(KCFG['clip_model'])}" if ENCODER == "clip" else "",
+        model=MODEL_ARG,
+        blip_head=KCFG["blip_head"],
     log:
-        f"results/logs/keyframes/encoder_{ENCODER_TAG}.log",
+        f"results/logs/keyframes/encoder_{SCORER_TAG}{{text}}.log",
     benchmark:
-        f"results/benchmarks/keyframes/encoder_{ENCODER_TAG}.tsv"
+        f"results/benchmarks/keyframes/encoder_{SCORER_TAG}{{text}}.tsv"
     threads: 1
     resources:
         mem_mb=4000,
@@ -92,8 +123,10 @@ rule keyframes_encoder:
         "../../envs/video.yaml"
     shell:
         "exec python -m egonlq.cli keyframes --queries {input.queries:q} --clips {input.clips:q} --video-dir {params.video_dir:q}"
-        " --scorer encoder --encoder {params.encoder:q} {params.model} --frame-table {input.frames:q}"
-        + keyframe_command(f"encoder_{ENCODER_TAG}")
+        " --scorer encoder --encoder {params.encoder:q} {params.model} --blip-head {params.blip_head}"
+        " --frame-table {input.frames:q}"
+        " --text-source {params.text_source} --summaries {input.summaries:q} --summary-weight {params.summary_weight}"
+        + keyframe_command(f"encoder_{SCORER_TAG}{{wildcards.text}}")
         + " > {log:q} 2>&1"
 
 rule keyframes_vslnet:
@@ -127,19 +160,26 @@ rule keyframes_vslnet:
 
 
 rule moment_hits:
+    # also the summary-coverage table: query-guided, summary-guided and uniform selections at the same M
     input:
         selections=[f"results/keyframes/{tag}/selection.parquet" for tag in SCORER_TAGS],
+        guided=[f"results/keyframes/{tag}/selection.parquet" for tag in SUMMARY_TAGS],
         queries=f"results/data/nlq/{KSPLIT}_queries.parquet",
         clips=f"results/data/nlq/{KSPLIT}_clips.parquet",
-        code=src_files("video", "video.moment_hits", "video.keyframes", "data.tables"),
+        narrations="results/data/narrations.parquet",
+        code=src_files("video", "video.moment_hits", "video.summary_coverage", "video.keyframes", "data.tables"),
     output:
         parquet="results/keyframes/moment_hits.parquet",
         markdown=report("results/keyframes/moment_hits.md", caption="../report/moment_hits.rst",
                         category="4. Keyframes"),
         plot=report("results/keyframes/moment_hits.png", caption="../report/moment_hits.rst",
                     category="4. Keyframes"),
+        coverage="results/keyframes/summary_coverage.parquet",
+        coverage_md=report("results/keyframes/summary_coverage.md", caption="../report/summary_coverage.rst",
+                           category="4. Keyframes"),
     params:
         synthetic="--synthetic" if IS_DEMO else "",
+        window=KCFG["coverage_window"],
     log:
         "results/logs/moment_hits/moment_hits.log",
     conda:
@@ -147,4 +187,5 @@ rule moment_hits:
     shell:
         "exec python -m egonlq.cli moment-hits --selections {input.selections:q} --queries {input.queries:q} --clips {input.clips:q}"
         " {params.synthetic} --parquet {output.parquet:q} --markdown {output.markdown:q} --plot {output.plot:q}"
-        " > {log:q} 2>&1"
+        " --summary-selections {input.guided:q} --narrations {input.narrations:q} --window {params.window}"
+        " --coverage-parquet {output.coverage:q} --coverage-markdown {output.coverage_md:q} > {log:q} 2>&1"

@@ -15,8 +15,10 @@ def _frame_features_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clips", type=Path, required=True, help="NLQ clip table: whose videos to encode")
     p.add_argument("--videos", type=Path, required=True, help="the videos table (canonical frame counts)")
     p.add_argument("--video-dir", type=Path, required=True, help="folder of <video_uid>.mp4")
-    p.add_argument("--encoder", choices=("demo", "clip"), default="demo", help="frame encoder (default demo)")
-    p.add_argument("--model-path", type=Path, help="a local Hugging Face CLIP folder (encoder clip)")
+    p.add_argument(
+        "--encoder", choices=("demo", "clip", "blip"), default="demo", help="frame encoder (default demo)"
+    )
+    p.add_argument("--model-path", type=Path, help="a local Hugging Face CLIP or BLIP folder (clip, blip)")
     p.add_argument("--frame-rate", type=float, default=1.0, help="per-frame embeddings: samples per second")
     p.add_argument("--batch-size", type=int, default=32, help="frames encoded per batch")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -88,9 +90,15 @@ def _keyframes_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video-dir", type=Path, required=True, help="folder of <video_uid>.mp4")
     p.add_argument("--scorer", choices=("encoder", "vslnet"), required=True, help="what scores the frames")
     p.add_argument(
-        "--encoder", choices=("demo", "clip"), default="demo", help="encoder scorer: which encoder"
+        "--encoder", choices=("demo", "clip", "blip"), default="demo", help="encoder scorer: which encoder"
     )
-    p.add_argument("--model-path", type=Path, help="encoder clip: a local CLIP folder")
+    p.add_argument("--model-path", type=Path, help="encoder clip / blip: a local CLIP or BLIP folder")
+    p.add_argument(
+        "--blip-head",
+        choices=("itm", "itc"),
+        default="itm",
+        help="encoder blip: ITM match probability or ITC cosine (the latter reuses --frame-table)",
+    )
     p.add_argument("--frame-table", type=Path, help="encoder scorers: per-frame embeddings to reuse")
     p.add_argument("--vslnet-dir", type=Path, help="vslnet scorer: a trained run folder")
     p.add_argument("--clip-features", type=Path, help="vslnet scorer: the split's clip features")
@@ -182,7 +190,12 @@ def keyframes(a: argparse.Namespace) -> None:
         )
     else:
         encoder = make_encoder(a.encoder, model_path=a.model_path, batch_size=a.batch_size)
-        scorer = EncoderScorer(encoder, batch_size=a.batch_size, frame_table=a.frame_table)
+        if a.encoder == "blip" and a.blip_head == "itm":
+            from egonlq.video.blip import BlipITMScorer
+
+            scorer = BlipITMScorer(encoder)
+        else:
+            scorer = EncoderScorer(encoder, batch_size=a.batch_size, frame_table=a.frame_table)
     a.frames_dir.mkdir(parents=True, exist_ok=True)
     videos = read_parquet(a.videos, VIDEOS).to_pandas()
     stats = run_keyframes(

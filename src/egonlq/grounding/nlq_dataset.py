@@ -371,7 +371,7 @@ class TextSource(Protocol):
     hidden_size: int
     fingerprint: str
 
-    def embed(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]: ...
+    def embed(self, texts: Sequence[str], *, training: bool = False) -> tuple[Tensor, Tensor]: ...
 
     def missing(self, texts: Collection[str]) -> list[str]: ...
 
@@ -401,39 +401,63 @@ class CachedText:
     def missing(self, texts: Collection[str]) -> list[str]:
         return sorted(t for t in set(texts) if t not in self.cache)
 
-    def embed(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
+    def embed(self, texts: Sequence[str], *, training: bool = False) -> tuple[Tensor, Tensor]:
         return pad([self.cache.get(t) for t in texts])
 
 
 class EncodedText:
-    """Text encoded on the fly by the frozen encoder (eval mode), padding zeroed like the cache path."""
+    """Text encoded on the fly by the frozen encoder (eval mode), padding zeroed like the cache path.
+
+    ``official=True`` is the published code's behaviour (compatibility mode ``official``): the encoder's
+    outputs at padded positions are kept, and training batches run the frozen encoder in train mode
+    (dropout active), as the reference's ``model.train()`` reaches it; evaluation batches stay in eval mode.
+    """
 
     kind = "encoder"
 
-    def __init__(self, encoder: TextEncoder):
+    def __init__(self, encoder: TextEncoder, *, official: bool = False):
         self.encoder = encoder
+        self.official = official
         self.hidden_size = encoder.hidden_size
         self.fingerprint = encoder.fingerprint
 
     def missing(self, texts: Collection[str]) -> list[str]:
         return []
 
-    def embed(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
-        hidden, mask = self.encoder.embed(list(texts))
-        return hidden * mask.unsqueeze(2), mask
+    def embed(self, texts: Sequence[str], *, training: bool = False) -> tuple[Tensor, Tensor]:
+        hidden, mask = self.encoder.embed(list(texts), dropout=self.official and training)
+        return (hidden if self.official else hidden * mask.unsqueeze(2)), mask
+
+
+COMPAT_MODES = ("egonlq", "official")  # "official": the published VSLNet code's text and optimizer details
 
 
 def make_text_source(
-    kind: str, *, text_cache: Path | None, text_model: Path, max_len: int, device: str | torch.device = "cpu"
+    kind: str,
+    *,
+    text_cache: Path | None,
+    text_model: Path,
+    max_len: int,
+    device: str | torch.device = "cpu",
+    compat: str = "egonlq",
 ) -> CachedText | EncodedText:
     """A :class:`CachedText` (``kind="cache"``; the cache must come from ``text_model`` with ``max_len``) or
-    an :class:`EncodedText` (``kind="encoder"``) of the encoder in ``text_model``."""
+    an :class:`EncodedText` (``kind="encoder"``) of the encoder in ``text_model``. ``compat="official"``
+    needs the encoder (a cache holds neither padded outputs nor dropout)."""
+    if compat not in COMPAT_MODES:
+        raise ValueError(f"unknown compatibility mode {compat!r}, expected one of {COMPAT_MODES}")
+    if compat == "official" and kind != "encoder":
+        raise InputError(
+            None, f"compatibility mode 'official' needs text 'encoder', not {kind!r}", field="text"
+        )
     if kind == "cache":
         if text_cache is None:
             raise InputError(None, "text source 'cache' needs a text cache file", field="text_cache")
         return CachedText(TextCache.load(text_cache, model_path=text_model, max_len=max_len))
     if kind == "encoder":
-        return EncodedText(TextEncoder(text_model, max_len=max_len, device=device))
+        return EncodedText(
+            TextEncoder(text_model, max_len=max_len, device=device), official=compat == "official"
+        )
     raise ValueError(f"unknown text source {kind!r}, expected one of {TEXT_SOURCES}")
 
 
@@ -524,11 +548,12 @@ class Batch(NamedTuple):
         return Batch(*(t.to(device) for t in self))
 
 
-def collate(samples: Sequence[dict], text: TextSource) -> Batch:
-    """Pad a list of :meth:`NLQDataset.__getitem__` samples into a :class:`Batch` (zeros at padding)."""
+def collate(samples: Sequence[dict], text: TextSource, *, training: bool = False) -> Batch:
+    """Pad a list of :meth:`NLQDataset.__getitem__` samples into a :class:`Batch` (zeros at padding).
+    ``training``: a training batch (the ``official`` text source then runs its encoder with dropout)."""
     video, video_mask = pad([s["video"] for s in samples])
     highlight, _ = pad([s["highlight"][:, None] for s in samples])
-    text_emb, text_mask = text.embed([s["text"] for s in samples])
+    text_emb, text_mask = text.embed([s["text"] for s in samples], training=training)
     return Batch(
         index=torch.tensor([s["index"] for s in samples], dtype=torch.long),
         video=video,

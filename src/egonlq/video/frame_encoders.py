@@ -42,7 +42,7 @@ from egonlq.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-ENCODER_KINDS = ("demo", "clip")
+ENCODER_KINDS = ("demo", "clip", "blip")
 CLIP_TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
 CLIP_MAX_TOKENS = 77  # the reference truncates the question to CLIP's 77 positions
 
@@ -80,13 +80,20 @@ def check_frames(frames: np.ndarray) -> np.ndarray:
 def make_encoder(
     kind: str, *, model_path: Path | None = None, device: str = "cpu", batch_size: int = 32
 ) -> FrameEncoder:
-    """The encoder named by ``kind`` (one of :data:`ENCODER_KINDS`); ``clip`` needs ``model_path``."""
+    """The encoder named by ``kind`` (one of :data:`ENCODER_KINDS`); ``clip`` and ``blip`` (its ITC
+    embeddings, :mod:`egonlq.video.blip`) need ``model_path``."""
     if kind == "demo":
         return DemoEncoder()
     if kind == "clip":
         if model_path is None:
             raise InputError(None, "the clip frame encoder needs a model folder", field="model_path")
         return CLIPEncoder(model_path, device=device, batch_size=batch_size)
+    if kind == "blip":
+        from egonlq.video.blip import BlipEncoder
+
+        if model_path is None:
+            raise InputError(None, "the blip frame encoder needs a model folder", field="model_path")
+        return BlipEncoder(model_path, device=device, batch_size=batch_size)
     raise ValueError(f"unknown frame encoder {kind!r}, expected one of {ENCODER_KINDS}")
 
 

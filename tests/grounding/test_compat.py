@@ -1,0 +1,77 @@
+"""Compatibility mode ``official``: the published VSLNet code's text handling and optimizer (issue 15)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from egonlq.errors import InputError
+from egonlq.grounding.nlq_dataset import EncodedText, make_text_source
+from egonlq.grounding.train import TransformersV4AdamW, make_optimizer
+
+
+class FakeEncoder:
+    """Returns ones everywhere (padding included) and records the dropout flag of each call."""
+
+    hidden_size = 2
+    fingerprint = "fake"
+
+    def __init__(self) -> None:
+        self.dropout_calls: list[bool] = []
+
+    def embed(self, texts: list[str], *, dropout: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        self.dropout_calls.append(dropout)
+        mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+        return torch.ones(2, 2, 2), mask
+
+
+def test_default_zeroes_padding_official_keeps_it_and_drops_out_in_training_only():
+    enc = FakeEncoder()
+    hidden, _ = EncodedText(enc).embed(["a b", "a"], training=True)
+    assert hidden[1, 1].tolist() == [0.0, 0.0] and enc.dropout_calls == [False]
+    enc = FakeEncoder()
+    official = EncodedText(enc, official=True)
+    hidden, mask = official.embed(["a b", "a"], training=True)
+    assert hidden[1, 1].tolist() == [1.0, 1.0] and mask[1].tolist() == [1.0, 0.0]
+    official.embed(["a b", "a"])
+    assert enc.dropout_calls == [True, False]  # evaluation batches stay in eval mode
+
+
+def test_official_mode_needs_the_encoder(tmp_path):
+    with pytest.raises(InputError, match="official") as e:
+        make_text_source(
+            "cache", text_cache=tmp_path / "x", text_model=tmp_path, max_len=8, compat="official"
+        )
+    assert e.value.field == "text"
+    with pytest.raises(ValueError, match="compatibility"):
+        make_text_source("cache", text_cache=None, text_model=tmp_path, max_len=8, compat="reference")
+
+
+def test_transformers_v4_adamw_by_hand():
+    lr, wd, eps, b1, b2 = 0.1, 0.5, 1e-6, 0.9, 0.999
+    p = torch.nn.Parameter(torch.tensor([1.0]))
+    opt = TransformersV4AdamW([{"params": [p], "weight_decay": wd}], lr=lr, eps=eps)
+    w, m, v = 1.0, 0.0, 0.0
+    for t, g in enumerate((0.5, -2.0), start=1):
+        p.grad = torch.tensor([g])
+        opt.step()
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        w = w - lr * math.sqrt(1 - b2**t) / (1 - b1**t) * m / (math.sqrt(v) + eps)
+        w = w - lr * wd * w  # decay after the update, on the updated weight
+        assert p.item() == pytest.approx(w, rel=1e-6)
+    q = torch.nn.Parameter(torch.tensor([1.0]))
+    torch_opt = torch.optim.AdamW([{"params": [q], "weight_decay": wd}], lr=lr, eps=eps)
+    for g in (0.5, -2.0):
+        q.grad = torch.tensor([g])
+        torch_opt.step()
+    assert abs(q.item() - p.item()) > 1e-4  # the modes differ measurably
+
+
+def test_make_optimizer_picks_by_mode():
+    model = torch.nn.Linear(2, 2)
+    assert isinstance(make_optimizer(model, 1e-3, 0.01, "official"), TransformersV4AdamW)
+    default = make_optimizer(model, 1e-3, 0.01, "egonlq")
+    assert type(default) is torch.optim.AdamW
+    assert [g["weight_decay"] for g in default.param_groups] == [0.01, 0.0]
