@@ -18,6 +18,7 @@ REPO = BENCH.parent
 FULL = {
     "bench_ingest.py": ["--preset", "full"],
     "bench_queries.py": ["--preset", "full"],
+    "bench_naq.py": ["--preset", "full"],
     "bench_clip_features.py": [],
     "bench_train_throughput.py": ["--threads", "1"],
     "bench_llm_hf.py": [],
@@ -28,6 +29,7 @@ FULL = {
 QUICK = {
     "bench_ingest.py": ["--narrations", "50000"],
     "bench_queries.py": ["--narrations", "50000"],
+    "bench_naq.py": ["--preset", "tiny", "--repeat", "1", "--world", "/tmp/bench_naq_tiny_world"],
     "bench_clip_features.py": ["--clips", "30", "--repeat", "2"],
     "bench_train_throughput.py": ["--queries", "64", "--clips", "8", "--repeat", "1", "--threads", "1"],
     "bench_llm_hf.py": ["--prompts", "4"],
