@@ -340,6 +340,10 @@ def preflight_args():
 # -------------------------------------------------------------------------------------- functions of keyframes.smk
 
 
+wildcard_constraints:
+    text="(_summary|_both)?",  # keyframes_encoder: empty for the query-guided selections
+
+
 def vslnet_scorer_tags():
     tags = []
     for run in KCFG["vslnet_scorers"]:
@@ -353,6 +357,7 @@ def vslnet_scorer_tags():
 
 
 def keyframe_targets():
+    summaries = [f"results/keyframes/summaries/nlq_{s}_summaries.json" for s in SPLITS]  # no video needed
     if not KEYFRAMES_ON:
         return summaries
     return [*summaries, f"{FRAMES_DIR}/features/manifest.json", "results/keyframes/moment_hits.md"]
@@ -383,10 +388,6 @@ def keyframe_outputs(tag):
     return {
         "scores": f"results/keyframes/{tag}/scores.parquet",
         "selection": f"results/keyframes/{tag}/selection.parquet",
-wildcard_constraints:
-    text="(_summary|_both)?",  # keyframes_encoder: empty for the query-guided selections
-
-
         "frames": directory(f"results/keyframes/{tag}/frames"),
         "stats": f"results/keyframes/{tag}/stats.json",
     }
@@ -400,7 +401,6 @@ def vslnet_scorer_inputs(wc):
         "features": f"results/features/{KSPLIT}_clips.parquet",
         "model": f"{checkpoint_dir(wc.run, wc.seed)}/model.safetensors",
         "text_cache": TEXT_CACHE,
-    summaries = [f"results/keyframes/summaries/nlq_{s}_summaries.json" for s in SPLITS]  # no video needed
         "mp4": VIDEO_INPUT,
         "code": src_files("video", *KEYFRAME_CODE, "grounding.text_encoder"),
     }
