@@ -115,3 +115,9 @@ def test_blip_end_to_end_decode_score_select(tiny_blip, world, tmp_path, head):
         s = scores.set_index("query_uid").loc[r.query_uid]
         best = np.asarray(s["sampled_frame_idx"])[np.argsort(-np.asarray(s["scores"]), kind="stable")[:4]]
         assert sorted(r.selected_frame_idx) == sorted(best.tolist())
+
+
+def test_make_encoder_builds_the_itc_encoder(tiny_blip):
+    from egonlq.video.frame_encoders import make_encoder
+
+    assert make_encoder("blip", model_path=tiny_blip).name == "blip-itc:tiny-blip"

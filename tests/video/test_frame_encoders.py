@@ -119,8 +119,10 @@ def test_make_encoder(tiny_clip):
     assert make_encoder("clip", model_path=tiny_clip).name == "clip:tiny-clip"
     with pytest.raises(InputError, match="model folder"):
         make_encoder("clip")
-    with pytest.raises(ValueError, match="unknown frame encoder"):
+    with pytest.raises(InputError, match="blip frame encoder needs a model folder"):
         make_encoder("blip")
+    with pytest.raises(ValueError, match="unknown frame encoder"):
+        make_encoder("siglip")
 
 
 # ---- demo visual code ----
