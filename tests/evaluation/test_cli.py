@@ -127,6 +127,23 @@ def test_evaluate_fails_when_no_mode_scores(files: dict[str, Path]) -> None:
     assert out["official"]["recall"]["R1@0.3"] == 1.0 and "duplicate" in out["strict"]["error"]
 
 
+def test_evaluate_and_metrics_table_record_config_and_data_fingerprint(files: dict[str, Path]) -> None:
+    preds = files["dir"] / "p.json"
+    preds.write_text(json.dumps(predictions([(0, [[10.0, 20.0]])])))
+    preflight = files["dir"] / "preflight.json"
+    preflight.write_text(json.dumps({"fingerprint": "abc123", "nlq": {"val": {"release": "demo"}}}))
+    config = json.dumps({"evaluation": {"thresholds": [0.3, 0.5]}})
+    out = evaluate(files, preds, "--provenance", config, "--preflight", str(preflight))
+    record = json.loads(out.read_text())["provenance"]
+    assert record["config"] == {"evaluation": {"thresholds": [0.3, 0.5]}}
+    assert len(record["config_sha256"]) == 64
+    assert record["data_fingerprint"] == "abc123" and record["data_release"] == {"nlq val": "demo"}
+    table = files["dir"] / "table.md"
+    main(["metrics-table", "--inputs", str(out), "--parquet", str(files["dir"] / "t.parquet"),
+          "--markdown", str(table), "--provenance", config, "--preflight", str(preflight)])  # fmt: skip
+    assert "abc123" in table.read_text()
+
+
 def validate(files: dict[str, Path], obj: dict, *extra: str) -> Path:
     preds = files["dir"] / "v.json"
     preds.write_text(json.dumps(obj))

@@ -86,6 +86,18 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         "--exclude", nargs="*", default=[], help="strict-mode exclusion filters (exclude_zero_length, ...)"
     )
     p.add_argument("--out", type=Path, required=True, help="metrics JSON (official and strict side by side)")
+    _provenance_args(p)
+
+
+def _provenance_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--provenance", help="the resolved config sections behind the result (a JSON object)")
+    p.add_argument("--preflight", type=Path, help="the preflight report: its data fingerprint is recorded")
+
+
+def _provenance(a: argparse.Namespace):
+    from egonlq.data.provenance import provenance
+
+    return provenance(a.provenance, a.preflight)
 
 
 @command("evaluate", _evaluate_args)
@@ -130,13 +142,14 @@ def evaluate(a: argparse.Namespace) -> None:
             log.info("%s mode, %s / %s:\n%s", mode, a.predictor, a.split, result[mode]["table"])
     for row in result["strict"].get("by_group", []):
         log.info("strict, template %s: %s", row["group"], {k: v for k, v in row.items() if k != "group"})
-    write_metrics(result, a.out)
+    write_metrics(result, a.out, _provenance(a))
 
 
 def _metrics_table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inputs", type=Path, nargs="+", required=True, help="metrics JSONs of evaluate")
     p.add_argument("--parquet", type=Path, required=True, help="the table, one row per predictor/split/mode")
     p.add_argument("--markdown", type=Path, required=True, help="the same table for the report")
+    _provenance_args(p)
 
 
 @command("metrics-table", _metrics_table_args)
@@ -144,7 +157,7 @@ def metrics_table(a: argparse.Namespace) -> None:
     """Gather metrics JSONs into one table (parquet and markdown)."""
     from egonlq.evaluation.metric import metrics_table as run
 
-    df = run(a.inputs, a.parquet, a.markdown)
+    df = run(a.inputs, a.parquet, a.markdown, provenance=_provenance(a))
     log.info("metrics table: %d rows\n%s", len(df), a.markdown.read_text())
 
 
