@@ -168,3 +168,9 @@ def test_substeps_slice_widens_until_they_fit() -> None:
     assert (np.diff(a.starts) > 0).all()
     with pytest.raises(ValueError, match="parent window"):
         align_substeps(gain, (6, 6), slack=1)
+
+
+def test_dp_leaves_zero_gain_chunks_to_the_background() -> None:
+    # chunks 1-2 gain nothing: on the tie the segment stays [0, 1) instead of padding itself to [0, 3)
+    placed = align_dp(np.array([[1.0, 0.0, 0.0, -1.0], [-1.0, -1.0, -1.0, 1.0]]))
+    assert placed.starts.tolist() == [0, 3] and placed.ends.tolist() == [1, 4]

@@ -46,7 +46,7 @@ ROOTS = {
               "video.aks"],
     "eval": ["evaluation.metric", "evaluation.predictions"],
     "dualenc": ["dualenc.pairs", "dualenc.text", "dualenc.train", "dualenc.evaluate", "dualenc.zeroshot",
-                "dualenc.experiments", "steps.goalstep"],
+                "dualenc.experiments", "steps.goalstep", "steps.evaluate", "steps.adapters"],
 }  # fmt: skip
 # import name -> distribution, where they differ (tokenizers comes with transformers)
 DISTRIBUTIONS = {"PIL": "pillow", "yaml": "pyyaml", "tokenizers": "transformers"}

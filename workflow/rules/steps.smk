@@ -1,5 +1,8 @@
 # Step grounding on Ego4D Goal-Step (issue 13): the annotated files become query tables (each step then its
-# substeps, video/group timeline) and NLQ-style ground truth, with a quirk report. Its own target: `steps`.
+# substeps, video/group timeline) and NLQ-style ground truth, with a quirk report; the step texts are pooled
+# with the dual encoder's text encoder; each configured dual-encoder run x seed is decoded zero-shot and with
+# step adapters (trained on Goal-Step train) by every decoder, scored on valid, with a test challenge file.
+# Its own target: `steps`.
 
 SCFG = config["steps"]
 STEPS_ANN = f"{SCFG['annotations']}"
@@ -19,6 +22,18 @@ elif SCFG["enabled"] and _STEPS_BLOCKERS:
 else:
     STEPS_ON = SCFG["enabled"]
 STEPS_ANNOTATED = [s for s in ("train", "valid") if s in STEPS_PRESENT]
+
+STEPS_DECODERS = ["argmax", "dp", "dfs", "viterbi"]
+STEPS_RUNS = list(SCFG["runs"])
+for _run in STEPS_RUNS:
+    if _run not in DE_RUNS:
+        raise ValueError(f"config.yaml: steps.runs names {_run!r}, not a dual_encoder run ({sorted(DE_RUNS)})")
+STEPS_ADAPT = "train" in STEPS_ANNOTATED  # adapters train on goalstep_train.json
+if STEPS_ON and not STEPS_ADAPT:
+    logger.info("steps: no goalstep_train.json, so no step adapters (zero-shot only)")
+STEPS_MODES = ["zeroshot", "adapters"] if STEPS_ADAPT else ["zeroshot"]
+STEPS_TEST = ["results/steps/data/test_queries.parquet"] if "test" in STEPS_PRESENT else []
+STEPS_DECODE = json.dumps(SCFG["decode"], sort_keys=True)
 
 
 if STEPS_ON:
@@ -45,11 +60,144 @@ if STEPS_ON:
             "exec python -m egonlq.cli steps-ingest --annotated {input.annotated:q} {params.test} --groups {input.groups:q}"
             " --out-dir {params.out_dir:q} --quirks {output.quirks:q} > {log:q} 2>&1"
 
+
+    rule steps_text:
+        input:
+            queries=rules.steps_ingest.output.queries + rules.steps_ingest.output.test,
+            code=src_files("steps", "dualenc.text"),
+        output:
+            cache=f"results/steps/text/{DE_TEXT_TAG}/pooled.safetensors",
+            stats=f"results/steps/text/{DE_TEXT_TAG}/stats.json",
+        params:
+            model=DECFG["text_encoder"],
+        log:
+            f"results/logs/steps_text/{DE_TEXT_TAG}.log",
+        threads: 2
+        conda:
+            "../../envs/dualenc.yaml"
+        shell:
+            "exec python -m egonlq.cli steps-text --queries {input.queries:q} --model {params.model:q}"
+            " --threads {threads} --out {output.cache:q} --stats {output.stats:q} > {log:q} 2>&1"
+
+    rule steps_adapters:
+        input:
+            model=rules.train_dual_encoder.output.model,
+            text=rules.steps_text.output.cache,
+            features=FEATURE_INPUT,
+            groups=STEPS_GROUPS,
+            train="results/steps/data/train_queries.parquet",
+            code=src_files("steps", "steps.adapters", "steps.chunks", "steps.evaluate", "dualenc.evaluate"),
+        output:
+            weights="results/steps/adapters/{derun}/seed{seed}/model/adapters.safetensors",
+            config="results/steps/adapters/{derun}/seed{seed}/model/adapters.json",
+            train="results/steps/adapters/{derun}/seed{seed}/model/train.json",
+        params:
+            model_dir=lambda wc, input: str(Path(input.model).parent),
+            feature_dir=lambda wc, input: folder_of(input.features),
+            text_model=DECFG["text_encoder"],
+            spec=lambda wc: json.dumps({**SCFG["adapters"], "seed": int(wc.seed)}, sort_keys=True),
+            chunk_sec=SCFG["decode"]["chunk_sec"],
+            out_dir=lambda wc, output: str(Path(output.weights).parent),
+        log:
+            "results/logs/steps_adapters/{derun}_seed{seed}.log",
+        benchmark:
+            "results/benchmarks/steps_adapters/{derun}_seed{seed}.tsv"
+        threads: 1
+        resources:
+            mem_mb=4000,
+        conda:
+            "../../envs/dualenc.yaml"
+        shell:
+            "exec python -m egonlq.cli steps-adapters --model-dir {params.model_dir:q} --text-cache {input.text:q}"
+            " --text-model {params.text_model:q} --feature-dir {params.feature_dir:q} --groups {input.groups:q}"
+            " --train {input.train:q} --spec {params.spec:q} --chunk-sec {params.chunk_sec}"
+            " --threads {threads} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+    rule steps_zeroshot:
+        input:
+            model=rules.train_dual_encoder.output.model,
+            text=rules.steps_text.output.cache,
+            features=FEATURE_INPUT,
+            groups=STEPS_GROUPS,
+            valid="results/steps/data/valid_queries.parquet",
+            gt="results/steps/data/valid_gt.json",
+            test=STEPS_TEST,
+            code=src_files("steps", "steps.evaluate", "steps.chunks", "steps.adapters", "dualenc.evaluate"),
+        output:
+            metrics=expand("results/steps/zeroshot/{{derun}}/seed{{seed}}/{decoder}_metrics.json", decoder=STEPS_DECODERS),
+            example="results/steps/zeroshot/{derun}/seed{seed}/example.npz",
+            predictions=directory("results/steps/zeroshot/{derun}/seed{seed}/predictions"),
+            challenge=["results/steps/zeroshot/{derun}/seed{seed}/test_challenge.json"] if STEPS_TEST else [],
+        params:
+            model_dir=lambda wc, input: str(Path(input.model).parent),
+            feature_dir=lambda wc, input: folder_of(input.features),
+            text_model=DECFG["text_encoder"],
+            test=lambda wc, input: f"--test {shlex.quote(input.test[0])}" if input.test else "",
+            decode=STEPS_DECODE,
+            challenge_decoder=SCFG["challenge_decoder"],
+            out_dir=lambda wc, output: str(Path(output.example).parent),
+        log:
+            "results/logs/steps_zeroshot/{derun}_seed{seed}.log",
+        benchmark:
+            "results/benchmarks/steps_zeroshot/{derun}_seed{seed}.tsv"
+        threads: 1
+        resources:
+            mem_mb=4000,
+        conda:
+            "../../envs/dualenc.yaml"
+        shell:
+            "exec python -m egonlq.cli steps-decode --model-dir {params.model_dir:q} --text-cache {input.text:q}"
+            " --text-model {params.text_model:q} --feature-dir {params.feature_dir:q} --groups {input.groups:q}"
+            " --valid {input.valid:q} --gt {input.gt:q} {params.test} --name steps_zeroshot_{wildcards.derun}_seed{wildcards.seed}"
+            " --decode {params.decode:q} --challenge-decoder {params.challenge_decoder:q}"
+            " --threads {threads} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+    rule steps_adapted:
+        input:
+            model=rules.train_dual_encoder.output.model,
+            adapters=rules.steps_adapters.output.weights,
+            text=rules.steps_text.output.cache,
+            features=FEATURE_INPUT,
+            groups=STEPS_GROUPS,
+            valid="results/steps/data/valid_queries.parquet",
+            gt="results/steps/data/valid_gt.json",
+            test=STEPS_TEST,
+            code=src_files("steps", "steps.evaluate", "steps.chunks", "steps.adapters", "dualenc.evaluate"),
+        output:
+            metrics=expand("results/steps/adapters/{{derun}}/seed{{seed}}/{decoder}_metrics.json", decoder=STEPS_DECODERS),
+            example="results/steps/adapters/{derun}/seed{seed}/example.npz",
+            predictions=directory("results/steps/adapters/{derun}/seed{seed}/predictions"),
+            challenge=["results/steps/adapters/{derun}/seed{seed}/test_challenge.json"] if STEPS_TEST else [],
+        params:
+            model_dir=lambda wc, input: str(Path(input.model).parent),
+            adapters=lambda wc, input: str(Path(input.adapters).parent),
+            feature_dir=lambda wc, input: folder_of(input.features),
+            text_model=DECFG["text_encoder"],
+            test=lambda wc, input: f"--test {shlex.quote(input.test[0])}" if input.test else "",
+            decode=STEPS_DECODE,
+            challenge_decoder=SCFG["challenge_decoder"],
+            out_dir=lambda wc, output: str(Path(output.example).parent),
+        log:
+            "results/logs/steps_adapted/{derun}_seed{seed}.log",
+        threads: 1
+        resources:
+            mem_mb=4000,
+        conda:
+            "../../envs/dualenc.yaml"
+        shell:
+            "exec python -m egonlq.cli steps-decode --model-dir {params.model_dir:q} --adapters {params.adapters:q}"
+            " --text-cache {input.text:q} --text-model {params.text_model:q} --feature-dir {params.feature_dir:q}"
+            " --groups {input.groups:q} --valid {input.valid:q} --gt {input.gt:q} {params.test}"
+            " --name steps_adapters_{wildcards.derun}_seed{wildcards.seed} --decode {params.decode:q}"
+            " --challenge-decoder {params.challenge_decoder:q} --threads {threads} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
     localrules:
         steps,
 
     rule steps:
         input:
             rules.steps_ingest.output.quirks,
+            expand("results/steps/{mode}/{derun}/seed{seed}/{decoder}_metrics.json", mode=STEPS_MODES,
+                   derun=STEPS_RUNS, seed=DE_SEEDS, decoder=STEPS_DECODERS),
         conda:
             "../../envs/dualenc.yaml"

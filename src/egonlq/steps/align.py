@@ -111,7 +111,9 @@ def align_dp(gain: np.ndarray, *, mu: float = math.inf, max_len: int | None = No
         if skips:
             is_skip[k] = (prev - mu) > seg
         cur = np.maximum.accumulate(cand)
-        winner[k] = np.maximum.accumulate(np.where(cand >= cur, pos, 0))
+        # on a tie the earlier end wins: a chunk of zero gain stays background instead of padding a segment
+        improves = cand > np.concatenate([[NEG], cur[:-1]])
+        winner[k] = np.maximum.accumulate(np.where(improves, pos, 0))
         prev = cur
     score = float(prev[n_chunks])
     if not math.isfinite(score):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from egonlq.data.features import load_video_features
 from egonlq.errors import InputError
 
 _CHUNK_FILE = re.compile(r"chunk_(\d+)\.pt")
@@ -71,3 +72,16 @@ def read_chunk_folder(folder: str | Path) -> np.ndarray:
         t = torch.load(files[n], map_location="cpu", weights_only=True)
         rows.append(np.asarray(t, dtype=np.float32).reshape(-1))
     return np.stack(rows)
+
+
+def entry_loader(
+    feature_dir: str | Path, groups: dict[str, list[str]], *, dim: int, groups_path: str | Path
+) -> Callable[[str], np.ndarray]:
+    """``uid -> rows``: an entry's feature rows from ``<feature_dir>/<video_uid>.pt`` (validated), a group's
+    concatenated (:func:`entry_rows`)."""
+    folder = Path(feature_dir)
+
+    def load(video_uid: str) -> np.ndarray:
+        return load_video_features(folder / f"{video_uid}.pt", expected_dim=dim, video_uid=video_uid)
+
+    return lambda uid: entry_rows(uid, groups, load, source=groups_path)

@@ -154,7 +154,7 @@ def predict_steps(
         group = group.sort_values("query_idx")
         rows = load_rows(uid)
         chunks = embed_chunks(model, rows, rate, params.chunk_sec)  # [N, E]
-        sim = (text[torch.from_numpy(group.index.to_numpy())] @ chunks.T).numpy().astype(np.float64)
+        sim = (text[torch.from_numpy(group.index.to_numpy().copy())] @ chunks.T).numpy().astype(np.float64)
         sims[uid] = sim
         for d in decoders:
             windows = decode_entry(sim, group, d, params) if out[d] is not None else None
