@@ -44,10 +44,9 @@ def planned_jobs(tmp_path_factory: pytest.TempPathFactory) -> list:
         workflow = api.workflow(
             resource_settings=ResourceSettings(cores=1), snakefile=REPO / "Snakefile", workdir=work
         )
-        # the default target and the own targets of the dual encoder and the steps (kept out of `all`)
-        workflow.dag(DAGSettings(targets={"all", "dual_encoder", "steps"}, forceall=True)).execute_workflow(
-            executor="dryrun"
-        )
+        # the default target and the own targets of the dual encoder, the steps and the recipes (not in `all`)
+        targets = {"all", "dual_encoder", "steps", "recipes"}
+        workflow.dag(DAGSettings(targets=targets, forceall=True)).execute_workflow(executor="dryrun")
         jobs = [job for job in workflow._workflow.dag.jobs if job.shellcmd]
     shutil.rmtree(work, ignore_errors=True)
     return jobs
@@ -55,8 +54,10 @@ def planned_jobs(tmp_path_factory: pytest.TempPathFactory) -> list:
 
 def test_every_rule_is_planned(planned_jobs: list) -> None:
     text = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
-    targets = {"all", "dual_encoder", "steps"}
-    shell_rules = set(re.findall(r"^\s*rule (\w+):", text, flags=re.M)) - targets
+    recipes = {"recipes", *(f"recipe_{r}" for r in ("llm_pretrain", "naq", "naq_zeroshot", "naq_lowshot"))}
+    targets = {"all", "dual_encoder", "steps", *recipes}
+    declared = re.findall(r"^\s*rule (\w+):|^use rule \w+ as (\w+) with:", text, flags=re.M)
+    shell_rules = {a or b for a, b in declared} - targets
     assert {job.rule.name for job in planned_jobs} == shell_rules
 
 

@@ -357,9 +357,10 @@ def vslnet_scorer_tags():
 
 
 def keyframe_targets():
-    summaries = [f"results/keyframes/summaries/nlq_{s}_summaries.json" for s in SPLITS]  # no video needed
+    """The keyframe stage's outputs ([] when it is off: report.smk reads that as "keyframes off")."""
     if not KEYFRAMES_ON:
-        return summaries
+        return []
+    summaries = [f"results/keyframes/summaries/nlq_{s}_summaries.json" for s in SPLITS]
     return [*summaries, f"{FRAMES_DIR}/features/manifest.json", "results/keyframes/moment_hits.md"]
 
 

@@ -161,3 +161,33 @@ def experiment_table(a: argparse.Namespace) -> None:
     plot_training_curves(curves, a.curves_png, runs=runs, synthetic=a.synthetic)
     plot_recall_by_run(table, a.recall_png, split="val", runs=runs, synthetic=a.synthetic)
     log.info("experiment table:\n%s", a.markdown.read_text())
+
+
+def _recipe_table_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", required=True, help="the recipe's name (egonlq.grounding.recipes)")
+    p.add_argument("--metrics", type=Path, nargs="+", required=True, help="val metrics of its predictors")
+    p.add_argument("--vslnet", required=True, help="the resolved vslnet defaults as JSON")
+    p.add_argument("--recipes", required=True, help="the recipes config section as JSON")
+    p.add_argument("--sources", required=True, help="comma-separated query sources")
+    p.add_argument("--synthetic", action="store_true")
+    p.add_argument("--parquet", type=Path, required=True)
+    p.add_argument("--markdown", type=Path, required=True)
+    p.add_argument("--plot", type=Path, required=True)
+
+
+@command("recipe-table", _recipe_table_args)
+def recipe_table(a: argparse.Namespace) -> None:
+    from egonlq.grounding.recipes import plan_recipes, write_recipe_table
+
+    sources = set(a.sources.split(","))
+    plan = plan_recipes(json.loads(a.vslnet), json.loads(a.recipes), available_sources=sources)
+    write_recipe_table(
+        plan,
+        a.recipe,
+        a.metrics,
+        out_parquet=a.parquet,
+        out_markdown=a.markdown,
+        out_png=a.plot,
+        synthetic=a.synthetic,
+    )
+    log.info("recipe table:\n%s", a.markdown.read_text())
