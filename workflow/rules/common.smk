@@ -429,7 +429,12 @@ def naq_inputs(wc):
 
 
 def train_inputs(wc):
-    spec = RUNS[wc.run]
+    dep = RUNS[wc.run].depends_on(int(wc.seed))
+    return vslnet_train_inputs(f"{run_dir(*dep)}/model.safetensors" if dep else None)
+
+
+def vslnet_train_inputs(init_model):
+    """Inputs of a training job (experiment or recipe run); ``init_model``: the checkpoint it starts from."""
     inputs = {
         "train_queries": "results/queries/training_queries.parquet",
         "train_clips": "results/queries/training_clips.parquet",
@@ -442,21 +447,59 @@ def train_inputs(wc):
     }
     if VCFG["text"] == "cache":
         inputs["text_cache"] = TEXT_CACHE
-    dep = spec.depends_on(int(wc.seed))
-    if dep:
-        inputs["init"] = f"{run_dir(*dep)}/model.safetensors"
+    if init_model:
+        inputs["init"] = init_model
     return inputs
 
 
 def predict_inputs(wc):
-    ckpt = checkpoint_dir(wc.run, wc.seed)
+    return vslnet_predict_inputs(checkpoint_dir(wc.run, wc.seed), wc.split)
+
+
+def vslnet_predict_inputs(ckpt, split):
+    """Inputs of a prediction job on ``split`` from the checkpoint folder ``ckpt`` (experiment or recipe run)."""
     inputs = {
         "model": f"{ckpt}/model.safetensors",
-        "queries": f"results/data/nlq/{wc.split}_queries.parquet",
-        "clips": f"results/data/nlq/{wc.split}_clips.parquet",
-        "features": f"results/features/{wc.split}_clips.parquet",
+        "queries": f"results/data/nlq/{split}_queries.parquet",
+        "clips": f"results/data/nlq/{split}_clips.parquet",
+        "features": f"results/features/{split}_clips.parquet",
         "code": src_files("grounding", "grounding.predict"),
     }
     if VCFG["text"] == "cache":
         inputs["text_cache"] = TEXT_CACHE
     return inputs
+
+
+# -------------------------------------------------------------------------------------- functions of recipes.smk
+
+from egonlq.grounding.recipes import plan_recipes
+
+# Every recipe's runs under their parameter keys: a run two recipes share is one job (results/recipes/runs/<key>).
+RECIPES = plan_recipes(
+    {k: VCFG[k] for k in ("label_mode", "model", "train")}, config["recipes"], available_sources=QUERY_SOURCES
+)
+
+
+wildcard_constraints:
+    recipe="|".join(RECIPES.recipes),
+    recipe_run="|".join(RECIPES.runs),
+
+
+def recipe_run_dir(key, seed):
+    return f"results/recipes/runs/{key}/seed{seed}"
+
+
+def recipe_train_inputs(wc):
+    init = RECIPES.runs[wc.recipe_run].init
+    return vslnet_train_inputs(f"{recipe_run_dir(init, wc.seed)}/model.safetensors" if init else None)
+
+
+def recipe_predict_inputs(wc):
+    spec = RECIPES.runs[wc.recipe_run]
+    return vslnet_predict_inputs(recipe_run_dir(spec.init if not spec.trains else spec.name, wc.seed), wc.split)
+
+
+def recipe_metrics(wc):
+    """The val metrics a recipe's table reads: its scored runs for every seed, and its baseline controls."""
+    predictors = [predictor_name(key, s) for key in RECIPES.scored(wc.recipe).values() for s in RECIPES.seeds]
+    return [f"results/eval/{p}/val.json" for p in predictors + RECIPES.baselines(wc.recipe)]
