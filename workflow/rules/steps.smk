@@ -86,7 +86,7 @@ if STEPS_ON:
             features=FEATURE_INPUT,
             groups=STEPS_GROUPS,
             train="results/steps/data/train_queries.parquet",
-            code=src_files("steps", "steps.adapters", "steps.chunks", "steps.evaluate", "dualenc.evaluate"),
+            code=src_files("steps", "steps.adapters", "steps.chunks", "steps.evaluate", "steps.goalstep", "dualenc.evaluate"),
         output:
             weights="results/steps/adapters/{derun}/seed{seed}/model/adapters.safetensors",
             config="results/steps/adapters/{derun}/seed{seed}/model/adapters.json",
@@ -122,7 +122,7 @@ if STEPS_ON:
             valid="results/steps/data/valid_queries.parquet",
             gt="results/steps/data/valid_gt.json",
             test=STEPS_TEST,
-            code=src_files("steps", "steps.evaluate", "steps.chunks", "steps.adapters", "dualenc.evaluate"),
+            code=src_files("steps", "steps.evaluate", "steps.chunks", "steps.adapters", "steps.goalstep", "dualenc.evaluate"),
         output:
             metrics=expand("results/steps/zeroshot/{{derun}}/seed{{seed}}/{decoder}_metrics.json", decoder=STEPS_DECODERS),
             example="results/steps/zeroshot/{derun}/seed{seed}/example.npz",
@@ -162,7 +162,7 @@ if STEPS_ON:
             valid="results/steps/data/valid_queries.parquet",
             gt="results/steps/data/valid_gt.json",
             test=STEPS_TEST,
-            code=src_files("steps", "steps.evaluate", "steps.chunks", "steps.adapters", "dualenc.evaluate"),
+            code=src_files("steps", "steps.evaluate", "steps.chunks", "steps.adapters", "steps.goalstep", "dualenc.evaluate"),
         output:
             metrics=expand("results/steps/adapters/{{derun}}/seed{{seed}}/{decoder}_metrics.json", decoder=STEPS_DECODERS),
             example="results/steps/adapters/{derun}/seed{seed}/example.npz",
