@@ -23,6 +23,7 @@ include: "workflow/rules/recipes.smk"
 include: "workflow/rules/keyframes.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/dualenc.smk"
+include: "workflow/rules/narrator.smk"
 include: "workflow/rules/steps.smk"
 include: "workflow/rules/report.smk"
 

@@ -28,6 +28,7 @@ LAYERS = {  # a stage may import only the stages below it (and the package's top
     "dualenc": {"data", "queries", "evaluation", "grounding"},
     "steps": {"data", "queries", "evaluation", "grounding", "dualenc"},
     "video": {"data", "queries", "demo", "evaluation", "grounding", "dualenc"},
+    "narrator": {"data", "queries", "evaluation", "grounding", "dualenc"},
 }
 
 
@@ -45,7 +46,7 @@ def planned_jobs(tmp_path_factory: pytest.TempPathFactory) -> list:
             resource_settings=ResourceSettings(cores=1), snakefile=REPO / "Snakefile", workdir=work
         )
         # the default target and the own targets of the dual encoder, the steps and the recipes (not in `all`)
-        targets = {"all", "dual_encoder", "steps", "recipes"}
+        targets = {"all", "dual_encoder", "steps", "recipes", "narrator"}
         workflow.dag(DAGSettings(targets=targets, forceall=True)).execute_workflow(executor="dryrun")
         jobs = [job for job in workflow._workflow.dag.jobs if job.shellcmd]
     shutil.rmtree(work, ignore_errors=True)
@@ -55,7 +56,7 @@ def planned_jobs(tmp_path_factory: pytest.TempPathFactory) -> list:
 def test_every_rule_is_planned(planned_jobs: list) -> None:
     text = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
     recipes = {"recipes", *(f"recipe_{r}" for r in ("llm_pretrain", "naq", "naq_zeroshot", "naq_lowshot"))}
-    targets = {"all", "dual_encoder", "steps", *recipes}
+    targets = {"all", "dual_encoder", "steps", "narrator", *recipes}
     declared = re.findall(r"^\s*rule (\w+):|^use rule \w+ as (\w+) with:", text, flags=re.M)
     shell_rules = {a or b for a, b in declared} - targets
     assert {job.rule.name for job in planned_jobs} == shell_rules

@@ -291,6 +291,49 @@ def de_dir(run, seed):
     return f"results/dualenc/{run}/seed{seed}"
 
 
+def de_pairs_file(pairset):
+    """The pairs table of a pair set: the dual encoder's ("base"), or it plus the narrator's texts."""
+    return "results/narrator/pairs.parquet" if pairset == "narrator" else "results/dualenc/pairs.parquet"
+
+
+def de_text_cache(pairset):
+    return f"results/dualenc/text/{DE_TEXT_TAG}/{pairset}/pooled.safetensors"
+
+
+def de_pairset(run):
+    """"narrator" when a source pattern of the run matches the narrator's source, else "base"."""
+    import fnmatch
+
+    return "narrator" if any(fnmatch.fnmatchcase("narrator", s) for s in DE_RUNS[run].sources) else "base"
+
+
+def de_run_pairs(wc):
+    return de_pairs_file(de_pairset(wc.derun))
+
+
+def de_run_text(wc):
+    return de_text_cache(de_pairset(wc.derun))
+
+
+def de_set_pairs(wc):
+    return de_pairs_file(wc.pairset)
+
+
+def check_narrator_tower():
+    """The narrator's video tower must be a run that exists and does not itself train on narrator text."""
+    tower = config["narrator"]["video_tower"]
+    if tower["run"] not in DE_RUNS:
+        raise ValueError(f"config.yaml: narrator.video_tower.run {tower['run']!r} is not a dual_encoder run")
+    if de_pairset(tower["run"]) == "narrator":
+        raise ValueError(f"config.yaml: narrator.video_tower.run {tower['run']!r} trains on narrator text (a cycle)")
+
+
+def narrator_lm_input():
+    """The config.json of the narrator's LM: the demo's pre-trained one, or the configured local folder's."""
+    lm = config["narrator"]["lm"]
+    return "results/narrator/lm/demo/config.json" if lm == "demo" else str(Path(lm) / "config.json")
+
+
 def de_spec(wc):
     run = DE_RUNS[wc.derun]
     spec = {"sources": list(run.sources), "gt_fraction": run.gt_fraction, "seed": int(wc.seed),

@@ -8,10 +8,10 @@
 
 DECFG = config["dual_encoder"]
 DE_TEXT_TAG = "minilm" if DECFG["text_encoder"] == "default" else Path(DECFG["text_encoder"]).name
-DE_TEXT_CACHE = f"results/dualenc/text/{DE_TEXT_TAG}/pooled.safetensors"
 DE_SEEDS = list(DECFG["seeds"])
-# The sources the workflow produces: GT narrations, every generator's, the rephrasings when enabled.
-DE_SOURCES = {"narration"} | {generator_source(g) for g in GENERATORS}
+# The sources the workflow produces: GT narrations, every generator's, the narrator's (narrator.smk), the
+# rephrasings when enabled. Runs using the narrator read the pairs table that holds its texts.
+DE_SOURCES = {"narration", "narrator"} | {generator_source(g) for g in GENERATORS}
 if REPHRASE["enabled"]:
     DE_SOURCES.add(f"rephrase:{'narration' if REPHRASE['origin'] == 'narration' else generator_source(REPHRASE['origin'])}")
 
@@ -19,11 +19,13 @@ from egonlq.dualenc.experiments import parse_runs
 
 DE_RUNS, DE_SKIPPED = parse_runs(DECFG["runs"], DE_SOURCES)
 DE_RUNS = {r.name: r for r in DE_RUNS}
+check_narrator_tower()
 for _name, _reason in DE_SKIPPED.items():
     logger.info(f"dual_encoder run {_name!r} is not run: {_reason}")
 
 wildcard_constraints:
     derun="|".join(DE_RUNS) if DE_RUNS else "NO_RUNS",
+    pairset="base|narrator",
 
 
 rule dualenc_pairs:
@@ -50,18 +52,18 @@ rule dualenc_pairs:
 
 rule dualenc_text:
     input:
-        pairs=rules.dualenc_pairs.output.pairs,
+        pairs=de_set_pairs,
         queries=expand("results/data/nlq/{split}_queries.parquet", split=PREDICT_SPLITS),
         code=src_files("dualenc", "dualenc.text", "dualenc.pairs"),
     output:
-        cache=DE_TEXT_CACHE,
-        stats=f"results/dualenc/text/{DE_TEXT_TAG}/stats.json",
+        cache=de_text_cache("{pairset}"),
+        stats=f"results/dualenc/text/{DE_TEXT_TAG}/{{pairset}}/stats.json",
     params:
         model=DECFG["text_encoder"],
     log:
-        f"results/logs/dualenc_text/{DE_TEXT_TAG}.log",
+        f"results/logs/dualenc_text/{DE_TEXT_TAG}_{{pairset}}.log",
     benchmark:
-        f"results/benchmarks/dualenc_text/{DE_TEXT_TAG}.tsv"
+        f"results/benchmarks/dualenc_text/{DE_TEXT_TAG}_{{pairset}}.tsv"
     threads: 2
     resources:
         mem_mb=4000,
@@ -73,8 +75,8 @@ rule dualenc_text:
 
 rule train_dual_encoder:
     input:
-        pairs=rules.dualenc_pairs.output.pairs,
-        text=DE_TEXT_CACHE,
+        pairs=de_run_pairs,
+        text=de_run_text,
         features=FEATURE_INPUT,
         code=src_files("dualenc", "dualenc.train", "dualenc.text"),
     output:
@@ -114,8 +116,8 @@ rule train_dual_encoder:
 rule eval_dual_encoder:
     input:
         model=rules.train_dual_encoder.output.model,
-        pairs=rules.dualenc_pairs.output.pairs,
-        text=DE_TEXT_CACHE,
+        pairs=de_run_pairs,
+        text=de_run_text,
         features=FEATURE_INPUT,
         code=src_files("dualenc", "dualenc.evaluate"),
     output:
@@ -140,7 +142,7 @@ rule predict_dual_encoder:
         model=rules.train_dual_encoder.output.model,
         queries="results/data/nlq/{split}_queries.parquet",
         clips="results/data/nlq/{split}_clips.parquet",
-        text=DE_TEXT_CACHE,
+        text=de_run_text,
         features=FEATURE_INPUT,
         code=src_files("dualenc", "dualenc.zeroshot", "evaluation.predictions"),
     output:

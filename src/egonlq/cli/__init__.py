@@ -12,7 +12,7 @@ import logging
 import sys
 import time
 
-from egonlq.cli import data, demo, dualenc, evaluation, grounding, queries, report, steps, video  # noqa: F401  (they register commands)
+from egonlq.cli import data, demo, dualenc, evaluation, grounding, narrator, queries, report, steps, video  # noqa: F401  (they register commands)
 from egonlq.cli.registry import COMMANDS, log
 from egonlq.errors import InputError
 

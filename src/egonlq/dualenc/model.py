@@ -89,11 +89,16 @@ class VideoTower(nn.Module):
         self.norm = nn.LayerNorm(config.width)
         self.proj = nn.Linear(config.width, config.embed_dim)
 
-    def forward(self, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def tokens(self, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The per-row tokens before pooling ``[B, L, W]`` (what the narrator attends to)."""
         # rows [B, L, Dv], mask [B, L] (True = a real row; every window has at least one)
         x = self.stem(rows) + self.position[: rows.shape[1]]  # [B, L, W]
         for block in self.blocks:
             x = block(x, src_key_padding_mask=~mask)
+        return x
+
+    def forward(self, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = self.tokens(rows, mask)  # [B, L, W]
         scores = self.pool_query(x).squeeze(-1).masked_fill(~mask, float("-inf"))  # [B, L]
         pooled = (scores.softmax(dim=-1).unsqueeze(-1) * x).sum(dim=1)  # [B, W]
         return F.normalize(self.proj(self.norm(pooled)), dim=-1)  # [B, E]
