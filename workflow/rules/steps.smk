@@ -194,10 +194,31 @@ if STEPS_ON:
     localrules:
         steps,
 
+    rule steps_table:
+        input:
+            metrics=expand("results/steps/{mode}/{derun}/seed{seed}/{decoder}_metrics.json", mode=STEPS_MODES,
+                           derun=STEPS_RUNS, seed=DE_SEEDS, decoder=STEPS_DECODERS),
+            example=f"results/steps/{STEPS_MODES[0]}/{STEPS_RUNS[0]}/seed{DE_SEEDS[0]}/example.npz",
+            code=src_files("steps", "steps.table"),
+        output:
+            parquet="results/steps/table.parquet",
+            markdown=report("results/steps/table.md", caption="../report/steps.rst", category="5. Step grounding"),
+            plot=report("results/steps/alignment.png", caption="../report/steps_plot.rst",
+                        category="5. Step grounding"),
+        params:
+            synthetic="--synthetic" if IS_DEMO else "",
+        log:
+            "results/logs/steps_table/steps_table.log",
+        conda:
+            "../../envs/dualenc.yaml"
+        shell:
+            "exec python -m egonlq.cli steps-table --metrics {input.metrics:q} --example {input.example:q}"
+            " --parquet {output.parquet:q} --markdown {output.markdown:q} --plot {output.plot:q} {params.synthetic}"
+            " > {log:q} 2>&1"
+
     rule steps:
         input:
             rules.steps_ingest.output.quirks,
-            expand("results/steps/{mode}/{derun}/seed{seed}/{decoder}_metrics.json", mode=STEPS_MODES,
-                   derun=STEPS_RUNS, seed=DE_SEEDS, decoder=STEPS_DECODERS),
+            rules.steps_table.output.markdown,
         conda:
             "../../envs/dualenc.yaml"

@@ -159,3 +159,22 @@ def steps_adapters(a: argparse.Namespace) -> None:
     model.save_pretrained(a.out_dir, spec, a.model_dir)
     write_json({**stats, "loss": losses}, a.out_dir / "train.json", indent=1)
     log_stats("step adapters", stats)
+
+
+def _table_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metrics", type=Path, nargs="+", required=True, help="*_metrics.json of steps-decode")
+    p.add_argument("--example", type=Path, required=True, help="an example.npz of steps-decode, for the plot")
+    p.add_argument("--parquet", type=Path, required=True, help="the table, one row per model/decoder/mode")
+    p.add_argument("--markdown", type=Path, required=True, help="the same table for the report")
+    p.add_argument("--plot", type=Path, required=True, help="PNG: the example's similarities and DP path")
+    p.add_argument("--synthetic", action="store_true", help="say in the table that the data are synthetic")
+
+
+@command("steps-table", _table_args)
+def steps_table(a: argparse.Namespace) -> None:
+    """The step-grounding table over seeds (models x decoders) and the alignment plot."""
+    from egonlq.steps.table import plot_alignment, write_steps_table
+
+    rows = write_steps_table(a.metrics, a.parquet, a.markdown, synthetic=a.synthetic)
+    plot_alignment(a.example, a.plot)
+    log_stats("steps table", {"rows": len(rows), "metrics_files": len(a.metrics)})
