@@ -40,7 +40,8 @@ def test_table_means_over_seeds_and_not_run_rows(tmp_path: Path) -> None:
     dp, gt = np.array([[0, 5], [5, 9], [12, 18]]), np.array([[0, 4], [5, 10], [12, 17]])
     np.savez(example, video_uid="v1", sim=sim, dp=dp, gt=gt, chunk_sec=2.0)
     out = tmp_path / "out"
-    outputs = ["--parquet", str(out / "t.parquet"), "--markdown", str(out / "t.md"), "--plot", str(out / "a.png")]
+    outputs = ["--parquet", str(out / "t.parquet"), "--markdown", str(out / "t.md")]
+    outputs += ["--plot", str(out / "a.png")]
     main(["steps-table", "--metrics", *map(str, paths), "--example", str(example), *outputs, "--synthetic"])
     md = (out / "t.md").read_text()
     assert "SYNTHETIC" in md and "zeroshot gt100: DP vs argmax, official R1@0.3: +45.00 points" in md
