@@ -8,7 +8,8 @@ reads the
   parse and validation path. Token counts are whitespace words.
 - :class:`HFBackend`: a transformers causal LM from a local folder (or the local Hugging Face cache;
   nothing is downloaded), batched with left padding, the tokenizer's chat template when it has one, greedy by
-  default.
+  default; or a seq2seq model (``is_encoder_decoder``, e.g. a local T5 paraphraser in LaViLa's rephraser
+  role), whose answer is the whole decoder output.
   The seed's model is ``google/gemma-2b-it`` (:data:`DEFAULT_HF_MODEL`); offline it must be a local path.
 - :class:`OpenAIBackend`: an OpenAI-compatible ``/chat/completions`` endpoint (e.g. a vLLM server) over HTTP
   with the standard library, with timeouts and retries.
@@ -126,7 +127,7 @@ def _model_name(model: str) -> str:
 
 
 class HFBackend:
-    """A transformers causal LM, loaded and checked in the constructor (before any work starts)."""
+    """A transformers causal LM or seq2seq model, loaded and checked in the constructor (before any work)."""
 
     def __init__(
         self,
@@ -143,7 +144,7 @@ class HFBackend:
     ) -> None:
         import torch
         from safetensors import SafetensorError
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
         # What from_pretrained raises for a folder or id that holds no loadable model: missing or unreadable
         # files (OSError), bad JSON or an unknown model type (ValueError), corrupt weights. Anything else
@@ -183,7 +184,13 @@ class HFBackend:
             ) from e
         if not getattr(self.tokenizer, "vocab_size", 0):
             raise InputError(self.model_path, "the model folder has no usable tokenizer", field="tokenizer")
-        self.tokenizer.padding_side = "left"
+        try:
+            model_config = AutoConfig.from_pretrained(self.model_path, local_files_only=True)
+        except not_a_model as e:
+            raise InputError(self.model_path, f"cannot read the model config: {e}", field="config") from e
+        # encoder-decoder (T5, BART): the prompt goes to the encoder, the decoder writes the whole answer
+        self.seq2seq = bool(getattr(model_config, "is_encoder_decoder", False))
+        self.tokenizer.padding_side = "right" if self.seq2seq else "left"
         if self.tokenizer.pad_token is None:
             if self.tokenizer.eos_token is None:
                 raise InputError(
@@ -191,15 +198,23 @@ class HFBackend:
                 )
             self.tokenizer.pad_token = self.tokenizer.eos_token
         try:
-            self.model = AutoModelForCausalLM.from_pretrained(
+            auto = AutoModelForSeq2SeqLM if self.seq2seq else AutoModelForCausalLM
+            self.model = auto.from_pretrained(
                 self.model_path, local_files_only=True, dtype=getattr(torch, dtype)
             )
         except not_a_model as e:
-            raise InputError(self.model_path, f"cannot load the model: {e}", expected="a causal LM") from e
+            raise InputError(
+                self.model_path, f"cannot load the model: {e}", expected="a causal LM or a seq2seq model"
+            ) from e
         self.model.to(device).eval()
         self.has_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
         self._identity = self._model_identity(local if looks_like_path else None)
-        logger.info("hf backend: %s (chat template: %s)", self.model_path, self.has_chat_template)
+        logger.info(
+            "hf backend: %s (%s, chat template: %s)",
+            self.model_path,
+            "seq2seq" if self.seq2seq else "causal",
+            self.has_chat_template,
+        )
 
     def _model_identity(self, local: Path | None) -> dict:
         """Config hash and weight file sizes: a cheap identity of the weights, whatever the folder name."""
@@ -262,7 +277,8 @@ class HFBackend:
         torch.manual_seed(self.seed)
         with torch.inference_mode():
             output = self.model.generate(**enc, **kwargs)
-        new = output[:, enc["input_ids"].shape[1] :].cpu()  # (B, T_new)
+        # causal: the prompt comes back first; seq2seq: the decoder output after its start token
+        new = output[:, 1 if self.seq2seq else enc["input_ids"].shape[1] :].cpu()  # (B, T_new)
         n_prompt = enc["attention_mask"].sum(dim=1).cpu().tolist()
         eos_ids = self._eos_ids()
         result = []
