@@ -187,7 +187,9 @@ class HFBackend:
         try:
             model_config = AutoConfig.from_pretrained(self.model_path, local_files_only=True)
         except not_a_model as e:
-            raise InputError(self.model_path, f"cannot read the model config: {e}", field="config") from e
+            raise InputError(
+                self.model_path, f"cannot load the model: its config: {e}", field="config"
+            ) from e
         # encoder-decoder (T5, BART): the prompt goes to the encoder, the decoder writes the whole answer
         self.seq2seq = bool(getattr(model_config, "is_encoder_decoder", False))
         self.tokenizer.padding_side = "right" if self.seq2seq else "left"
