@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from egonlq.cli.registry import command, log, log_stats, set_threads
@@ -95,7 +94,7 @@ def train(a: argparse.Namespace) -> None:
         init_from=a.init_from,
         device=a.device,
         restart=a.restart,
-        progress=sys.stderr.isatty(),
+        progress=True,  # a bar on a terminal, a line per interval in a log (egonlq.progress)
     )
     log_stats("training", summary)
 
@@ -126,7 +125,7 @@ def predict(a: argparse.Namespace) -> None:
         text_model=resolve_text_model(a.text_model),
         out_path=a.out,
         label_mode=a.label_mode,
-        progress=sys.stderr.isatty(),
+        progress=True,  # a bar on a terminal, a line per interval in a log (egonlq.progress)
     )
     log_stats("predictions", stats)
 
