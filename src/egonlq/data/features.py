@@ -32,11 +32,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from tqdm import tqdm
 
 from egonlq import timegrid
 from egonlq.errors import InputError
 from egonlq.io import atomic_path, write_json
+from egonlq.progress import tqdm
 from egonlq.timegrid import FeatureGrid
 
 logger = logging.getLogger(__name__)

@@ -52,12 +52,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from egonlq.data.tables import NARRATIONS, SUMMARIES
 from egonlq.data.validation import QuirkReport, is_number
 from egonlq.errors import InputError
 from egonlq.io import atomic_path, too_deep_message
+from egonlq.progress import tqdm
 from egonlq.timegrid import CANONICAL_FPS
 
 logger = logging.getLogger(__name__)

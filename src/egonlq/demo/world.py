@@ -32,7 +32,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from egonlq.data.egoclip import alpha_of, egoclip_windows, mean_gaps
 from egonlq.data.feature_sets import write_sidecar
@@ -57,6 +56,7 @@ from egonlq.demo.nlq import QUIRK_RATES, make_em_train, make_nlq_split
 from egonlq.demo.vocabulary import FILLERS, OBJECTS, PEOPLE, PLACES, VERBS, egoclip_tags, narration_sentence
 from egonlq.demo.vocabulary import plural as plural  # re-exported for egonlq.video.frame_encoders
 from egonlq.io import atomic_path, write_json
+from egonlq.progress import tqdm
 from egonlq.timegrid import CANONICAL_FPS, FEATURES_PER_SEC, OFFICIAL, num_features
 
 logger = logging.getLogger(__name__)

@@ -53,7 +53,6 @@ import pyarrow.parquet as pq
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from egonlq.data.features import CLIP_FEATURES, read_clip_features
 from egonlq.data.tables import QUERIES, nlq_query_uids
@@ -61,6 +60,7 @@ from egonlq.errors import InputError
 from egonlq.grounding.spans import LABEL_MODES, highlight_labels, jitter_span, pool_features, span_labels
 from egonlq.grounding.text_encoder import TextCache, TextEncoder, model_fingerprint, normalise_query
 from egonlq.io import read_parquet
+from egonlq.progress import tqdm
 from egonlq.queries.training_queries import TRAINING_QUERIES
 from egonlq.timegrid import ZERO_LENGTH_SEC
 

@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from tqdm import tqdm
 from transformers import AutoModel, AutoTokenizer
 
 from egonlq.errors import InputError
 from egonlq.grounding.tensor_files import write_safetensors
 from egonlq.io import read_json
+from egonlq.progress import tqdm
 
 logger = logging.getLogger(__name__)
 

@@ -42,7 +42,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from egonlq.errors import InputError
 from egonlq.evaluation.metric import DEFAULT_KS, DEFAULT_THRESHOLDS, EvalResult, evaluate, load_ground_truth
@@ -62,6 +61,7 @@ from egonlq.grounding.train_spec import TrainSpec
 from egonlq.grounding.train_state import LAST_STATE, load_state, run_fingerprint, save_state, set_rng_states
 from egonlq.grounding.vslnet import WEIGHTS_NAME, VSLNet, VSLNetConfig
 from egonlq.io import write_json, write_text
+from egonlq.progress import tqdm
 
 logger = logging.getLogger(__name__)
 

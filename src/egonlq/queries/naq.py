@@ -29,7 +29,6 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from tqdm import tqdm
 
 from egonlq.data.annotations import NEGATIVE_TIME_TOLERANCE_SEC
 from egonlq.data.egoclip import alpha_of, egoclip_windows, mean_gaps
@@ -37,6 +36,7 @@ from egonlq.data.tables import EGOCLIP
 from egonlq.data.validation import as_finite_float
 from egonlq.errors import InputError
 from egonlq.io import atomic_path, read_json
+from egonlq.progress import tqdm
 from egonlq.queries.training_queries import TRAINING_QUERIES, derived_flags
 from egonlq.timegrid import CANONICAL_FPS
 

@@ -26,11 +26,11 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
-from tqdm import tqdm
 
 from egonlq.dualenc.model import DualEncoder
 from egonlq.errors import InputError
 from egonlq.io import atomic_path, read_json, write_json
+from egonlq.progress import tqdm
 from egonlq.steps.zeroshot import embed_chunks
 
 logger = logging.getLogger(__name__)

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from egonlq.dualenc.bank import FeatureBank
 from egonlq.dualenc.model import DualEncoder
 from egonlq.evaluation.predictions import Prediction
+from egonlq.progress import tqdm
 from egonlq.steps.align import (
     align_dfs,
     align_dp,

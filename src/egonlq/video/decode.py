@@ -19,10 +19,10 @@ from typing import Generic, TypeVar
 import decord
 import numpy as np
 from decord._ffi.base import DECORDError
-from tqdm import tqdm
 
 from egonlq import timegrid
 from egonlq.errors import InputError
+from egonlq.progress import tqdm
 
 logger = logging.getLogger(__name__)
 

@@ -46,12 +46,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from tqdm import tqdm
 
 from egonlq.data.tables import nlq_query_uids
 from egonlq.errors import InputError
 from egonlq.io import atomic_path, write_parquet
 from egonlq.jsonl import JsonlStore
+from egonlq.progress import tqdm
 from egonlq.video.aks import (
     AKSParams,
     ConstantScoresWarning,
