@@ -25,6 +25,9 @@ FULL = {
     "bench_video_decode.py": [],
     "bench_aks.py": [],
     "bench_frame_scoring.py": [],
+    "bench_dualenc.py": [],
+    "bench_steps.py": [],
+    "bench_dag.py": [],
 }
 QUICK = {
     "bench_ingest.py": ["--narrations", "50000"],
@@ -36,6 +39,9 @@ QUICK = {
     "bench_video_decode.py": ["--frames", "300", "--sizes", "96", "--repeat", "1"],
     "bench_aks.py": ["--repeat", "2", "--number", "2"],
     "bench_frame_scoring.py": [],
+    "bench_dualenc.py": ["--videos", "10", "--pairs", "1000"],
+    "bench_steps.py": ["--dfs-limit", "5", "--budget", "20", "--repeats", "2"],
+    "bench_dag.py": ["--repeat", "1", "--shards", "100"],
 }
 
 
