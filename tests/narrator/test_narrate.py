@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from egonlq.dualenc.pairs import PAIRS
+from egonlq.dualenc.pairs import PAIRS, select_pairs
 from egonlq.errors import InputError
 from egonlq.io import read_parquet
 from egonlq.narrator.consumers import narrator_pairs
@@ -175,6 +175,9 @@ def test_narrator_pairs_extend_items_and_add_dense_items():
     ]
     assert stats["dropped"] == {"empty_text": 1, "duplicate_text": 1}
     assert len(df) == _pairs().num_rows + 2
+    # below every narration's gt_rank: GT and the template text written from it go, the narrator's stay
+    run = select_pairs(table, sources=["narration", "template", "narrator"], gt_fraction=0.01)
+    assert run["source"].tolist() == ["narrator", "narrator"]
     with pytest.raises(InputError, match="already holds narrator rows"):
         narrator_pairs(table, nar)
     unknown = _narrations([("nX", "egoclip", "v1", 0.0, 1.0, 0.5, ["c"])])

@@ -10,7 +10,11 @@
 - Held-out videos (a seeded hash of the video uid < ``heldout_fraction``) give the evaluation pool (their GT
   narrations only; no pair of any source on them trains).
 - ``gt_rank``: a seeded uniform number per narration; a run keeping a fraction ``f`` of the GT narrations
-  keeps those with ``gt_rank < f``, so the subsets are nested (10 % is inside 50 %).
+  keeps those with ``gt_rank < f``, so the subsets are nested (10 % is inside 50 %). Pseudo-text written
+  from a narration's text (rephrasings, generated questions) follows its narration: a run that does not
+  have the narration does not have its paraphrase either (else "GT 10 % + rephrased" would see the content
+  of all the GT). Only :data:`VIDEO_SOURCES` (the narrator, written from video by a model trained on the
+  kept GT) are kept on every window.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from egonlq.queries.llm_queries import GENERATED
 logger = logging.getLogger(__name__)
 
 GT_SOURCE = "narration"
+# Sources written from video, not from a narration's text: kept on every window whatever the GT fraction.
+VIDEO_SOURCES = frozenset({"narrator"})
 ROLES = ("train", "heldout")
 
 # results/dualenc/pairs.parquet: one row per (window, text)
@@ -162,13 +168,14 @@ def select_pairs(
     role: str = "train",
     where: str | Path = "pairs",
 ) -> pd.DataFrame:
-    """The rows of a run: ``role`` rows whose source matches one of ``sources`` (fnmatch patterns), GT
-    narrations kept only when ``gt_rank < gt_fraction``. An empty selection is an error naming the sources."""
+    """The rows of a run: ``role`` rows whose source matches one of ``sources`` (fnmatch patterns), rows of
+    narrations (GT and the pseudo-text written from it) kept only when ``gt_rank < gt_fraction``; rows of
+    :data:`VIDEO_SOURCES` always. An empty selection is an error naming the sources."""
     if role not in ROLES:
         raise ValueError(f"role {role!r} is not one of {ROLES}")
     df = pairs.to_pandas()
     keep = (df["role"] == role).to_numpy() & sources_matching(df["source"].tolist(), sources)
-    keep &= (df["source"] != GT_SOURCE).to_numpy() | (df["gt_rank"] < gt_fraction).to_numpy()
+    keep &= df["source"].isin(VIDEO_SOURCES).to_numpy() | (df["gt_rank"] < gt_fraction).to_numpy()
     out = df[keep].reset_index(drop=True)
     if out.empty:
         available = sorted(set(df.loc[df["role"] == role, "source"]))
