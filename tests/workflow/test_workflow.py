@@ -99,6 +99,20 @@ def test_bad_config_fails_at_parse_time(tmp_path: Path) -> None:
     assert "cut_mode" in proc.stdout + proc.stderr
 
 
+def test_official_compat_mode_reaches_training_and_prediction(tmp_path: Path) -> None:
+    cfg = yaml.safe_load((FIXTURES / "tiny" / "config.yaml").read_text())
+    cfg["vslnet"] = {**cfg.get("vslnet", {}), "compat": "official"}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    refused = snakemake(tmp_path, "-n", check=False)  # the text cache cannot hold what the mode needs
+    assert refused.returncode != 0 and "set vslnet.text: encoder" in refused.stdout + refused.stderr
+    cfg["vslnet"]["text"] = "encoder"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    lines = snakemake(tmp_path, "-n", "-p").stdout.splitlines()
+    trains = [line for line in lines if "-m egonlq.cli train " in line]
+    predicts = [line for line in lines if "-m egonlq.cli predict " in line]
+    assert trains and predicts and all("--compat official" in line for line in trains + predicts)
+
+
 def test_slurm_profile_dry_run(tmp_path: Path) -> None:
     shutil.copy(FIXTURES / "tiny" / "config.yaml", tmp_path / "config.yaml")
     proc = snakemake(tmp_path, "-n", "--workflow-profile", str(REPO / "workflow/profiles/slurm"))

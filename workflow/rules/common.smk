@@ -220,6 +220,11 @@ from egonlq.grounding.presets import resolve_auto
 # "auto" model and training settings: the demo's in the demo world, the reference's on real data.
 VSLNET_WORLD = "demo" if IS_DEMO else "reference"
 VCFG, _VSLNET_AUTO = resolve_auto(config["vslnet"], VSLNET_WORLD)
+if VCFG["compat"] == "official" and VCFG["text"] == "cache":
+    raise ValueError(
+        "config.yaml: vslnet.compat 'official' keeps the encoder's outputs at padded positions and its dropout "
+        "in training, which a text cache cannot hold: set vslnet.text: encoder"
+    )
 if _VSLNET_AUTO:
     logger.info(
         f"vslnet settings (auto -> {VSLNET_WORLD}): " + ", ".join(f"{k}={v}" for k, v in _VSLNET_AUTO.items())

@@ -36,6 +36,7 @@ rule train_vslnet:
     params:
         # Everything that affects the run's results; the resumable state (last.pt) is not an output.
         device=DEVICE,
+        compat=VCFG["compat"],
         spec=lambda wc: json.dumps(RUNS[wc.run].train_spec_dict(int(wc.seed)) | {"text": VCFG["text"]},
                                    sort_keys=True),
         out_dir=lambda wc: run_dir(wc.run, wc.seed),
@@ -55,7 +56,7 @@ rule train_vslnet:
     conda:
         "../../envs/vslnet.yaml"
     shell:
-        "exec python -m egonlq.cli train --device {params.device:q} --spec {params.spec:q} --video-dim {params.video_dim} --train-queries {input.train_queries:q}"
+        "exec python -m egonlq.cli train --device {params.device:q} --compat {params.compat} --spec {params.spec:q} --video-dim {params.video_dim} --train-queries {input.train_queries:q}"
         " --train-clips {input.train_clips:q} --train-features {input.train_features:q}"
         " --val-queries {input.val_queries:q} --val-clips {input.val_clips:q} --val-features {input.val_features:q}"
         " --val-gt {input.val_gt:q} {params.text_cache} --text-model {params.text_model:q} {params.init}"
@@ -70,6 +71,7 @@ rule predict_vslnet:
         model_dir=lambda wc, input: Path(input.model).parent,
         text_model=TEXT_ENCODER,
         label_mode=lambda wc: RUNS[wc.run].label_mode,  # the run's own (a zeroshot run's: its init's)
+        compat=VCFG["compat"],
         text_cache=lambda wc, input: f"--text-cache {shlex.quote(input.text_cache)}" if "text_cache" in input.keys() else "",
     log:
         "results/logs/predict_vslnet/{run}_seed{seed}_{split}.log",
@@ -79,7 +81,7 @@ rule predict_vslnet:
     shell:
         "exec python -m egonlq.cli predict --model-dir {params.model_dir:q} --queries {input.queries:q} --clips {input.clips:q}"
         " --features {input.features:q} {params.text_cache} --text-model {params.text_model:q}"
-        " --label-mode {params.label_mode:q} --threads {threads} --out {output:q} > {log:q} 2>&1"
+        " --label-mode {params.label_mode:q} --compat {params.compat} --threads {threads} --out {output:q} > {log:q} 2>&1"
 
 
 rule experiment_table:

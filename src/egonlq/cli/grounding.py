@@ -8,6 +8,11 @@ from pathlib import Path
 
 from egonlq.cli.registry import command, log, log_stats, set_threads
 
+COMPAT_HELP = (
+    "official: as the published VSLNet code (encoder outputs kept at padded positions, the frozen encoder in "
+    "train mode while training, transformers-4 AdamW; needs the text encoder, not the cache)"
+)
+
 
 def resolve_text_model(name: str) -> Path:
     from egonlq.grounding.text_encoder import default_model_path
@@ -58,6 +63,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init-from", type=Path)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto")
+    p.add_argument("--compat", choices=["egonlq", "official"], default="egonlq", help=COMPAT_HELP)
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument(
         "--restart", action="store_true", help="start over even when the out dir holds a resumable last.pt"
@@ -95,6 +101,7 @@ def train(a: argparse.Namespace) -> None:
         device=a.device,
         restart=a.restart,
         progress=True,  # a bar on a terminal, a line per interval in a log (egonlq.progress)
+        compat=a.compat,
     )
     log_stats("training", summary)
 
@@ -107,6 +114,7 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-cache", type=Path)
     p.add_argument("--text-model", default="default")
     p.add_argument("--label-mode", default="compatible")
+    p.add_argument("--compat", choices=["egonlq", "official"], default="egonlq", help=COMPAT_HELP)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, required=True)
 
@@ -126,6 +134,7 @@ def predict(a: argparse.Namespace) -> None:
         out_path=a.out,
         label_mode=a.label_mode,
         progress=True,  # a bar on a terminal, a line per interval in a log (egonlq.progress)
+        compat=a.compat,
     )
     log_stats("predictions", stats)
 

@@ -92,6 +92,7 @@ def predict_split(
     batch_size: int = 64,
     device: str = "cpu",
     progress: bool = True,
+    compat: str = "egonlq",
 ) -> dict:
     """Predict every query with text of a QUERIES table (any split) with the model saved in ``model_dir``.
 
@@ -129,6 +130,7 @@ def predict_split(
         text_model=text_model,
         max_len=config.max_pos_len,
         device=device,
+        compat=compat,  # "official": the encoder's outputs at padded positions are kept, as in training
     )
     check_text(records, text, text_dim=config.text_dim, where=text_cache or text_model)
     rows = predict_records(model, records, text, k=k, batch_size=batch_size, device=device, progress=progress)
