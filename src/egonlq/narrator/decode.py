@@ -90,11 +90,13 @@ def sample(
     ids = torch.full((batch * n, 1), bos_id, dtype=torch.long)
     done = torch.zeros(batch * n, dtype=torch.bool)
     lengths = torch.zeros(batch * n, dtype=torch.long)
-    entropies = []
+    entropies, past = [], None
     narrator.condition(visual)
     try:
         for step in range(decoding.max_tokens):
-            logits = narrator.lm(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[:, -1]  # [B*N, V]
+            # the LM's key/value cache: only the newest token goes in (cross-attention is per position)
+            out = narrator.lm(input_ids=ids if past is None else ids[:, -1:], cache=past, use_cache=True)
+            past, logits = out.cache, out.logits[:, -1]  # [B*N, V]
             probs = nucleus_probs(logits.float(), top_p=decoding.top_p, temperature=decoding.temperature)
             cdf = probs.cumsum(dim=-1)
             u = uniforms[:, :, step].reshape(-1, 1) * cdf[:, -1:]  # scaled: the last cdf value may be < 1
