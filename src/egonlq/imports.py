@@ -15,6 +15,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent
 
 
+@cache
 def module_path(module: str) -> Path | None:
     """The file of ``egonlq.<module>`` (a module or a package's ``__init__``), or None."""
     base = PACKAGE / module.replace(".", "/")
@@ -58,6 +59,12 @@ def imports_of(node: ast.AST) -> tuple[set[str], set[str]]:
 
 
 @cache
+def _module_imports(module: str) -> frozenset[str]:
+    """The egonlq modules ``egonlq.<module>`` imports anywhere (read once per process)."""
+    return frozenset(imports_of(_tree(module))[0])
+
+
+@cache
 def _tree(module: str) -> ast.Module:
     path = module_path(module)
     assert path is not None, module
@@ -75,7 +82,7 @@ def closure(modules: set[str], skip: frozenset[str] = frozenset()) -> set[str]:
         seen.add(module)
         parts = module.split(".")  # importing a.b runs a/__init__ first
         todo += [m for m in (".".join(parts[:n]) for n in range(1, len(parts))) if module_path(m)]
-        todo += sorted(imports_of(_tree(module))[0] - seen)
+        todo += sorted(_module_imports(module) - seen)
     return seen - skip
 
 
@@ -107,15 +114,18 @@ def source_files(modules: set[str]) -> list[str]:
     return sorted(str(module_path(m).relative_to(PACKAGE)) for m in modules)
 
 
-def code_files(stage: str, *modules: str) -> list[str]:
+@cache
+def code_files(stage: str, *modules: str) -> tuple[str, ...]:
     """Sorted paths relative to ``src/egonlq`` of what a command of ``stage`` runs when it calls ``modules``:
     the CLI's entry modules, the stage's command module, ``modules`` and all they import."""
     for module in (f"cli.{stage}", *modules):
         if module_path(module) is None:
             raise ValueError(f"no module egonlq.{module}")
-    return source_files(closure({"cli", "cli.__main__", *modules}, skip=stage_clis()) | {f"cli.{stage}"})
+    files = closure({"cli", "cli.__main__", *modules}, skip=stage_clis()) | {f"cli.{stage}"}
+    return tuple(source_files(files))  # cached: input functions ask again for every job
 
 
+@cache
 def stage_clis() -> frozenset[str]:
     """The command modules of the stages: ``cli/__init__`` imports them all, a command runs only its own."""
     entry = {"cli.__init__", "cli.__main__", "cli.registry"}

@@ -21,7 +21,7 @@ import pyarrow as pa
 from matplotlib.figure import Figure
 
 from egonlq.evaluation.metric import read_metrics
-from egonlq.grounding.nlq_dataset import source_matches
+from egonlq.grounding.experiments import source_matches
 from egonlq.io import atomic_path, read_json, write_parquet, write_text
 
 logger = logging.getLogger(__name__)

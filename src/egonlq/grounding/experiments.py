@@ -64,7 +64,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
@@ -88,6 +88,11 @@ _RUN_KEYS = {
 }
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _PREDICTOR = re.compile(r"vslnet_([A-Za-z0-9_-]+)_seed([0-9]+)")
+
+
+def source_matches(source: str, patterns: Collection[str]) -> bool:
+    """Whether ``source`` matches one of the ``fnmatch`` patterns (``"naq"``, ``"llm:*"``, ...)."""
+    return any(fnmatchcase(source, p) for p in patterns)
 
 
 # ------------------------------------------------------------------------------------------------ run specs

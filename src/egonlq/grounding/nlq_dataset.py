@@ -37,7 +37,6 @@ masked, so padded values reach real units) and builds the masks.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import random
 from collections import Counter
@@ -57,6 +56,7 @@ from torch.utils.data import Dataset
 from egonlq.data.features import CLIP_FEATURES, read_clip_features
 from egonlq.data.tables import QUERIES, nlq_query_uids
 from egonlq.errors import InputError
+from egonlq.grounding.experiments import source_matches
 from egonlq.grounding.spans import LABEL_MODES, highlight_labels, jitter_span, pool_features, span_labels
 from egonlq.grounding.text_encoder import TextCache, TextEncoder, model_fingerprint, normalise_query
 from egonlq.io import read_parquet
@@ -83,11 +83,6 @@ def sources_matching(sources: Sequence[str], patterns: Collection[str]) -> np.nd
     """Per entry of ``sources``, whether it matches one of the ``fnmatch`` patterns (bool array)."""
     verdict = {s: source_matches(s, patterns) for s in set(sources)}
     return np.array([verdict[s] for s in sources], dtype=bool)
-
-
-def source_matches(source: str, patterns: Collection[str]) -> bool:
-    """Whether ``source`` matches one of the ``fnmatch`` patterns (``"naq"``, ``"llm:*"``, ...)."""
-    return any(fnmatch.fnmatchcase(source, p) for p in patterns)
 
 
 # ---------------------------------------------------------------------------------------------- records
