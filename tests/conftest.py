@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,46 @@ def snakemake(
             f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
         )
     return proc
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny tensors: intra-op threads only contend, above all on a shared, loaded machine (15x slower with 2).
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_tiny_bert(
+    path: Path, words: Iterable[str], *, hidden_size: int, num_hidden_layers: int, max_len: int = 40
+) -> Path:
+    """A random BERT at ``path`` whose tokenizer knows ``words`` and whose [PAD] id is 4, not 0 (so code that
+    assumes 0 fails). Seeded: the same call writes the same weights."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    vocab = ["[UNK]", "[CLS]", "[SEP]", "[MASK]", "[PAD]", *words]
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab=str(path / "vocab.txt"), model_max_length=max_len)
+    assert tokenizer.pad_token_id == 4
+    tokenizer.save_pretrained(path)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_hidden_layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden_size,
+        max_position_embeddings=max_len,
+        pad_token_id=4,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(path)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from egonlq.data.features import cut_clip, cut_clips
 from egonlq.data.tables import CLIPS, QUERIES
@@ -34,17 +33,13 @@ from egonlq.grounding.spans import highlight_labels, jitter_span, pool_features,
 from egonlq.grounding.text_encoder import TextEncoder, build_text_cache, normalise_query
 from egonlq.io import write_json, write_parquet
 from egonlq.queries.training_queries import TRAINING_CLIPS, TRAINING_QUERIES
+from tests.conftest import write_tiny_bert
 
 OBJECTS = ["cup", "key", "bag", "knife"]
 WORDS = ["where", "is", "the", "did", "i", "put", "#", "c", "picks", "up", "?", *OBJECTS]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ------------------------------------------------------------------------------------------ a tiny world
@@ -52,22 +47,7 @@ def one_thread():
 
 def tiny_encoder(path: Path) -> Path:
     """A random 1-layer BERT (hidden 12) whose tokenizer knows the words of this world."""
-    path.mkdir(parents=True, exist_ok=True)
-    vocab = ["[UNK]", "[CLS]", "[SEP]", "[MASK]", "[PAD]", *WORDS]
-    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    BertTokenizerFast(vocab=str(path / "vocab.txt"), model_max_length=40).save_pretrained(path)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=12,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=24,
-        max_position_embeddings=40,
-        pad_token_id=4,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(path)
-    return path
+    return write_tiny_bert(path, WORDS, hidden_size=12, num_hidden_layers=1)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertModel, BertTokenizerFast
+from transformers import BertConfig, BertModel
 
 from egonlq.errors import InputError
 from egonlq.grounding.text_encoder import (
@@ -19,39 +19,18 @@ from egonlq.grounding.text_encoder import (
     model_fingerprint,
     normalise_query,
 )
+from tests.conftest import write_tiny_bert
 
 WORDS = ["#", "c", "picks", "a", "bag", "where", "did", "i", "put", "the", "knife", "?", "."]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 2-layer BERT (hidden 24, 40 positions) whose [PAD] id is 4, not 0."""
-    path = tmp_path_factory.mktemp("tiny_bert")
-    vocab = ["[UNK]", "[CLS]", "[SEP]", "[MASK]", "[PAD]", *WORDS]
-    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab=str(path / "vocab.txt"), model_max_length=40)
-    assert tokenizer.pad_token_id == 4
-    tokenizer.save_pretrained(path)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=24,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=48,
-        max_position_embeddings=40,
-        pad_token_id=4,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(path)
-    return path
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), WORDS, hidden_size=24, num_hidden_layers=2)
 
 
 @pytest.mark.parametrize(

@@ -13,14 +13,7 @@ from egonlq.errors import InputError
 from egonlq.grounding.spans import highlight_labels
 from egonlq.grounding.vslnet import VSLNet, VSLNetConfig, decode_topk
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: intra-op threads only contend on a loaded machine (15x slower with 2)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SMALL = dict(video_dim=12, text_dim=10, dim=16, num_heads=4, max_pos_len=16)

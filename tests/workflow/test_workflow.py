@@ -356,6 +356,35 @@ def test_real_data_plans_test_predictions_with_reference_settings(real_layout: P
     assert all(re.match(r"exec python -m (egonlq\.cli|torch\.distributed\.run) ", c) for c in commands)
 
 
+def test_paths_and_options_with_quotes_and_spaces_reach_the_commands_intact(
+    real_layout: Path, tmp_path: Path
+) -> None:
+    """A data root and a prompt file whose paths hold an apostrophe, brackets and spaces: every shell line
+    still parses, and the ingest and generation jobs run on them."""
+    import shlex
+
+    root = tmp_path / "Ego4D data's root"
+    root.symlink_to(real_layout, target_is_directory=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    _real_config(work, root)
+    prompt = tmp_path / "the team's prompt (v1).txt"
+    prompt.write_text((REPO / "src/egonlq/queries/prompts/nlq_questions_v1.txt").read_text())
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    cfg["queries"] = {"generation": {"prompt": str(prompt)}}
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(work, "-n", "-p")
+    lines = [line.strip() for line in proc.stdout.splitlines() if "-m egonlq.cli " in line]
+    assert len(lines) >= 20
+    parsed = [shlex.split(line) for line in lines]  # an unbalanced quote would raise here
+    assert any(str(root / "ego4d.json") in args for args in parsed)
+    generate = next(args for args in parsed if "generate-queries" in args)
+    assert generate[generate.index("--prompt") + 1] == str(prompt)
+    shard = "results/queries/template/shards/shard0.parquet"
+    snakemake(work, "results/data/videos.parquet", shard, "--cores", "2")
+    assert (work / "results" / "data" / "videos.parquet").is_file() and (work / shard).is_file()
+
+
 def test_real_data_without_videos_plans_no_keyframes(real_layout: Path, tmp_path: Path) -> None:
     _real_config(tmp_path, real_layout)
     proc = snakemake(tmp_path, "-n")
