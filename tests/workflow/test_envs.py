@@ -33,6 +33,8 @@ FAMILIES = {
     "evaluation": "eval",
     "steps": "dualenc",
     "dualenc": "dualenc",
+    "narrator": "narrator",
+    "report": "eval",
 }
 ROOTS = {
     "data": ["demo.world", "demo.render", "data.metadata", "data.annotations",
@@ -40,13 +42,15 @@ ROOTS = {
              "evaluation.predictions"],
     "queries": ["queries.curation", "queries.blocks", "queries.template_writer",
                 "queries.llm_queries", "queries.llm_backends", "queries.naq", "queries.training_queries"],
-    "vslnet": ["grounding.text_encoder", "grounding.train", "grounding.predict",
+    "vslnet": ["grounding.recipes", "grounding.text_encoder", "grounding.train", "grounding.predict",
                "grounding.experiments", "grounding.plots", "grounding.vslnet"],
     "video": ["video.frame_features", "video.frame_encoders", "video.keyframes", "video.decode",
               "video.aks"],
-    "eval": ["evaluation.metric", "evaluation.predictions"],
+    "eval": ["evaluation.metric", "evaluation.predictions", "report"],
     "dualenc": ["dualenc.pairs", "dualenc.text", "dualenc.train", "dualenc.evaluate", "dualenc.zeroshot",
-                "dualenc.experiments", "steps.goalstep", "steps.evaluate", "steps.adapters"],
+                "dualenc.experiments", "steps.goalstep", "steps.evaluate", "steps.adapters", "steps.table"],
+    "narrator": ["narrator.lm", "narrator.train", "narrator.model", "narrator.narrate", "narrator.quality",
+                 "narrator.consumers"],
 }  # fmt: skip
 # import name -> distribution, where they differ (tokenizers comes with transformers)
 DISTRIBUTIONS = {"PIL": "pillow", "yaml": "pyyaml", "tokenizers": "transformers"}

@@ -45,7 +45,7 @@ def planned_jobs(tmp_path_factory: pytest.TempPathFactory) -> list:
         workflow = api.workflow(
             resource_settings=ResourceSettings(cores=1), snakefile=REPO / "Snakefile", workdir=work
         )
-        # the default target and the own targets of the dual encoder, the steps and the recipes (not in `all`)
+        # the default target and the own targets of the dual encoder, steps, recipes, narrator (not in `all`)
         targets = {"all", "dual_encoder", "steps", "recipes", "narrator"}
         workflow.dag(DAGSettings(targets=targets, forceall=True)).execute_workflow(executor="dryrun")
         jobs = [job for job in workflow._workflow.dag.jobs if job.shellcmd]
