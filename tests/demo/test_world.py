@@ -676,7 +676,7 @@ def test_demo_modules_import_no_cycle() -> None:
         "demo.model": {"demo.vocabulary"},
         "demo.nlq": {"demo.model", "demo.vocabulary"},
         "demo.render": {"demo.model", "demo.vocabulary"},
-        "demo.world": {"demo.model", "demo.nlq", "demo.render", "demo.vocabulary"},
+        "demo.world": {"demo.goalstep", "demo.model", "demo.nlq", "demo.render", "demo.vocabulary"},
     }
 
 

@@ -32,7 +32,8 @@ def test_tiny_demo_completes_on_a_plain_slurm_cluster(tmp_path: Path) -> None:
         run = snakemake(work, "--workflow-profile", PROFILE, env=env, timeout=1800)
         submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", run.stdout + run.stderr))
         local = re.findall(r"localrule (\w+):", run.stdout + run.stderr)
-        assert len(submitted) >= 40 and local == ["all"]
+        # every job is an sbatch, but the rendering of the report pages and the final target (local rules)
+        assert len(submitted) >= 40 and set(local) == {"all", "report_table"}
         queue = subprocess.run(
             ["squeue", "-h", "-t", "all", "-o", "%i %T"], capture_output=True, text=True, env=env, check=True
         )

@@ -186,7 +186,10 @@ def test_editing_an_evaluation_param_leaves_only_evaluation_pending(tiny_run: Pa
     overlay.write_text(yaml.safe_dump({"evaluation": {"thresholds": [0.3, 0.5, 0.7]}}))
     rows = summary(tiny_run, "--configfile", str(tiny_run / "config.yaml"), str(overlay))
     pending = {r["rule"] for r in rows if r["plan"] == "update pending"}
-    assert pending == {"evaluate", "metrics_table", "experiment_table"}, pending
+    # and the report pages of the two tables; nothing is trained or predicted again
+    assert pending == {"evaluate", "metrics_table", "experiment_table", "report_table"}, pending
+    pages = {r["output_file"] for r in rows if r["rule"] == "report_table" and r["plan"] == "update pending"}
+    assert pages == {"results/report/metrics.html", "results/report/experiments.html"}, pages
     assert all(r["status"] == "params changed" for r in rows if r["rule"] == "evaluate")
 
 
@@ -209,6 +212,7 @@ def test_editing_one_runs_hyperparameter_reruns_that_run_and_the_aggregation(
         "experiment_table",
         "keyframes_vslnet",  # naq_ft is also the tiny config's keyframe scorer
         "moment_hits",
+        "report_table",  # the pages of the tables that change
     }
     for r in pending:
         if r["rule"] in ("train_vslnet", "predict_vslnet", "evaluate", "keyframes_vslnet"):
