@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from egonlq.cli.registry import command, log, log_stats, set_threads
@@ -108,7 +107,7 @@ def dualenc_train(a: argparse.Namespace) -> None:
         feature_dir=a.feature_dir,
         out_dir=a.out_dir,
         device=a.device,
-        progress=sys.stderr.isatty(),
+        progress=True,  # a bar on a terminal, a line per interval in a log (egonlq.progress)
     )
     log_stats("dual encoder training", summary)
 
@@ -179,7 +178,7 @@ def dualenc_predict(a: argparse.Namespace) -> None:
         window_sec=a.window_sec,
         stride=a.stride,
         nms_iou=a.nms_iou,
-        progress=sys.stderr.isatty(),
+        progress=True,  # a bar on a terminal, a line per interval in a log (egonlq.progress)
     )
     write_predictions(rows, a.out)
     log_stats("zero-shot NLQ", stats)

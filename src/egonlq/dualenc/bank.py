@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from egonlq.data.features import load_video_features
 from egonlq.errors import InputError
+from egonlq.progress import tqdm
 from egonlq.timegrid import FEATURES_PER_SEC
 
 logger = logging.getLogger(__name__)

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
-from tqdm import tqdm
 
 from egonlq.errors import InputError
 from egonlq.grounding.text_encoder import TextEncoder, model_fingerprint
 from egonlq.io import atomic_path, read_json
+from egonlq.progress import tqdm
 
 logger = logging.getLogger(__name__)
 

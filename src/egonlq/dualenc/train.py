@@ -33,7 +33,6 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from egonlq.dualenc.bank import FeatureBank
 from egonlq.dualenc.loss import info_nce
@@ -43,6 +42,7 @@ from egonlq.dualenc.text import PooledTextEncoder, PooledTexts
 from egonlq.errors import InputError
 from egonlq.grounding.train import deterministic, linear_schedule, param_groups
 from egonlq.io import atomic_path, write_json, write_text
+from egonlq.progress import tqdm
 
 logger = logging.getLogger(__name__)
 

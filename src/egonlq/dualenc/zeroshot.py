@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from egonlq.data.tables import CLIPS, QUERIES
 from egonlq.dualenc.evaluate import Embedder
 from egonlq.evaluation.predictions import Prediction
 from egonlq.io import read_parquet
+from egonlq.progress import tqdm
 
 logger = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from egonlq.errors import InputError
 from egonlq.io import write_json
+from egonlq.progress import tqdm
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import torch
-from tqdm import tqdm
 
 from egonlq.dualenc.bank import FeatureBank
 from egonlq.dualenc.pairs import GT_SOURCE
@@ -34,6 +33,7 @@ from egonlq.errors import InputError
 from egonlq.io import read_parquet, write_json, write_parquet
 from egonlq.narrator.decode import Decoding, sample, window_uniforms
 from egonlq.narrator.model import Narrator
+from egonlq.progress import tqdm
 from egonlq.queries.blocks import shard_of
 from egonlq.queries.generation_cache import GenerationCache, cache_key
 from egonlq.timegrid import FEATURES_PER_SEC

@@ -18,7 +18,6 @@ from pathlib import Path
 import pandas as pd
 import torch
 from safetensors.torch import save_file
-from tqdm import tqdm
 
 from egonlq.dualenc.bank import FeatureBank
 from egonlq.io import atomic_path, write_json
@@ -31,6 +30,7 @@ from egonlq.narrator.model import (
     config_dict,
     load_trainable,
 )
+from egonlq.progress import tqdm
 
 logger = logging.getLogger(__name__)
 
