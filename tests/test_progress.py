@@ -30,6 +30,19 @@ def test_explicitly_disabled_progress_stays_silent(monkeypatch: pytest.MonkeyPat
     assert err.getvalue() == ""
 
 
+def test_lines_stay_plain_while_another_bar_is_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setenv("EGONLQ_PROGRESS_SEC", "0")
+    with tqdm(total=2, desc="outer", disable=None) as outer:
+        for _ in tqdm(range(3), desc="inner", disable=None):
+            pass
+        outer.update(2)
+    assert "\x1b" not in err.getvalue()
+    lines = err.getvalue().splitlines()
+    assert all(" progress outer: " in line or " progress inner: " in line for line in lines)
+
+
 def test_the_interval_limits_the_lines(monkeypatch: pytest.MonkeyPatch) -> None:
     err = io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)

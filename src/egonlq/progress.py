@@ -10,6 +10,7 @@ interval, ``desc: done/total (pct) rate, elapsed<ETA``, and a last line when it 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from typing import Any
@@ -28,11 +29,15 @@ def interval_sec() -> float:
         return DEFAULT_INTERVAL_SEC
 
 
+_CURSOR_MOVES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 class _LogLines:
-    """A file for tqdm that turns its carriage-return redraws into whole, timestamped lines on stderr."""
+    """A file for tqdm that turns its carriage-return redraws into whole, timestamped lines on stderr (the
+    cursor moves tqdm adds for several open bars are dropped)."""
 
     def write(self, text: str) -> None:
-        line = text.replace("\r", "").strip()
+        line = _CURSOR_MOVES.sub("", text.replace("\r", "")).strip()
         if line:
             sys.stderr.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} progress {line}\n")
 
