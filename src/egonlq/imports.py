@@ -4,15 +4,25 @@ functions) and followed transitively.
 The workflow uses it for each rule's ``code`` input (editing a module reruns exactly the rules whose code
 imports it); the tests use it to check those inputs against what each CLI command imports, and the conda
 envs against the third-party packages.
+
+Reading every module's syntax tree costs about a second per Snakemake start, so the import lists are kept in
+``.snakemake/egonlq_imports.json`` (the workflow's own metadata folder, relative to where Snakemake runs),
+keyed by file, modification time and size: a module is read again only when it changed.
 """
 
 from __future__ import annotations
 
 import ast
+import atexit
+import json
+import os
 from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
+CACHE_FILE = Path(".snakemake") / "egonlq_imports.json"
+_cache: dict[str, list] | None = None
+_cache_dirty = False
 
 
 @cache
@@ -60,8 +70,45 @@ def imports_of(node: ast.AST) -> tuple[set[str], set[str]]:
 
 @cache
 def _module_imports(module: str) -> frozenset[str]:
-    """The egonlq modules ``egonlq.<module>`` imports anywhere (read once per process)."""
-    return frozenset(imports_of(_tree(module))[0])
+    """The egonlq modules ``egonlq.<module>`` imports anywhere (read once per process, and once per change of
+    the file when :data:`CACHE_FILE`'s folder exists)."""
+    global _cache, _cache_dirty
+    path = module_path(module)
+    assert path is not None, module
+    stat = path.stat()
+    key, stamp = str(path), [stat.st_mtime_ns, stat.st_size]
+    if _cache is None:
+        _cache = _load_cache()
+    entry = _cache.get(key)
+    if entry is not None and entry[:2] == stamp:
+        return frozenset(entry[2])
+    found = frozenset(imports_of(_tree(module))[0])
+    _cache[key] = [*stamp, sorted(found)]
+    _cache_dirty = True
+    return found
+
+
+def _load_cache() -> dict[str, list]:
+    if CACHE_FILE.parent.is_dir():
+        atexit.register(_save_cache)
+        try:
+            loaded = json.loads(CACHE_FILE.read_text())
+            if isinstance(loaded, dict):
+                return loaded
+        except (OSError, ValueError):
+            pass  # absent or unreadable: rebuilt from the sources
+    return {}
+
+
+def _save_cache() -> None:
+    if not _cache_dirty or _cache is None:
+        return
+    tmp = CACHE_FILE.with_name(f"{CACHE_FILE.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(_cache, sort_keys=True))
+        os.replace(tmp, CACHE_FILE)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a read-only folder: the next start reads the sources again
 
 
 @cache

@@ -97,3 +97,27 @@ def test_no_stage_imports_a_stage_above_it() -> None:
     for path in top_level:
         ours, _ = imports.imports_of(ast.parse(path.read_text()))
         assert not {m for m in ours if (package / m.split(".")[0]).is_dir()}, path.name
+
+
+def test_the_import_lists_are_cached_per_file_change(tmp_path, monkeypatch) -> None:
+    """A second start reads the import lists from .snakemake/; an edited module is read again."""
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".snakemake").mkdir()
+    fresh = importlib.reload(imports)
+    first = fresh.code_files("grounding", "grounding.train")
+    fresh._save_cache()
+    saved = (tmp_path / ".snakemake" / "egonlq_imports.json").read_text()
+    key = str(fresh.module_path("grounding.train"))
+    assert key in saved
+    again = importlib.reload(imports)
+    entry = again._load_cache()[key]
+    entry[2] = ["planted"]  # a cached list is used as long as the file's mtime and size match
+    again._cache = {key: entry}
+    assert again._module_imports("grounding.train") == frozenset({"planted"})
+    entry[0] -= 1  # the file changed: its imports are read again
+    again._module_imports.cache_clear()
+    assert "grounding.vslnet" in again._module_imports("grounding.train")
+    importlib.reload(imports)
+    assert first == imports.code_files("grounding", "grounding.train")
