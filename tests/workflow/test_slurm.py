@@ -24,7 +24,7 @@ PROFILE = str(REPO / "workflow" / "profiles" / "slurm")
     reason=f"SLURM is not installed here (missing {', '.join(missing_programs())}): "
     "install Debian's slurm-wlm and munge (make test does so where apt-get can) to run the cluster test",
 )
-def test_tiny_demo_completes_on_a_plain_slurm_cluster(tmp_path: Path) -> None:
+def test_tiny_demo_completes_on_a_plain_slurm_cluster(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     work = tmp_path / "work"
     work.mkdir()
     shutil.copy(FIXTURES / "tiny" / "config.yaml", work / "config.yaml")
@@ -40,6 +40,9 @@ def test_tiny_demo_completes_on_a_plain_slurm_cluster(tmp_path: Path) -> None:
         states = dict(line.split() for line in queue.stdout.splitlines())
         assert set(states) == submitted
         assert set(states.values()) == {"COMPLETED"}, states
+        with capsys.disabled():  # in the CI log, whatever pytest's verbosity
+            done = sorted(set(states.values()))
+            print(f"\nSLURM: {len(states)} sbatch jobs, states {done}, local rules {sorted(set(local))}")
         again = snakemake(work, "--workflow-profile", PROFILE, "-n", env=env)
         assert "Nothing to be done" in again.stdout + again.stderr
     # the rule logs are the one place to look: SLURM's own logs of successful jobs are gone
