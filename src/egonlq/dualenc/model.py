@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from egonlq.errors import InputError
-from egonlq.io import atomic_path, read_json, write_json
+from egonlq.grounding.tensor_files import load_checkpoint_weights, read_model_config
+from egonlq.io import atomic_path, write_json
 
 MODEL_TYPE = "egonlq-dual-encoder"
 WEIGHTS_NAME = "model.safetensors"
@@ -158,42 +158,10 @@ class DualEncoder(nn.Module):
                 field="unfreeze_layers",
             )
         model = cls(config, text_encoder)
-        weights = directory / WEIGHTS_NAME
-        if not weights.is_file():
-            raise InputError(weights, "checkpoint weights not found")
-        try:
-            state = load_file(str(weights))
-        except (SafetensorError, OSError) as e:
-            raise InputError(weights, f"not a readable safetensors file: {e}") from e
-        expected = model.state_dict()
-        missing, unexpected = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
-        if missing or unexpected:
-            raise InputError(
-                weights,
-                f"tensors do not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}",
-            )
-        for name, tensor in state.items():
-            if tensor.shape != expected[name].shape:
-                raise InputError(
-                    weights,
-                    f"tensor has shape {list(tensor.shape)}",
-                    field=name,
-                    expected=f"shape {list(expected[name].shape)} from {CONFIG_NAME}",
-                )
-        model.load_state_dict(state)
+        load_checkpoint_weights(model, directory / WEIGHTS_NAME, CONFIG_NAME)
         return model.to(device)
 
 
 def read_config(path: Path) -> DualEncoderConfig:
     """The :class:`DualEncoderConfig` of a ``config.json`` written by :meth:`DualEncoder.save_pretrained`."""
-    raw = read_json(path)
-    if not isinstance(raw, dict) or raw.get("model_type") != MODEL_TYPE:
-        raise InputError(path, "not a dual encoder config", field="model_type", expected=repr(MODEL_TYPE))
-    known = {f.name for f in fields(DualEncoderConfig)}
-    unknown = sorted(raw.keys() - known - {"model_type"})
-    if unknown:
-        raise InputError(path, f"unknown config keys {unknown}", expected=f"keys among {sorted(known)}")
-    try:
-        return DualEncoderConfig(**{k: v for k, v in raw.items() if k in known})
-    except (TypeError, ValueError) as e:
-        raise InputError(path, f"invalid config: {e}") from e
+    return read_model_config(path, DualEncoderConfig, MODEL_TYPE, "dual encoder")

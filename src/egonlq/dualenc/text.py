@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from egonlq.errors import InputError
+from egonlq.grounding.tensor_files import read_cache_file
 from egonlq.grounding.text_encoder import TextEncoder, model_fingerprint
 from egonlq.io import atomic_path, read_json
 from egonlq.progress import tqdm
@@ -181,23 +181,8 @@ class PooledTexts:
     def load(cls, path: str | Path, *, model_path: str | Path | None = None) -> PooledTexts:
         """Read a cache; with ``model_path``, refuse one built by another encoder."""
         path = Path(path)
-        if not path.is_file():
-            raise InputError(path, "pooled text cache not found")
-        try:
-            with safe_open(str(path), framework="numpy") as f:
-                metadata = f.metadata() or {}
-                tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
-        except (SafetensorError, OSError) as e:
-            raise InputError(path, f"not a readable safetensors file: {e}") from e
-        if metadata.get("format") != POOLED_FORMAT:
-            raise InputError(path, "not a pooled text cache", field="format", expected=POOLED_FORMAT)
-        if model_path is not None and metadata["fingerprint"] != model_fingerprint(model_path):
-            raise InputError(
-                path,
-                f"built with the encoder {metadata['model_path']}, whose files differ from {model_path}",
-                field="fingerprint",
-                expected="a cache rebuilt with the configured encoder",
-            )
+        fingerprint = (lambda: model_fingerprint(model_path)) if model_path is not None else None
+        metadata, tensors = read_cache_file(path, POOLED_FORMAT, "pooled text cache", fingerprint)
         data, bounds = tensors["text_bytes"].tobytes(), tensors["text_offsets"]
         keys = [data[a:b].decode("utf-8") for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         return cls(path, metadata, tensors["features"], keys)

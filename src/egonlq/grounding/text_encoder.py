@@ -29,11 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
 from transformers import AutoModel, AutoTokenizer
 
 from egonlq.errors import InputError
-from egonlq.grounding.tensor_files import write_safetensors
+from egonlq.grounding.tensor_files import read_cache_file, write_safetensors
 from egonlq.io import read_json
 from egonlq.progress import tqdm
 
@@ -249,23 +248,8 @@ class TextCache:
     ) -> TextCache:
         """Read a cache; with ``model_path``/``max_len``, refuse one built by another encoder or limit."""
         path = Path(path)
-        if not path.is_file():
-            raise InputError(path, "text cache not found")
-        try:
-            with safe_open(str(path), framework="numpy") as f:
-                metadata = f.metadata() or {}
-                tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
-        except (SafetensorError, OSError) as e:
-            raise InputError(path, f"not a readable safetensors file: {e}") from e
-        if metadata.get("format") != CACHE_FORMAT:
-            raise InputError(path, "not a text cache", field="format", expected=CACHE_FORMAT)
-        if model_path is not None and metadata["fingerprint"] != model_fingerprint(model_path):
-            raise InputError(
-                path,
-                f"built with the text encoder {metadata['model_path']}, whose files differ from {model_path}",
-                field="fingerprint",
-                expected="a cache rebuilt with the configured encoder",
-            )
+        fingerprint = (lambda: model_fingerprint(model_path)) if model_path is not None else None
+        metadata, tensors = read_cache_file(path, CACHE_FORMAT, "text cache", fingerprint)
         if max_len is not None and int(metadata["max_len"]) != max_len:
             raise InputError(
                 path, f"built with max_len={metadata['max_len']}", field="max_len", expected=str(max_len)

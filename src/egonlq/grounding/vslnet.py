@@ -15,20 +15,17 @@ they load with torch + safetensors + json alone.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from egonlq.errors import InputError
 from egonlq.grounding.presets import REFERENCE
-from egonlq.grounding.tensor_files import write_safetensors
-from egonlq.io import read_json, write_json
+from egonlq.grounding.tensor_files import load_checkpoint_weights, read_model_config, write_safetensors
+from egonlq.io import write_json
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -308,43 +305,12 @@ class VSLNet(nn.Module):
         directory = Path(directory)
         config = _read_config(directory / CONFIG_NAME)
         model = cls(config)
-        weights = directory / WEIGHTS_NAME
-        if not weights.is_file():
-            raise InputError(weights, "checkpoint weights not found")
-        try:
-            state = load_file(str(weights))
-        except (SafetensorError, OSError) as e:
-            raise InputError(weights, f"not a readable safetensors file: {e}") from e
-        expected = model.state_dict()
-        missing, unexpected = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
-        if missing or unexpected:
-            raise InputError(
-                weights, f"tensors do not match the config: missing {missing}, unexpected {unexpected}"
-            )
-        for name, tensor in state.items():
-            if tensor.shape != expected[name].shape:
-                raise InputError(
-                    weights,
-                    f"tensor has shape {list(tensor.shape)}",
-                    field=name,
-                    expected=f"shape {list(expected[name].shape)} from {CONFIG_NAME}",
-                )
-        model.load_state_dict(state)
+        load_checkpoint_weights(model, directory / WEIGHTS_NAME, CONFIG_NAME)
         return model.to(device)
 
 
 def _read_config(path: Path) -> VSLNetConfig:
-    raw = read_json(path)
-    if not isinstance(raw, dict) or raw.get("model_type") != MODEL_TYPE:
-        raise InputError(path, "not a VSLNet config", field="model_type", expected=repr(MODEL_TYPE))
-    known = {f.name for f in fields(VSLNetConfig)}
-    unknown = sorted(raw.keys() - known - {"model_type"})
-    if unknown:
-        raise InputError(path, f"unknown config keys {unknown}", expected=f"keys among {sorted(known)}")
-    try:
-        return VSLNetConfig(**{k: v for k, v in raw.items() if k in known})
-    except (TypeError, ValueError) as e:
-        raise InputError(path, f"invalid config: {e}") from e
+    return read_model_config(path, VSLNetConfig, MODEL_TYPE, "VSLNet")
 
 
 @torch.no_grad()
