@@ -16,18 +16,17 @@ downloaded. :func:`write_tiny_random_blip` writes a tiny random one for tests.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from egonlq.errors import InputError
 from egonlq.video.decode import iter_frames
 from egonlq.video.frame_encoders import (
     check_frames,
     check_model_folder,
     l2_normalise,
+    load_image_text_model,
     model_folder_fingerprint,
 )
 from egonlq.video.scorers import ClipSample, digest
@@ -42,7 +41,7 @@ class BlipEncoder:
 
     def __init__(self, model_path: str | Path, *, device: str = "cpu", batch_size: int = 32):
         import torch
-        from transformers import AutoImageProcessor, AutoTokenizer, BlipForImageTextRetrieval
+        from transformers import BlipForImageTextRetrieval
 
         self.model_path = Path(model_path)
         check_model_folder(
@@ -50,20 +49,11 @@ class BlipEncoder:
         )
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        backend = {} if importlib.util.find_spec("torchvision") else {"backend": "pil"}
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
-            self.processor = AutoImageProcessor.from_pretrained(
-                self.model_path, local_files_only=True, **backend
-            )
-            self.model = BlipForImageTextRetrieval.from_pretrained(
-                self.model_path, local_files_only=True, dtype=torch.float32
-            )
-        except (OSError, ValueError, TypeError) as e:
-            raise InputError(self.model_path, f"cannot load the BLIP retrieval model: {e}") from e
+        self.tokenizer, self.processor, self.model = load_image_text_model(
+            self.model_path, BlipForImageTextRetrieval, "the BLIP retrieval model", device
+        )
         self._torch = torch
         self.device = torch.device(device)
-        self.model.requires_grad_(False).eval().to(self.device)
         self.batch_size = batch_size
         self.dim = int(self.model.config.image_text_hidden_size)
         max_positions = self.model.config.text_config.max_position_embeddings

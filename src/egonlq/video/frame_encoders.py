@@ -110,27 +110,17 @@ class CLIPEncoder:
 
     def __init__(self, model_path: str | Path, *, device: str = "cpu", batch_size: int = 32):
         import torch
-        from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
+        from transformers import CLIPModel
 
         self.model_path = Path(model_path)
         _check_clip_folder(self.model_path)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        # without torchvision, transformers falls back to the PIL processor anyway (with a warning)
-        backend = {} if importlib.util.find_spec("torchvision") else {"backend": "pil"}
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
-            self.processor = AutoImageProcessor.from_pretrained(
-                self.model_path, local_files_only=True, **backend
-            )
-            self.model = CLIPModel.from_pretrained(
-                self.model_path, local_files_only=True, dtype=torch.float32
-            )
-        except (OSError, ValueError, TypeError) as e:
-            raise InputError(self.model_path, f"cannot load the CLIP model: {e}") from e
+        self.tokenizer, self.processor, self.model = load_image_text_model(
+            self.model_path, CLIPModel, "the CLIP model", device
+        )
         self._torch = torch
         self.device = torch.device(device)
-        self.model.requires_grad_(False).eval().to(self.device)
         self.batch_size = batch_size
         config = self.model.config
         self.dim = int(config.projection_dim)
@@ -166,6 +156,24 @@ class CLIPEncoder:
 
     def fingerprint(self) -> str:
         return self._fingerprint
+
+
+def load_image_text_model(model_path: Path, model_class: type, what: str, device: str) -> tuple:
+    """(tokenizer, image processor, frozen model in eval mode on ``device``) of a local image-text model
+    folder (CLIP, BLIP); a folder transformers cannot load is an error naming it."""
+    import torch
+    from transformers import AutoImageProcessor, AutoTokenizer
+
+    # without torchvision, transformers falls back to the PIL processor anyway (with a warning)
+    backend = {} if importlib.util.find_spec("torchvision") else {"backend": "pil"}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+        processor = AutoImageProcessor.from_pretrained(model_path, local_files_only=True, **backend)
+        model = model_class.from_pretrained(model_path, local_files_only=True, dtype=torch.float32)
+    except (OSError, ValueError, TypeError) as e:
+        raise InputError(model_path, f"cannot load {what}: {e}") from e
+    model.requires_grad_(False).eval().to(torch.device(device))
+    return tokenizer, processor, model
 
 
 def write_tiny_random_clip(out_dir: str | Path, *, seed: int = 0, image_size: int = 32) -> Path:
