@@ -4,7 +4,7 @@
    stopped after ``--dfs-limit`` seconds, and the DFS series stops at the first K that does not finish (the
    bench's own time is capped by ``--budget``). Both must reach the same optimal score where DFS finishes.
 2. The DP alone at K = 25, N = 600 and at the largest real video, K = 178, N = 3,600 (aim: < 50 ms), with and
-   without a maximum segment length (sliding-window maximum).
+   without a maximum segment length (sliding-window maximum): median, min and max of ``--repeats`` runs.
 
 The similarities are synthetic and step-structured: K ordered true segments of random lengths, similarity 0.3
 inside a step's own segment, 0 elsewhere, plus N(0, 0.1) noise; lambda is the 90th percentile (the default).
@@ -34,14 +34,15 @@ def synthetic_gain(k: int, n: int, rng: np.random.Generator) -> np.ndarray:
     return sim - background_bias(sim, 90)
 
 
-def time_dp(gain: np.ndarray, repeats: int, max_len: int | None = None) -> float:
-    """Median wall time of the DP in ms."""
+def time_dp(gain: np.ndarray, repeats: int, max_len: int | None = None) -> tuple[float, float, float]:
+    """Median, min and max wall time of the DP in ms over ``repeats`` runs."""
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         align_dp(gain, max_len=max_len)
         times.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(times))
+    ms = 1e3 * np.array(times)
+    return float(np.median(ms)), float(ms.min()), float(ms.max())
 
 
 def _dfs_worker(gain: np.ndarray, out: mp.Queue) -> None:
@@ -77,7 +78,7 @@ def main() -> None:
     started = time.perf_counter()
     for k in range(1, 26):
         gain = synthetic_gain(k, 600, rng)
-        dp_ms = time_dp(gain, args.repeats)
+        dp_ms = time_dp(gain, args.repeats)[0]
         left = args.budget - (time.perf_counter() - started)
         dfs = time_dfs(gain, min(args.dfs_limit, left)) if left > 0 else None
         if dfs is None:
@@ -86,12 +87,12 @@ def main() -> None:
         same = abs(dfs[1] - align_dp(gain).score) < 1e-9
         print(f"{k:>4} {dp_ms:>9.2f} {dfs[0]:>10.3f} {1e3 * dfs[0] / dp_ms:>10.0f} {str(same):>11}")
 
-    print("\nDP alone (median of repeats)")
+    print(f"\nDP alone: median [min, max] ms of {args.repeats} runs")
     for k, n in ((25, 600), (178, 3600)):
         gain = synthetic_gain(k, n, rng)
-        free = time_dp(gain, args.repeats)
-        capped = time_dp(gain, args.repeats, max_len=n // k * 4)
-        print(f"K = {k:>3}, N = {n:>5}: {free:7.2f} ms; with max_len {n // k * 4}: {capped:7.2f} ms")
+        for max_len in (None, n // k * 4):
+            med, low, high = time_dp(gain, args.repeats, max_len=max_len)
+            print(f"K = {k:>3}, N = {n:>5}, max_len {str(max_len):>4}: {med:7.2f} ms [{low:.2f}, {high:.2f}]")
 
 
 if __name__ == "__main__":

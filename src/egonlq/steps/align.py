@@ -42,28 +42,26 @@ def segment_score(gain: np.ndarray, starts: np.ndarray, ends: np.ndarray, mu: fl
     return total
 
 
-def sliding_max(x: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """``out[n] = max(x[max(0, n-width+1) : n+1])`` and the index of that maximum, in O(len) (van Herk /
-    Gil-Werman: prefix maxima of blocks of ``width`` plus suffix maxima, all vectorised)."""
+def sliding_max(x: np.ndarray, width: int) -> np.ndarray:
+    """``out[n] = max(x[max(0, n-width+1) : n+1])`` in O(len) (van Herk / Gil-Werman: prefix maxima of blocks
+    of ``width`` plus their suffix maxima, all vectorised). Values only: the decoders recompute the few
+    argmaxes they need, which halves the cost of the DP's forward pass."""
     n = len(x)
     if width >= n:
-        return _prefix_argmax(x)
+        return np.maximum.accumulate(x)
     pad = (-n) % width
-    xp = np.concatenate([x, np.full(pad, NEG)]).reshape(-1, width)
-    idx = np.arange(xp.size).reshape(-1, width)
-    pre, pre_i = _prefix_argmax_rows(xp, idx)
-    suf, suf_i = _prefix_argmax_rows(xp[:, ::-1], idx[:, ::-1])
-    pre, pre_i = pre.ravel()[:n], pre_i.ravel()[:n]
-    suf, suf_i = suf[:, ::-1].ravel()[:n], suf_i[:, ::-1].ravel()[:n]
-    out, out_i = pre.copy(), pre_i.copy()
-    lo = np.arange(n) - width + 1
-    has = lo >= 0
-    cross = has & (lo // width != np.arange(n) // width)  # window spans the block boundary
-    lo_c = lo[cross]
-    take_suf = suf[lo_c] > pre[cross]
-    out[cross] = np.where(take_suf, suf[lo_c], pre[cross])
-    out_i[cross] = np.where(take_suf, suf_i[lo_c], pre_i[cross])
-    return out, out_i
+    blocks = np.concatenate([x, np.full(pad, NEG)]).reshape(-1, width)
+    pre = np.maximum.accumulate(blocks, axis=1).ravel()
+    suf = np.maximum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
+    out = pre[:n].copy()
+    # the window ending at m >= width-1 is the suffix of the block holding m-width+1 plus the prefix of m's
+    np.maximum(suf[: n - width + 1], pre[width - 1 : n], out=out[width - 1 :])
+    return out
+
+
+def _last_argmax(x: np.ndarray) -> int:
+    """Index of the last maximum of ``x``: on a tie the latest start wins, i.e. the shortest segment."""
+    return len(x) - 1 - int(np.argmax(x[::-1]))
 
 
 def _prefix_argmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -72,20 +70,14 @@ def _prefix_argmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out, idx
 
 
-def _prefix_argmax_rows(x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    out = np.maximum.accumulate(x, axis=1)
-    pos = np.broadcast_to(np.arange(x.shape[1]), x.shape)
-    last = np.maximum.accumulate(np.where(x >= out, pos, 0), axis=1)
-    return out, np.take_along_axis(idx, last, axis=1)
-
-
 def align_dp(gain: np.ndarray, *, mu: float = math.inf, max_len: int | None = None) -> Alignment:
     """The exact segment DP: K ordered, non-empty, non-overlapping segments in N chunks maximising the summed
     gain (``mu`` finite allows skipping a step at cost ``mu``; ``max_len`` caps a segment's length in chunks).
 
     ``F[k, n]`` = best score with steps 1..k inside chunks ``[0, n)``;
     ``F[k, n] = max(F[k, n-1], max_{a<n} (F[k-1, a] - P[k, a]) + P[k, n], F[k-1, n] - mu)`` with ``P`` the
-    prefix sums of ``gain[k]``. The inner max over ``a`` is a running (or sliding-window) maximum.
+    prefix sums of ``gain[k]``. The inner max over ``a`` is a running (or sliding-window) maximum. The forward
+    pass keeps only the values of ``F``; the backtrack recomputes the K argmaxes on the optimal path.
     """
     k_steps, n_chunks = gain.shape
     skips = math.isfinite(mu)
@@ -93,41 +85,38 @@ def align_dp(gain: np.ndarray, *, mu: float = math.inf, max_len: int | None = No
         raise ValueError(f"{k_steps} steps cannot be placed in {n_chunks} chunks without skips")
     prefix = np.zeros((k_steps, n_chunks + 1))
     np.cumsum(gain, axis=1, out=prefix[:, 1:])
-    pos = np.arange(n_chunks + 1)
-    prev = np.zeros(n_chunks + 1)  # F[0, :]
-    seg_start = np.zeros((k_steps, n_chunks + 1), dtype=np.int32)  # argmax a of the segment ending at n
-    winner = np.zeros((k_steps, n_chunks + 1), dtype=np.int32)  # n' <= n whose candidate F[k, n] equals
-    is_skip = np.zeros((k_steps, n_chunks + 1), dtype=bool)
+    table = np.empty((k_steps + 1, n_chunks + 1))  # table[k] = F[k, :], F[0, :] = 0
+    table[0] = 0.0
+    opening = np.empty(n_chunks + 1)
+    cand = np.empty(n_chunks + 1)
     for k in range(k_steps):
-        opening = prev - prefix[k]  # value of starting step k at chunk a
-        if max_len is None:
-            best, arg = _prefix_argmax(opening)
-        else:
-            best, arg = sliding_max(opening, max_len)
-        seg = np.full(n_chunks + 1, NEG)
-        seg[1:] = best[:-1] + prefix[k, 1:]  # step k = [a, n) with a <= n-1
-        seg_start[k, 1:] = arg[:-1]
-        cand = np.maximum(seg, prev - mu) if skips else seg
+        prev = table[k]
+        cand[0] = NEG  # no segment ends at chunk 0
+        np.subtract(prev, prefix[k], out=opening)  # value of starting step k at chunk a
+        best = np.maximum.accumulate(opening) if max_len is None else sliding_max(opening, max_len)
+        np.add(best[:-1], prefix[k, 1:], out=cand[1:])  # step k = [a, n) with a <= n-1
         if skips:
-            is_skip[k] = (prev - mu) > seg
-        cur = np.maximum.accumulate(cand)
-        # on a tie the earlier end wins: a chunk of zero gain stays background instead of padding a segment
-        improves = cand > np.concatenate([[NEG], cur[:-1]])
-        winner[k] = np.maximum.accumulate(np.where(improves, pos, 0))
-        prev = cur
-    score = float(prev[n_chunks])
+            np.maximum(cand, prev - mu, out=cand)
+        np.maximum.accumulate(cand, out=table[k + 1])  # or chunk n-1 is background
+    score = float(table[k_steps, n_chunks])
     if not math.isfinite(score):
         raise ValueError(f"no feasible alignment of {k_steps} steps in {n_chunks} chunks (max_len={max_len})")
     starts = np.full(k_steps, -1, dtype=np.int64)
     ends = np.full(k_steps, -1, dtype=np.int64)
     n = n_chunks
     for k in range(k_steps - 1, -1, -1):
-        m = int(winner[k, n])
-        if is_skip[k, m]:
-            n = m
+        prev, cur = table[k], table[k + 1]
+        # the first n' <= n reaching F[k, n]: on a tie the earlier end wins, so a chunk of zero gain stays
+        # background instead of padding a segment
+        m = int(np.searchsorted(cur[: n + 1], cur[n], side="left"))
+        lo = 0 if max_len is None else max(0, m - max_len)
+        opening_m = prev[lo:m] - prefix[k, lo:m]
+        a = lo + _last_argmax(opening_m) if m > lo else -1
+        if a < 0 or (skips and prev[m] - mu > opening_m[a - lo] + prefix[k, m]):
+            n = m  # step k skipped (the same comparison as the forward pass)
             continue
-        starts[k], ends[k] = seg_start[k, m], m
-        n = int(seg_start[k, m])
+        starts[k], ends[k] = a, m
+        n = a
     return Alignment(starts, ends, score)
 
 
@@ -196,10 +185,11 @@ def best_windows(
     scores = np.full(k_steps, NEG)
     for k in range(k_steps):
         opening = -prefix[k, :-1]  # starting at a costs -P[a]
-        best, arg = _prefix_argmax(opening) if max_len is None else sliding_max(opening, max_len)
+        best = np.maximum.accumulate(opening) if max_len is None else sliding_max(opening, max_len)
         value = best + prefix[k, 1:]  # the best segment ending at n + 1
         n = int(np.argmax(value))
-        a = int(arg[n])
+        lo = 0 if max_len is None else max(0, n + 1 - max_len)
+        a = lo + _last_argmax(opening[lo : n + 1])
         if mask is None or not mask[k, a : n + 1].any():
             starts[k], ends[k], scores[k] = a, n + 1, value[n]
     return starts, ends, scores
