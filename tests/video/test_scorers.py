@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -99,3 +100,58 @@ def test_vslnet_scorer_checks_the_trained_label_mode(vslnet_files, tmp_path):
     ):
         VSLNetScorer(*args, label_mode="corrected")
     assert VSLNetScorer(*args, label_mode="compatible").label_mode == "compatible"
+
+
+def _dual_encoder_embedder(moment: tuple[float, float], duration: float, query: str):
+    """A tiny dual encoder over 4-d features: rows of ``moment`` (video time) point one way, the rest
+    another; the query's pooled text vector is the video tower's embedding of a moment window."""
+    from egonlq.dualenc.bank import FeatureBank
+    from egonlq.dualenc.evaluate import Embedder
+    from egonlq.dualenc.model import DualEncoder, DualEncoderConfig
+    from egonlq.dualenc.text import PooledTexts, text_key
+    from egonlq.timegrid import FEATURES_PER_SEC
+
+    torch.manual_seed(0)
+    config = DualEncoderConfig(video_dim=4, text_dim=8, embed_dim=8, width=8, heads=2, layers=1, dropout=0.0)
+    model = DualEncoder(config).eval()
+    with torch.no_grad():
+        model.text_proj.weight.copy_(torch.eye(8))
+        model.text_proj.bias.zero_()
+    n = int(duration * FEATURES_PER_SEC)
+    t = np.arange(n) / FEATURES_PER_SEC
+    rng = np.random.default_rng(0)
+    rows = np.tile(np.array([0.0, 1.0, 0.0, 0.0], np.float32), (n, 1)) + 0.05 * rng.standard_normal((n, 4))
+    inside = (t >= moment[0]) & (t < moment[1])
+    rows[inside] = np.array([1.0, 0.0, 0.0, 0.0]) + 0.05 * rng.standard_normal((inside.sum(), 4))
+    bank = FeatureBank(["v"], torch.from_numpy(rows.astype(np.float32)), np.array([0]), np.array([n]))
+    first, count = bank.window_rows(["v"], np.array([moment[0]]), np.array([moment[1]]))
+    with torch.no_grad():
+        pooled = Embedder(model, bank, None, None).windows(first, count).numpy()  # [1, 8]
+    texts = PooledTexts(Path("cache"), {"hidden_size": "8"}, pooled.astype(np.float32), [text_key(query)])
+    return Embedder(model, bank, texts, None)
+
+
+def test_dual_encoder_scorer_ranks_the_moment_first():
+    from egonlq.video.scorers import ClipSample, DualEncoderScorer
+
+    # the clip starts 40 s into the video: a scorer reading clip-relative times as video times would put
+    # the moment (video 60-70 s) at 20-30 s of the clip and rank the wrong frames first
+    embedder = _dual_encoder_embedder((60.0, 70.0), 120.0, "where is the cup")
+    scorer = DualEncoderScorer(embedder, fingerprint="tiny", window_sec=2.0)
+    fps = 30.0
+    seconds = np.arange(40, 101)
+    clip = ClipSample("v", "c", Path("v.mp4"), fps, 30, 40.0, 100.0, (seconds * fps).astype(np.int64))
+    scores = scorer.score(clip, " where is  the cup")  # the cache key is space-normalised
+    assert scores.shape == (len(seconds),) and scores.dtype == np.float32
+    assert np.all((scores >= -1) & (scores <= 1))
+    in_moment = (seconds >= 61) & (seconds <= 69)  # the whole 2 s window inside the moment
+    outside = (seconds <= 57) | (seconds >= 73)
+    assert scores[in_moment].min() > scores[outside].max()
+    top = np.argsort(-scores, kind="stable")[: in_moment.sum()]
+    assert set(seconds[top]) <= set(range(60, 71))  # frames whose window overlaps the moment
+    # the clip's windows are embedded once for several texts; a text missing from the cache is an error
+    scorer.score(clip, "where is the cup")
+    assert scorer.stats == {"clips_embedded": 1, "windows_embedded": len(seconds), "texts_scored": 2}
+    with pytest.raises(InputError, match="not in the pooled text cache"):
+        scorer.score(clip, "another question")
+    assert DualEncoderScorer(embedder, fingerprint="tiny", window_sec=4.0).fingerprint() != scorer.fingerprint()

@@ -7,6 +7,8 @@ A :class:`QueryScorer` gives one score per sampled frame of a clip (:class:`Clip
   they are decoded and encoded.
 * :class:`VSLNetScorer`: a trained VSLNet's per-unit highlight score or inside-span mass, mapped onto the
   sampled frames by time on the unit grid of the label mode the model was trained with.
+* :class:`DualEncoderScorer`: the cosine of a trained dual encoder's text embedding of the query and its
+  video-tower embedding of the feature rows in a short window centred on each frame's time.
 
 Each scorer has a fingerprint: stored scores are reused only for the same scorer, model and inputs.
 """
@@ -295,3 +297,85 @@ def digest(*parts: str | bytes) -> str:
         h.update(part if isinstance(part, bytes) else part.encode())
         h.update(b"\0")
     return h.hexdigest()
+
+
+DUALENC_WINDOW_SEC = 2.0  # the window a frame's dual encoder embedding is read from (s), centred on the frame
+
+
+class DualEncoderScorer:
+    """Scores from a dual encoder trained by this workflow (:mod:`egonlq.dualenc`): per sampled frame, the
+    cosine of the query's text embedding with the video tower's embedding of the feature rows of
+    ``[t - w/2, t + w/2]`` (``t`` the frame's video time, ``w`` = ``window_sec``), in [-1, 1].
+
+    ``embedder``: the checkpoint with its feature bank and pooled texts
+    (:class:`egonlq.dualenc.evaluate.Embedder`, the one zero-shot NLQ embeds windows with);
+    ``fingerprint``: what identifies the checkpoint and its inputs (:meth:`load` digests the files). Needs no
+    decoded frames: the windows are cut from the per-video features.
+    """
+
+    def __init__(self, embedder, *, fingerprint: str, window_sec: float = DUALENC_WINDOW_SEC):
+        if not np.isfinite(window_sec) or window_sec <= 0:
+            raise ValueError(f"window_sec must be a finite number > 0, got {window_sec!r}")
+        self.embedder, self.window_sec = embedder, float(window_sec)
+        self.name = "dualenc:cosine"
+        self._fingerprint = digest("dualenc", fingerprint, repr(self.window_sec))
+        self._clip_key: tuple | None = None
+        self._windows = None
+        self.stats = {"clips_embedded": 0, "windows_embedded": 0, "texts_scored": 0}
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: Path,
+        *,
+        text_cache: Path,
+        text_model: Path,
+        feature_dir: Path,
+        video_uids: list[str],
+        window_sec: float = DUALENC_WINDOW_SEC,
+    ) -> DualEncoderScorer:
+        """The checkpoint ``model_dir`` (``save_pretrained``), its pooled text cache, the features of
+        ``video_uids``; the fingerprint covers the weights, the config and the text cache's encoder."""
+        from egonlq.dualenc.evaluate import Embedder
+        from egonlq.dualenc.model import CONFIG_NAME, WEIGHTS_NAME
+
+        model_dir = Path(model_dir)
+        embedder = Embedder.load(
+            model_dir,
+            text_cache=text_cache,
+            text_model=text_model,
+            feature_dir=feature_dir,
+            video_uids=video_uids,
+            progress=False,
+        )
+        fingerprint = digest(
+            (model_dir / CONFIG_NAME).read_bytes(),
+            (model_dir / WEIGHTS_NAME).read_bytes(),
+            embedder.texts.metadata.get("fingerprint", ""),
+            *(_file_signature(Path(feature_dir) / f"{v}.pt") for v in sorted(set(video_uids))),
+        )
+        return cls(embedder, fingerprint=fingerprint, window_sec=window_sec)
+
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def frame_embeddings(self, clip: ClipSample):
+        """``[n, E]`` unit vectors of the windows around the sampled frames (one clip cached)."""
+        key = (clip.video_uid, clip.fps, clip.frame_idx.tobytes())
+        if key != self._clip_key:
+            t = clip.frame_idx / clip.fps  # video time of each frame
+            half = self.window_sec / 2
+            first, count = self.embedder.bank.window_rows(
+                [clip.video_uid] * len(t), np.maximum(t - half, 0.0), t + half, where=str(clip.path)
+            )
+            self._windows = self.embedder.windows(first, count)
+            self._clip_key = key
+            self.stats["clips_embedded"] += 1
+            self.stats["windows_embedded"] += len(t)
+        return self._windows
+
+    def score(self, clip: ClipSample, text: str) -> np.ndarray:
+        windows = self.frame_embeddings(clip)
+        query = self.embedder.text([text])  # [1, E]
+        self.stats["texts_scored"] += 1
+        return np.clip((windows @ query[0]).numpy(), -1.0, 1.0).astype(np.float32)
