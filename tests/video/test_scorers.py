@@ -154,4 +154,5 @@ def test_dual_encoder_scorer_ranks_the_moment_first():
     assert scorer.stats == {"clips_embedded": 1, "windows_embedded": len(seconds), "texts_scored": 2}
     with pytest.raises(InputError, match="not in the pooled text cache"):
         scorer.score(clip, "another question")
-    assert DualEncoderScorer(embedder, fingerprint="tiny", window_sec=4.0).fingerprint() != scorer.fingerprint()
+    wider = DualEncoderScorer(embedder, fingerprint="tiny", window_sec=4.0)
+    assert wider.fingerprint() != scorer.fingerprint()
