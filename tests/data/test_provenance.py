@@ -64,3 +64,20 @@ def test_attach_schema_metadata_and_footer(tmp_path: Path) -> None:
     other = {**record, "data_fingerprint": "ef" * 32}
     assert "**Warning**: these results ran on 2 different data sets" in markdown_footer(record, [other])
     assert markdown_footer(None) == ""
+
+
+def test_command_options_join_the_sections_the_command_resolved(tmp_path: Path) -> None:
+    """A training command adds its resolved spec to the rule's sections; the hash follows both."""
+    import argparse
+
+    from egonlq.data.provenance import add_arguments, from_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    report = preflight_report(tmp_path / "r.json", "ef" * 32)
+    a = parser.parse_args(["--provenance", '{"device": "cpu"}', "--preflight", str(report)])
+    record = from_arguments(a, {"run": {"epochs": 30}})
+    assert record["config"] == {"device": "cpu", "run": {"epochs": 30}}
+    assert record["data_fingerprint"] == "ef" * 32
+    assert from_arguments(a, {"run": {"epochs": 31}})["config_sha256"] != record["config_sha256"]
+    assert from_arguments(parser.parse_args([])) is None

@@ -258,6 +258,23 @@ def test_end_to_end_trains_and_scores_runs(tiny_run: Path) -> None:
     assert not set(training["video_uid"]) & set(guard["video_uid"]), "val/test videos leaked into training"
 
 
+def test_end_to_end_results_record_settings_and_data(tiny_run: Path) -> None:
+    """Every training run and the experiment table carry the resolved settings and the data fingerprint."""
+    import pyarrow.parquet as pq
+
+    from egonlq.data.provenance import read_schema_provenance
+
+    fingerprint = json.loads((tiny_run / "results/preflight/report.json").read_text())["fingerprint"]
+    table = read_schema_provenance(pq.read_schema(tiny_run / "results/experiments/table.parquet"))
+    assert table["data_fingerprint"] == fingerprint and {"vslnet", "experiments"} <= set(table["config"])
+    assert table["config"]["vslnet"]["model"]["dim"] == 32  # resolved, not "auto"
+    for run in ("scratch", "naq_ft"):
+        spec = json.loads((tiny_run / f"results/vslnet/{run}/seed0/train_spec.json").read_text())
+        record = spec["provenance"]
+        assert record["data_fingerprint"] == fingerprint
+        assert record["config"]["run"]["seed"] == 0 and record["config"]["features"]["dim"] == 256
+
+
 def test_end_to_end_keyframes(tiny_run: Path) -> None:
     from egonlq import timegrid
     from egonlq.data.features import cut_clips
@@ -422,3 +439,20 @@ def test_keyframe_scorer_must_be_an_experiment_run(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(tmp_path, "-n", check=False)
     assert proc.returncode != 0 and "no_such_run" in proc.stdout + proc.stderr
+
+
+def test_auto_feature_dim_comes_from_the_sidecar_or_the_known_sets(real_layout: Path, tmp_path: Path) -> None:
+    """`dim: auto` reads the set's own feature_set.json (the tiny world writes one for demo_features), then
+    the package's table of known sets; a set neither describes stops the parse, naming its sidecar."""
+    _real_config(tmp_path, real_layout)
+    cfg = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    cfg["data"]["features"]["dim"] = "auto"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(tmp_path, "-n", "-p")
+    assert "--video-dim 256" in proc.stdout
+    cfg["data"]["features"]["name"] = "mystery_features"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(tmp_path, "-n", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "data.features.dim is 'auto'" in out
+    assert str(real_layout / "v1" / "mystery_features" / "feature_set.json") in out

@@ -25,6 +25,22 @@ shell.prefix(
     + ("" if USE_CONDA else f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:\"$PATH\"; ")
 )
 
+
+def auto_feature_dim(name):
+    """The dimension of feature set ``name`` for `data.features.dim: auto`: the demo's (256, its writer's
+    default), else the set's own sidecar (feature_set.json in v1/<name>/), else the shipped table of known sets
+    (egonlq.data.feature_sets)."""
+    from egonlq.data.feature_sets import resolve_feature_set
+    from egonlq.errors import InputError
+
+    if name == "demo_features" and IS_DEMO:
+        return 256
+    try:
+        return resolve_feature_set(ROOT / "v1" / name, name).dim
+    except InputError as e:
+        raise ValueError(f"config.yaml: data.features.dim is 'auto', but {e}; set data.features.dim") from e
+
+
 DATA = config["data"]
 # Model jobs ask the scheduler for a GPU only when the config says they need one (device: cuda); `auto` uses a
 # GPU where the job lands on one and asks for none, so CPU-only clusters never see a GPU request.
@@ -34,26 +50,12 @@ DEMO_ROOT = "results/demo/world"
 IS_DEMO = Path(DATA["root"]) == Path(DEMO_ROOT)
 ROOT = Path(DATA["root"])
 
-# Official feature sets (ego4d-formats.md section 5) and the demo's own.
-KNOWN_FEATURE_DIMS = {
-    "slowfast8x8_r101_k400": 2304,
-    "omnivore_video_swinl": 1536,
-    "omnivore_video_swinl_fp16": 1536,
-    "omnivore_image_swinl": 1536,
-    "egovlp": 256,
-    "demo_features": 256,
-}
 FEATURE_NAME = DATA["features"]["name"]
 if FEATURE_NAME == "auto":
     FEATURE_NAME = "demo_features" if IS_DEMO else "omnivore_video_swinl"
 FEATURE_DIM = DATA["features"]["dim"]
 if FEATURE_DIM == "auto":
-    if FEATURE_NAME not in KNOWN_FEATURE_DIMS:
-        raise ValueError(
-            f"config.yaml: data.features.dim is 'auto' but the feature set {FEATURE_NAME!r} is not a known one "
-            f"({', '.join(sorted(KNOWN_FEATURE_DIMS))}); set data.features.dim explicitly"
-        )
-    FEATURE_DIM = KNOWN_FEATURE_DIMS[FEATURE_NAME]
+    FEATURE_DIM = auto_feature_dim(FEATURE_NAME)
 
 SPLITS = ["train", "val", "test"]
 
@@ -481,6 +483,17 @@ def train_inputs(wc):
     return vslnet_train_inputs(f"{run_dir(*dep)}/model.safetensors" if dep else None)
 
 
+# The resolved settings behind every training run besides its spec (the command adds the spec, after `auto`).
+TRAIN_PROVENANCE = json.dumps(
+    {
+        "features": {"name": FEATURE_NAME, "dim": FEATURE_DIM},
+        "vslnet": {k: VCFG[k] for k in ("compat", "text", "text_encoder")},
+        "device": DEVICE,
+    },
+    sort_keys=True,
+)
+
+
 def vslnet_train_inputs(init_model):
     """Inputs of a training job (experiment or recipe run); ``init_model``: the checkpoint it starts from."""
     inputs = {
@@ -491,7 +504,8 @@ def vslnet_train_inputs(init_model):
         "val_clips": "results/data/nlq/val_clips.parquet",
         "val_features": "results/features/val_clips.parquet",
         "val_gt": nlq_json("val"),
-        "code": src_files("grounding", "grounding.train", "grounding.text_encoder"),
+        "preflight": ancient(PREFLIGHT),  # its data fingerprint is recorded; only its existence counts
+        "code": src_files("grounding", "grounding.train", "grounding.text_encoder", "data.provenance"),
     }
     if VCFG["text"] == "cache":
         inputs["text_cache"] = TEXT_CACHE

@@ -44,6 +44,9 @@ rule train_vslnet:
         video_dim=FEATURE_DIM,
         init=lambda wc, input: f"--init-from {shlex.quote(str(Path(input.init).parent))}" if "init" in input.keys() else "",
         text_cache=lambda wc, input: f"--text-cache {shlex.quote(input.text_cache)}" if "text_cache" in input.keys() else "",
+        # the resolved settings beside the spec and the data fingerprint, recorded in the run's train_spec.json
+        provenance=TRAIN_PROVENANCE,
+        preflight=lambda wc, input: f"--preflight {shlex.quote(input.preflight)}" if "preflight" in input.keys() else "",
     log:
         "results/logs/train_vslnet/{run}_seed{seed}.log",
     benchmark:
@@ -60,7 +63,8 @@ rule train_vslnet:
         " --train-clips {input.train_clips:q} --train-features {input.train_features:q}"
         " --val-queries {input.val_queries:q} --val-clips {input.val_clips:q} --val-features {input.val_features:q}"
         " --val-gt {input.val_gt:q} {params.text_cache} --text-model {params.text_model:q} {params.init}"
-        " --threads {threads} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " --provenance {params.provenance:q} {params.preflight} --threads {threads} --out-dir {params.out_dir:q}"
+        " > {log:q} 2>&1"
 
 rule predict_vslnet:
     input:
@@ -88,6 +92,7 @@ rule experiment_table:
     input:
         metrics=expand("results/eval/{predictor}/{split}.json", predictor=predictor_names(), split=EVAL_SPLITS),
         curves=[f"{run_dir(r, s)}/metrics.csv" for r, spec in RUNS.items() if spec.trains for s in SEEDS],
+        preflight=ancient(PREFLIGHT),  # its data fingerprint is recorded; only its existence counts
         code=src_files("grounding", "grounding.experiment_table", "grounding.plots"),
     output:
         parquet="results/experiments/table.parquet",
@@ -102,6 +107,7 @@ rule experiment_table:
         vslnet=json.dumps({k: VCFG[k] for k in ("label_mode", "model", "train")}, sort_keys=True),
         experiments=json.dumps(config["experiments"], sort_keys=True),
         sources=",".join(sorted(QUERY_SOURCES)),
+        provenance=json.dumps({"vslnet": VCFG, "experiments": config["experiments"]}, sort_keys=True),
     log:
         "results/logs/experiment_table/experiment_table.log",
     conda:
@@ -110,4 +116,5 @@ rule experiment_table:
         "exec python -m egonlq.cli experiment-table --metrics {input.metrics:q} --curves {input.curves:q} --vslnet {params.vslnet:q}"
         " --experiments {params.experiments:q} --sources {params.sources:q} {params.synthetic}"
         " --parquet {output.parquet:q} --markdown {output.markdown:q} --curves-png {output.curves:q}"
-        " --recall-png {output.recall:q} > {log:q} 2>&1"
+        " --recall-png {output.recall:q} --provenance {params.provenance:q} --preflight {input.preflight:q}"
+        " > {log:q} 2>&1"

@@ -90,14 +90,15 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 
 def _provenance_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--provenance", help="the resolved config sections behind the result (a JSON object)")
-    p.add_argument("--preflight", type=Path, help="the preflight report: its data fingerprint is recorded")
+    from egonlq.data.provenance import add_arguments
+
+    add_arguments(p)
 
 
 def _provenance(a: argparse.Namespace):
-    from egonlq.data.provenance import provenance
+    from egonlq.data.provenance import from_arguments
 
-    return provenance(a.provenance, a.preflight)
+    return from_arguments(a)
 
 
 @command("evaluate", _evaluate_args)

@@ -68,6 +68,21 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--restart", action="store_true", help="start over even when the out dir holds a resumable last.pt"
     )
+    _provenance_args(p)
+
+
+def _provenance_args(p: argparse.ArgumentParser) -> None:
+    from egonlq.data.provenance import add_arguments
+
+    add_arguments(p)
+
+
+def _provenance(a: argparse.Namespace, **resolved: object):
+    """The resolved config the rule passed, with the sections the command resolved itself (``resolved``), and
+    the data fingerprint: recorded with the result."""
+    from egonlq.data.provenance import from_arguments
+
+    return from_arguments(a, resolved)
 
 
 @command("train", _train_args)
@@ -102,6 +117,7 @@ def train(a: argparse.Namespace) -> None:
         restart=a.restart,
         progress=True,  # a bar on a terminal, a line per interval in a log (egonlq.progress)
         compat=a.compat,
+        provenance=_provenance(a, run=d),
     )
     log_stats("training", summary)
 
@@ -150,6 +166,7 @@ def _experiment_table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--markdown", type=Path, required=True)
     p.add_argument("--curves-png", type=Path, required=True)
     p.add_argument("--recall-png", type=Path, required=True)
+    _provenance_args(p)
 
 
 @command("experiment-table", _experiment_table_args)
@@ -162,7 +179,12 @@ def experiment_table(a: argparse.Namespace) -> None:
         json.loads(a.vslnet), json.loads(a.experiments), available_sources=set(a.sources.split(","))
     )
     table = aggregate_experiments(
-        a.metrics, runs, out_parquet=a.parquet, out_markdown=a.markdown, synthetic=a.synthetic
+        a.metrics,
+        runs,
+        out_parquet=a.parquet,
+        out_markdown=a.markdown,
+        synthetic=a.synthetic,
+        provenance=_provenance(a),
     )
     # metrics.csv lives in results/vslnet/<run>/seed<seed>/
     curves = {f"vslnet_{p.parent.parent.name}_{p.parent.name}": p for p in a.curves}

@@ -10,6 +10,7 @@ schema metadata (``provenance``) and a markdown footer (:func:`markdown_footer`)
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -24,9 +25,12 @@ from egonlq.io import read_json
 PARQUET_KEY = b"provenance"
 
 
-def provenance(config_json: str | None, preflight: Path | None) -> dict[str, Any] | None:
-    """The provenance record of a result from the rule's resolved config sections (a JSON object, or None)
-    and the preflight report (or None); None when neither is given."""
+def provenance(
+    config_json: str | None, preflight: Path | None, resolved: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The provenance record of a result from the rule's resolved config sections (a JSON object, or None),
+    the sections its command resolved itself (``resolved``, joined into the config when one is given) and the
+    preflight report (or None); None when neither config nor report is given."""
     if config_json is None and preflight is None:
         return None
     out: dict[str, Any] = {}
@@ -37,6 +41,7 @@ def provenance(config_json: str | None, preflight: Path | None) -> dict[str, Any
             raise InputError(None, f"--provenance is not JSON: {e.msg}", expected="a JSON object") from e
         if not isinstance(config, dict):
             raise InputError(None, "--provenance is not a JSON object", expected="{section: settings}")
+        config = {**config, **(resolved or {})}
         canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
         out.update(config=config, config_sha256=hashlib.sha256(canonical.encode()).hexdigest())
     if preflight is not None:
@@ -53,6 +58,18 @@ def provenance(config_json: str | None, preflight: Path | None) -> dict[str, Any
         }
         out.update(data_fingerprint=fp, data_release=releases)
     return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The command-line options of a command that records provenance: ``--provenance`` and ``--preflight``."""
+    p.add_argument("--provenance", help="the resolved config sections behind the result (a JSON object)")
+    p.add_argument("--preflight", type=Path, help="the preflight report: its data fingerprint is recorded")
+
+
+def from_arguments(a: argparse.Namespace, resolved: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The provenance record of the options of :func:`add_arguments` (None when neither was given), with the
+    sections the command resolved itself (``resolved``)."""
+    return provenance(a.provenance, a.preflight, resolved)
 
 
 def attach(obj: dict[str, Any], prov: Mapping[str, Any] | None) -> dict[str, Any]:
