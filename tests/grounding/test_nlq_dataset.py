@@ -29,10 +29,13 @@ from egonlq.grounding.nlq_dataset import (
     load_records,
     make_text_source,
 )
+from egonlq.grounding.predict import predict_records
 from egonlq.grounding.spans import highlight_labels, jitter_span, pool_features, span_labels
 from egonlq.grounding.text_encoder import TextEncoder, build_text_cache, normalise_query
+from egonlq.grounding.vslnet import VSLNet, VSLNetConfig
 from egonlq.io import write_json, write_parquet
 from egonlq.queries.training_queries import TRAINING_CLIPS, TRAINING_QUERIES
+from egonlq.timegrid import OFFICIAL, FeatureGrid
 from tests.conftest import write_tiny_bert
 
 OBJECTS = ["cup", "key", "bag", "knife"]
@@ -111,18 +114,20 @@ def build_world(
     seed: int = 0,
     no_features: tuple[int, ...] = (),
     noise: float = 0.1,
+    grid: FeatureGrid = OFFICIAL,
 ) -> World:
-    """Clips cut from per-video feature files (video i holds clip i from 3 s on); every feature row inside a
-    query's window gets +1 in dimension ``obj`` (so the window is visible in the video)."""
+    """Clips cut from per-video feature files (video i holds clip i from 3 s on) whose rows sit on ``grid``;
+    every feature row inside a query's window gets +1 in dimension ``obj`` (so the window is visible in the
+    video)."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
     feature_dir = root / "video_features"
     feature_dir.mkdir()
     clips = []
     for c, duration in enumerate(durations):
-        rows = int((duration + 6) * 1.875) + 1
+        rows = int((duration + 6) * grid.rows_per_second) + 1
         x = (noise * rng.standard_normal((rows, dim))).astype(np.float32)
-        t = np.arange(rows) / 1.875 - 3.0  # clip-relative start time of each row
+        t = np.arange(rows) / grid.rows_per_second - 3.0  # clip-relative start time of each row
         for q in queries:
             if q.clip == c:
                 x[(t + 0.5 >= q.start) & (t <= q.end), q.obj] += 1.0
@@ -139,12 +144,12 @@ def build_world(
         )
     clip_frame = pd.DataFrame(clips)
     features = root / "clip_features.parquet"
-    cut_clips(clip_frame, feature_dir, features, expected_dim=dim, on_missing="skip")
+    cut_clips(clip_frame, feature_dir, features, expected_dim=dim, on_missing="skip", grid=grid)
     raw = {}
     for c in range(len(durations)):
         if c not in no_features:
             full = torch.load(feature_dir / f"video{c:02d}.pt").numpy()
-            raw[clip_uid(c)] = cut_clip(full, 3.0, 3.0 + durations[c])
+            raw[clip_uid(c)] = cut_clip(full, 3.0, 3.0 + durations[c], grid=grid)
 
     by_clip: dict[int, int] = {}
     rows = []
@@ -312,6 +317,26 @@ def test_pooling_labels_and_keys(world, mode):
     assert (r.s_ind[0], r.e_ind[0]) == (4, 7)  # [10, 20] s on 2.5 s units
     assert r.stats["clamped_to_clip"] == 1 and r.stats["zero_length_kept"] == 1
     assert (r.s_ind[2], r.e_ind[2]) == ((0, 0) if mode == "compatible" else (4, 4))  # 12.2 s / 2.5 s units
+
+
+def test_labels_and_predictions_follow_the_feature_files_grid(world, tmp_path):
+    """A 6 rows/s set: [10.7, 11.0] s keeps its length (officially it falls inside one 0.53 s row and
+    becomes the label (0, 0)), and predictions decode on the set's floored duration int(40.3 * 6) / 6."""
+    six = FeatureGrid.of_windows(30.0, 5, 5)
+    w = build_world(tmp_path / "six", [40.3], [Query(0, 0, 10.7, 11.0), Query(0, 1, 20.0, 30.0)], grid=six)
+    r = records(w)
+    assert r.grid == six and r.stats["rows_per_second"] == 6.0
+    assert len(w.raw["clip00"]) == 242 and r.v_len.tolist() == [16, 16]  # rows int(3 * 6) .. int(43.3 * 6)
+    assert (r.s_ind[0], r.e_ind[0]) == (4, 4)  # 2.52 s units: [10.67, 11.0] s is in unit 4
+    assert span_labels("compatible", 10.7, 11.0, 40.3, 16) == (0, 0)  # what the official grid would give
+    config = VSLNetConfig(video_dim=8, text_dim=12, dim=16, num_heads=2, max_pos_len=16, num_conv_layers=1)
+    model = VSLNet(config)
+    text = make_text_source("cache", text_cache=w.text_cache, text_model=w.text_model, max_len=16)
+    unit = (241 / 6) / 16  # int(40.3 * 6) = 241 rows; the official grid would give 40 / 16 = 2.5 s
+    for pred in predict_records(model, r, text):
+        for s, e in pred.predicted_times:
+            assert s / unit == pytest.approx(round(s / unit), abs=1e-4) and e <= 241 / 6 + 1e-4
+    assert records(world).grid == OFFICIAL and records(world).stats["rows_per_second"] == 1.875
 
 
 def test_filters_and_query_tables(world):

@@ -7,10 +7,11 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from egonlq.grounding.spans import (
+    compatible_duration,
     compatible_window,
     highlight_labels,
     index_to_times_compatible,
@@ -22,6 +23,7 @@ from egonlq.grounding.spans import (
     span_labels,
     span_times,
 )
+from egonlq.timegrid import OFFICIAL, FeatureGrid
 
 # vslnet.md section 10: 480 s clip, 900 frames, L = 128, unit 3.75 s
 # (GT exact, timestamps, compatible label, compatible decoded, corrected label, corrected decoded)
@@ -75,6 +77,44 @@ def test_short_clip_uses_its_own_v_len():
     # 40 s clip: 75 rows, v_len 75, unit 40/75 s; decoding divides by v_len, not 128
     assert labels_compatible(4.0, 8.0, 40.0, 75) == (7, 14)
     assert index_to_times_compatible(7, 14, 40.0, 75) == pytest.approx((3.7333333, 8.0))
+
+
+SIX = FeatureGrid.of_windows(30.0, 5, 5)  # 6 rows/s: a frame-feature set
+ROUNDED = FeatureGrid(30.0, 32, 16, 1.87)  # the rounded-rate variant of the official windows
+
+
+def test_compatible_mode_floors_to_the_feature_sets_own_rows():
+    # [10.7, 11.0] s lies inside official row 20 ([10.67, 11.2) s): floored to zero length, label (0, 0);
+    # on 6 rows/s it keeps [64/6, 66/6] s and lands on its unit (2.5 s units: unit 4)
+    assert compatible_window(10.7, 11.0, 40.0) == (20 / 1.875, 20 / 1.875, 40.0)
+    assert labels_compatible(10.7, 11.0, 40.0, 16) == (0, 0)
+    assert compatible_window(10.7, 11.0, 40.0, grid=SIX) == (64 / 6, 11.0, 40.0)
+    assert labels_compatible(10.7, 11.0, 40.0, 16, grid=SIX) == (4, 4)
+    assert span_labels("compatible", 10.7, 11.0, 40.0, 16, grid=SIX) == (4, 4)
+    # 1.87 vs 1.875 rows/s: the floored duration of a 999.9 s clip is 1869 / 1.87 vs 1874 / 1.875 s
+    assert compatible_duration(999.9, grid=ROUNDED) == 1869 / 1.87
+    assert compatible_duration(999.9) == 1874 / 1.875
+    assert index_to_times_compatible(127, 127, 999.9, 128, grid=ROUNDED)[1] == float(np.float32(1869 / 1.87))
+    assert span_times("compatible", 127, 127, 999.9, 128, grid=ROUNDED)[1] == float(np.float32(1869 / 1.87))
+    # the corrected mode works on exact times: no grid in it
+    assert span_labels("corrected", 10.7, 11.0, 40.0, 16, grid=SIX) == labels_corrected(10.7, 11.0, 40.0, 16)
+
+
+@pytest.mark.parametrize(("gt", "stamps", "lab_c", "dec_c", "lab_x", "dec_x"), WORKED)
+def test_the_official_grid_is_the_default(gt, stamps, lab_c, dec_c, lab_x, dec_x):
+    assert compatible_window(*gt, 480.0, grid=OFFICIAL) == compatible_window(*gt, 480.0)
+    assert labels_compatible(*gt, 480.0, 128, grid=OFFICIAL) == lab_c
+    assert index_to_times_compatible(*lab_c, 480.0, 128, grid=OFFICIAL) == dec_c
+
+
+@settings(max_examples=60, deadline=None)
+@given(row=st.integers(0, 2000), offset=st.floats(0.0, 0.99), rate=st.sampled_from([1.87, 1.875, 6.0, 30.0]))
+def test_a_time_inside_a_row_floors_to_that_rows_start(row, offset, rate):
+    grid = FeatureGrid(30.0, 1, 1, rate)
+    t = (row + offset) / rate
+    assume(int(t * rate) == row)  # not the float edge where (row + offset) / rate * rate rounds across
+    s_time, e_time, _ = compatible_window(t, t, 1e6, grid=grid)
+    assert s_time == e_time == row / rate
 
 
 def test_corrected_zero_length_and_out_of_clip_windows():

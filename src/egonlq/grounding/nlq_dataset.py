@@ -13,7 +13,9 @@ at load
 to at most ``max_pos_len`` units (:func:`egonlq.grounding.spans.pool_features`), so ``v_len =
 min(max_pos_len, rows)``.
 A label ``(s_ind, e_ind)`` comes from :func:`egonlq.grounding.spans.span_labels` on the GT window clamped to
-``[0, duration]`` (real GT may end after its clip).
+``[0, duration]`` (real GT may end after its clip), on the time grid recorded in the clip-feature file
+(:func:`egonlq.data.features.clip_features_grid`: 1.875 rows/s for official features, the set's own rate
+otherwise), kept in :attr:`Records.grid` so that predictions map back to seconds on the same grid.
 
 Filters, in this order, each counted in :attr:`Records.stats`: no text, no GT window (only when labels are
 required), source not selected, few-shot NLQ subsampling (``nlq_fraction``), zero-length windows
@@ -53,7 +55,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from egonlq.data.features import CLIP_FEATURES, read_clip_features
+from egonlq.data.features import CLIP_FEATURES, clip_features_grid, read_clip_features
 from egonlq.data.tables import QUERIES, nlq_query_uids
 from egonlq.errors import InputError
 from egonlq.grounding.experiments import source_matches
@@ -62,7 +64,7 @@ from egonlq.grounding.text_encoder import TextCache, TextEncoder, model_fingerpr
 from egonlq.io import read_parquet
 from egonlq.progress import tqdm
 from egonlq.queries.training_queries import TRAINING_QUERIES
-from egonlq.timegrid import ZERO_LENGTH_SEC
+from egonlq.timegrid import ZERO_LENGTH_SEC, FeatureGrid
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +107,7 @@ class Records:
     e_ind: np.ndarray
     features: list[np.ndarray]  # float32 [v_len, Dv] per clip
     label_mode: str
+    grid: FeatureGrid  # the clip features' time grid (rows per second), from their file
     stats: dict
 
     def __len__(self) -> int:
@@ -252,7 +255,8 @@ def load_records(
     ``dropped_zero_length``, ``dropped_no_features``
     (queries) and ``clips_no_features`` (their clips), ``dropped_cap``, ``records``, ``clips``,
     ``zero_length_kept``, ``clamped_to_clip`` (GT window outside ``[0, duration]``), ``labels_at_first_unit``
-    (label ``(0, 0)``), ``per_source`` (records per source), ``label_mode``, ``max_pos_len``.
+    (label ``(0, 0)``), ``per_source`` (records per source), ``label_mode``, ``max_pos_len``,
+    ``rows_per_second`` (of the features' grid).
     """
     if label_mode not in LABEL_MODES:
         raise ValueError(f"unknown label mode {label_mode!r}, expected one of {LABEL_MODES}")
@@ -260,11 +264,13 @@ def load_records(
         raise ValueError(f"nlq_fraction must lie in [0, 1], got {nlq_fraction}")
     table, kind = _read_queries(queries)
     durations = _read_clip_bounds(clips)
+    grid = clip_features_grid(features)
     stats: dict = {
         "queries_in": len(table),
         "sources_in": dict(sorted(Counter(table["source"]).items())),
         "label_mode": label_mode,
         "max_pos_len": max_pos_len,
+        "rows_per_second": grid.rows_per_second,
     }
 
     def drop(mask: np.ndarray, name: str) -> None:
@@ -332,7 +338,7 @@ def load_records(
     rows = np.flatnonzero(annotated)
     for i in tqdm(rows, desc="labels", unit="query", disable=None if progress else True):
         s, e = min(max(start[i], 0.0), duration[i]), min(max(end[i], 0.0), duration[i])
-        s_ind[i], e_ind[i] = span_labels(label_mode, s, e, duration[i], int(v_len[i]))
+        s_ind[i], e_ind[i] = span_labels(label_mode, s, e, duration[i], int(v_len[i]), grid=grid)
     stats["labels_at_first_unit"] = int(((s_ind == 0) & (e_ind == 0)).sum())
     stats["records"] = len(table)
     stats["clips"] = len(clip_names)
@@ -352,6 +358,7 @@ def load_records(
         e_ind=e_ind,
         features=[units[c] for c in clip_names],
         label_mode=label_mode,
+        grid=grid,
         stats=stats,
     )
 

@@ -47,9 +47,8 @@ def predict_records(
     """Ranked windows (``k`` each) for every record, batched in record order, model in eval mode.
 
     Spans come from :func:`decode_topk` (best ``p_start[s] * p_end[e]`` with ``s <= e < v_len``) and become
-    seconds by :func:`egonlq.grounding.spans.span_times` in the records' label mode. The model's train/eval
-    mode is
-    restored afterwards.
+    seconds by :func:`egonlq.grounding.spans.span_times` in the records' label mode, on their feature grid.
+    The model's train/eval mode is restored afterwards.
     """
     was_training = model.training
     model.eval()
@@ -65,7 +64,7 @@ def predict_records(
             for i, s_row, e_row in zip(batch.index.tolist(), s_top.tolist(), e_top.tolist(), strict=True):
                 duration, v_len = float(records.duration[i]), int(records.v_len[i])
                 windows = [
-                    list(span_times(records.label_mode, s, e, duration, v_len))
+                    list(span_times(records.label_mode, s, e, duration, v_len, grid=records.grid))
                     for s, e in zip(s_row, e_row, strict=True)
                 ]
                 out.append(

@@ -7,13 +7,15 @@ the pair of inclusive unit indices ``(s, e)`` whose grid window has the highest 
 Two label modes (vslnet.md 10):
 
 - ``compatible`` reproduces the reference bit for bit: window ends and the clip duration are first
-  floored to the 1.875/s feature grid (``int(t * 1.875)``), grids are float32, and a zero-length window
-  gets the label ``(0, 0)``.
+  floored to the feature set's row grid (``int(t * r)`` with ``r = grid.rows_per_second``, the reference's
+  1.875 on the official grid), grids are float32, and a zero-length window gets the label ``(0, 0)``.
 - ``corrected`` labels the exact window against the true clip duration, places windows of at most 1/30 s
   on the unit holding their midpoint, and decodes over the whole clip.
 
 Every function takes the clip's true duration ``video_end_sec - video_start_sec``; each mode derives the
-duration it works with.
+duration it works with. ``grid`` is the :class:`~egonlq.timegrid.FeatureGrid` the clip's feature rows sit on
+(``egonlq.data.features.clip_features_grid``); only the compatible mode's flooring depends on it, and the
+default (:data:`~egonlq.timegrid.OFFICIAL`) gives the reference's results bit for bit.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import random
 
 import numpy as np
 
-from egonlq.timegrid import FEATURES_PER_SEC, is_zero_length
+from egonlq.timegrid import OFFICIAL, FeatureGrid, is_zero_length
 
 LABEL_MODES = ("compatible", "corrected")
 
@@ -77,41 +79,51 @@ def _check_v_len(v_len: int) -> None:
 # ---- compatible mode ----
 
 
+def _floor_to_rows(t: float, grid: FeatureGrid) -> float:
+    """``int(t * r) / r`` with ``r = grid.rows_per_second``: the start of ``t``'s row, as the reference
+    computes it (``int`` truncates, so its intended ceil of end times never applies)."""
+    r = grid.rows_per_second
+    return float(int(t * r)) / r
+
+
 def compatible_window(
-    clip_start_sec: float, clip_end_sec: float, duration: float
+    clip_start_sec: float, clip_end_sec: float, duration: float, *, grid: FeatureGrid = OFFICIAL
 ) -> tuple[float, float, float]:
     """The reference's quantised window and duration: ``(s_time, e_time, D)`` in seconds.
 
-    ``timestamps = int(t * 1.875)`` (a floor, for ends too), ``D = int(duration * 1.875) / 1.875``,
-    ``s_time = max(0, ts0 / 1.875)``, ``e_time = min(ts1 / 1.875, D)``.
+    With ``r = grid.rows_per_second`` (1.875 officially): ``timestamps = int(t * r)`` (a floor, for ends
+    too), ``D = int(duration * r) / r``, ``s_time = max(0, ts0 / r)``, ``e_time = min(ts1 / r, D)``.
     """
-    d = compatible_duration(duration)
-    s_time = max(0.0, float(int(clip_start_sec * FEATURES_PER_SEC)) / FEATURES_PER_SEC)
-    e_time = min(float(int(clip_end_sec * FEATURES_PER_SEC)) / FEATURES_PER_SEC, d)
+    d = compatible_duration(duration, grid=grid)
+    s_time = max(0.0, _floor_to_rows(clip_start_sec, grid))
+    e_time = min(_floor_to_rows(clip_end_sec, grid), d)
     return s_time, e_time, d
 
 
-def compatible_duration(duration: float) -> float:
-    """``D = num_frames / 1.875`` with ``num_frames = int(duration * 1.875)``: up to 0.53 s short."""
-    return float(int(duration * FEATURES_PER_SEC)) / FEATURES_PER_SEC
+def compatible_duration(duration: float, *, grid: FeatureGrid = OFFICIAL) -> float:
+    """``D = num_frames / r`` with ``num_frames = int(duration * r)``: up to one row (0.53 s officially)
+    short."""
+    return _floor_to_rows(duration, grid)
 
 
 def labels_compatible(
-    clip_start_sec: float, clip_end_sec: float, duration: float, v_len: int
+    clip_start_sec: float, clip_end_sec: float, duration: float, v_len: int, *, grid: FeatureGrid = OFFICIAL
 ) -> tuple[int, int]:
     """Reference label ``(s_ind, e_ind)``: argmax IoU of the quantised window on the float32 grid."""
     _check_v_len(v_len)
-    s_time, e_time, d = compatible_window(clip_start_sec, clip_end_sec, duration)
+    s_time, e_time, d = compatible_window(clip_start_sec, clip_end_sec, duration, grid=grid)
     units = np.arange(v_len, dtype=np.float32)
     length, d32 = np.float32(v_len), np.float32(d)
     i, j, _ = _best_pair(s_time, e_time, units / length * d32, (units + 1) / length * d32)
     return i, j
 
 
-def index_to_times_compatible(s: int, e: int, duration: float, v_len: int) -> tuple[float, float]:
+def index_to_times_compatible(
+    s: int, e: int, duration: float, v_len: int, *, grid: FeatureGrid = OFFICIAL
+) -> tuple[float, float]:
     """Reference decoding: ``(s * D / L, (e + 1) * D / L)`` in float32 with the floored duration ``D``."""
     _check_indices(s, e, v_len)
-    length, d32 = np.float32(v_len), np.float32(compatible_duration(duration))
+    length, d32 = np.float32(v_len), np.float32(compatible_duration(duration, grid=grid))
     return float(np.float32(s) * d32 / length), float(np.float32(e + 1) * d32 / length)
 
 
@@ -148,20 +160,28 @@ def index_to_times_corrected(s: int, e: int, duration: float, v_len: int) -> tup
 
 
 def span_labels(
-    mode: str, clip_start_sec: float, clip_end_sec: float, duration: float, v_len: int
+    mode: str,
+    clip_start_sec: float,
+    clip_end_sec: float,
+    duration: float,
+    v_len: int,
+    *,
+    grid: FeatureGrid = OFFICIAL,
 ) -> tuple[int, int]:
-    """:func:`labels_compatible` or :func:`labels_corrected`, by ``mode``."""
+    """:func:`labels_compatible` (on ``grid``) or :func:`labels_corrected`, by ``mode``."""
     if mode == "compatible":
-        return labels_compatible(clip_start_sec, clip_end_sec, duration, v_len)
+        return labels_compatible(clip_start_sec, clip_end_sec, duration, v_len, grid=grid)
     if mode == "corrected":
         return labels_corrected(clip_start_sec, clip_end_sec, duration, v_len)
     raise ValueError(f"unknown label mode {mode!r}, expected one of {LABEL_MODES}")
 
 
-def span_times(mode: str, s: int, e: int, duration: float, v_len: int) -> tuple[float, float]:
-    """:func:`index_to_times_compatible` or :func:`index_to_times_corrected`, by ``mode``."""
+def span_times(
+    mode: str, s: int, e: int, duration: float, v_len: int, *, grid: FeatureGrid = OFFICIAL
+) -> tuple[float, float]:
+    """:func:`index_to_times_compatible` (on ``grid``) or :func:`index_to_times_corrected`, by ``mode``."""
     if mode == "compatible":
-        return index_to_times_compatible(s, e, duration, v_len)
+        return index_to_times_compatible(s, e, duration, v_len, grid=grid)
     if mode == "corrected":
         return index_to_times_corrected(s, e, duration, v_len)
     raise ValueError(f"unknown label mode {mode!r}, expected one of {LABEL_MODES}")
