@@ -16,6 +16,7 @@ from egonlq.video.aks import AKSParams, select_keyframes, topk_selection, unifor
 from egonlq.video.decode import iter_frames
 from egonlq.video.frame_encoders import DemoEncoder
 from egonlq.video.keyframes import (
+    METHODS,
     SCORES,
     SELECTION,
     ProgressLog,
@@ -285,3 +286,16 @@ def test_text_sources_summary_and_weighted_both(world, demo, tmp_path):
         ScoringText("summary")
     with pytest.raises(ValueError, match="strictly between"):
         ScoringText("both", 1.0, summaries)
+
+
+def test_select_from_scores_equals_a_run_with_those_settings(world, demo, tmp_path):
+    from egonlq.video.keyframes import select_from_scores
+
+    seed_set = [AKSParams(M=32, depth=5)]
+    run(world, tmp_path / "demo", demo)  # the demo's sets
+    direct = run(world, tmp_path / "seed", demo, params_list=seed_set)  # scored again with the seed set
+    out = tmp_path / "reselected.parquet"
+    stats = select_from_scores(tmp_path / "demo" / "scores.parquet", settings_for(METHODS, seed_set), out)
+    assert pq.read_table(out).equals(pq.read_table(tmp_path / "seed" / "selection.parquet"))
+    assert stats["selection_rows"] == direct["selection_rows"] == 4 * direct["score_rows"]
+    assert stats["short_video_rows"] == direct["short_video_rows"]

@@ -88,7 +88,9 @@ def _keyframes_args(p: argparse.ArgumentParser) -> None:
         "--videos", type=Path, required=True, help="the videos table: each mp4's length is checked against it"
     )
     p.add_argument("--video-dir", type=Path, required=True, help="folder of <video_uid>.mp4")
-    p.add_argument("--scorer", choices=("encoder", "vslnet"), required=True, help="what scores the frames")
+    p.add_argument(
+        "--scorer", choices=("encoder", "vslnet", "dualenc"), required=True, help="what scores the frames"
+    )
     p.add_argument(
         "--encoder", choices=("demo", "clip", "blip"), default="demo", help="encoder scorer: which encoder"
     )
@@ -102,7 +104,25 @@ def _keyframes_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frame-table", type=Path, help="encoder scorers: per-frame embeddings to reuse")
     p.add_argument("--vslnet-dir", type=Path, help="vslnet scorer: a trained run folder")
     p.add_argument("--clip-features", type=Path, help="vslnet scorer: the split's clip features")
-    p.add_argument("--text-cache", type=Path, help="vslnet scorer: query token embeddings")
+    p.add_argument(
+        "--text-cache",
+        type=Path,
+        help="vslnet scorer: query token embeddings; dualenc scorer: its text encoder's pooled text cache",
+    )
+    p.add_argument("--dualenc-dir", type=Path, help="dualenc scorer: a trained dual encoder run folder")
+    p.add_argument(
+        "--feature-dir", type=Path, help="dualenc scorer: folder of per-video <video_uid>.pt features"
+    )
+    p.add_argument(
+        "--text-model",
+        default="default",
+        help="dualenc scorer: its text encoder folder (default: the shipped one)",
+    )
+    p.add_argument(
+        "--window-sec",
+        type=float,
+        help="dualenc scorer: seconds of features embedded around each frame (default 2, DUALENC_WINDOW_SEC)",
+    )
     p.add_argument(
         "--label-mode",
         choices=("compatible", "corrected"),
@@ -151,10 +171,9 @@ def keyframes(a: argparse.Namespace) -> None:
     """
     from egonlq.data.tables import CLIPS, QUERIES, VIDEOS
     from egonlq.io import read_parquet, write_json
-    from egonlq.video.aks import PARAMETER_SETS, parameter_sets
     from egonlq.video.frame_encoders import make_encoder
     from egonlq.video.keyframes import ScoringText, run_keyframes
-    from egonlq.video.scorers import EncoderScorer, VSLNetScorer
+    from egonlq.video.scorers import DualEncoderScorer, EncoderScorer, VSLNetScorer
 
     set_threads(a.threads)
     summaries = None
@@ -168,19 +187,32 @@ def keyframes(a: argparse.Namespace) -> None:
         text = ScoringText(a.text_source, a.summary_weight, summaries)
     except ValueError as e:
         raise SystemExit(f"--summary-weight: {e}") from e
-    try:
-        params = parameter_sets(a.aks if a.aks in PARAMETER_SETS else json.loads(a.aks))
-    except (json.JSONDecodeError, TypeError, ValueError) as e:
+    params = _aks_parameters(a.aks)
+    needs = {
+        "vslnet": ("vslnet_dir", "clip_features", "text_cache"),
+        "dualenc": ("dualenc_dir", "feature_dir", "text_cache"),
+    }
+    missing = [n for n in needs.get(a.scorer, ()) if getattr(a, n) is None]
+    if missing:
         raise SystemExit(
-            f"--aks: expected one of {sorted(PARAMETER_SETS)} or a JSON list of objects with keys M, depth,"
-            f" t1, t2, ratio; got {a.aks!r} ({e})"
-        ) from e
-    if a.scorer == "vslnet":
-        missing = [n for n in ("vslnet_dir", "clip_features", "text_cache") if getattr(a, n) is None]
-        if missing:
-            raise SystemExit(
-                f"the vslnet scorer needs {', '.join('--' + m.replace('_', '-') for m in missing)}"
-            )
+            f"the {a.scorer} scorer needs {', '.join('--' + m.replace('_', '-') for m in missing)}"
+        )
+    if a.scorer == "dualenc":
+        from egonlq.grounding.text_encoder import default_model_path
+
+        scorer = DualEncoderScorer.load(
+            a.dualenc_dir,
+            text_cache=a.text_cache,
+            text_model=default_model_path() if a.text_model == "default" else Path(a.text_model),
+            feature_dir=a.feature_dir,
+            video_uids=[  # the videos that can be scored: those with an mp4
+                u
+                for u in sorted(set(read_parquet(a.clips, CLIPS).column("video_uid").to_pylist()))
+                if (a.video_dir / f"{u}.mp4").is_file()
+            ],
+            **({} if a.window_sec is None else {"window_sec": a.window_sec}),
+        )
+    elif a.scorer == "vslnet":
         scorer = VSLNetScorer(
             a.vslnet_dir,
             a.clip_features,
@@ -226,6 +258,44 @@ def keyframes(a: argparse.Namespace) -> None:
             else f"none of {stats['queries_eligible']} queries has a sampled frame in its clip"
         )
         raise SystemExit(f"keyframes: no query scored: {reason}")
+    write_json(stats, a.stats, indent=1)
+
+
+def _aks_parameters(spec: str) -> list:
+    """``--aks``: a named set of :data:`~egonlq.video.aks.PARAMETER_SETS` or a JSON list (else exits)."""
+    from egonlq.video.aks import PARAMETER_SETS, parameter_sets
+
+    try:
+        return parameter_sets(spec if spec in PARAMETER_SETS else json.loads(spec))
+    except (json.JSONDecodeError, TypeError, ValueError) as e:
+        raise SystemExit(
+            f"--aks: expected one of {sorted(PARAMETER_SETS)} or a JSON list of objects with keys M, depth,"
+            f" t1, t2, ratio; got {spec!r} ({e})"
+        ) from e
+
+
+def _keyframes_select_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scores", type=Path, required=True, help="per-frame scores table of a keyframes run")
+    p.add_argument(
+        "--aks", required=True, help="named AKS parameter set (seed, demo) or JSON list of {M, depth, ...}"
+    )
+    p.add_argument("--methods", nargs="+", required=True, help="selection methods")
+    p.add_argument("--selection", type=Path, required=True, help="selected keyframes table (parquet)")
+    p.add_argument("--stats", type=Path, required=True, help="counts (JSON)")
+
+
+@command("keyframes-select", _keyframes_select_args)
+def keyframes_select(a: argparse.Namespace) -> None:
+    """Select keyframes again from stored scores with another AKS parameter set (nothing is re-scored)."""
+    from egonlq.io import write_json
+    from egonlq.video.keyframes import select_from_scores, settings_for
+
+    try:
+        settings = settings_for(a.methods, _aks_parameters(a.aks))
+    except ValueError as e:
+        raise SystemExit(f"--methods: {e}") from e
+    stats = select_from_scores(a.scores, settings, a.selection)
+    log_stats("keyframes-select", stats)
     write_json(stats, a.stats, indent=1)
 
 
@@ -309,3 +379,42 @@ def moment_hits(a: argparse.Namespace) -> None:
     )
     write_summary_coverage(coverage, a.coverage_parquet, a.coverage_markdown, synthetic=a.synthetic)
     log.info("summary coverage:\n%s", a.coverage_markdown.read_text())
+
+
+def _keyframe_recipe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--selections",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="selection tables of the AKS set 'seed', one per scorer: <root>/<scorer>/selection.parquet",
+    )
+    p.add_argument("--queries", type=Path, required=True, help="queries table (the GT windows)")
+    p.add_argument("--clips", type=Path, required=True, help="clips table (clip lengths, for chance)")
+    p.add_argument("--synthetic", action="store_true", help="label the outputs as synthetic demo data")
+    p.add_argument("--parquet", type=Path, required=True)
+    p.add_argument("--markdown", type=Path, required=True)
+    p.add_argument("--plot", type=Path, required=True)
+
+
+@command("keyframe-recipe", _keyframe_recipe_args)
+def keyframe_recipe(a: argparse.Namespace) -> None:
+    """The keyframe recipe: AKS at the source's defaults against uniform and top-k, claim and verdict."""
+    from egonlq.data.tables import CLIPS, QUERIES
+    from egonlq.io import read_parquet
+    from egonlq.video.keyframe_recipe import write_keyframe_recipe
+    from egonlq.video.keyframes import SELECTION
+
+    selections = {p.parent.name: read_parquet(p, SELECTION).to_pandas() for p in a.selections}
+    if len(selections) < len(a.selections):
+        raise SystemExit("--selections: two tables of the same scorer folder")
+    write_keyframe_recipe(
+        selections,
+        read_parquet(a.queries, QUERIES).to_pandas(),
+        read_parquet(a.clips, CLIPS).to_pandas(),
+        out_parquet=a.parquet,
+        out_markdown=a.markdown,
+        out_png=a.plot,
+        synthetic=a.synthetic,
+    )
+    log.info("keyframe recipe:\n%s", a.markdown.read_text())

@@ -49,7 +49,7 @@ import pyarrow.compute as pc
 
 from egonlq.data.tables import nlq_query_uids
 from egonlq.errors import InputError
-from egonlq.io import atomic_path, write_parquet
+from egonlq.io import atomic_path, read_parquet, write_parquet
 from egonlq.jsonl import JsonlStore
 from egonlq.progress import tqdm
 from egonlq.video.aks import (
@@ -369,7 +369,11 @@ def run_keyframes(
                 counts["queries_reselected"] += 1
             records = [(skey, "scores", row)] if skey not in log else []
             records += [
-                (_selection_key(q, s, scorer_fp), "selection", _selection_row(q, s, row, scorer_name))
+                (
+                    _selection_key(q, s, scorer_fp),
+                    "selection",
+                    _selection_row(q.query_uid, s, row, scorer_name),
+                )
                 for s in missing
             ]
             log.append(records)
@@ -533,12 +537,12 @@ def _score_row(
     }
 
 
-def _selection_row(q: _Query, setting: Setting, score_row: dict, scorer: str) -> dict:
+def _selection_row(query_uid: str, setting: Setting, score_row: dict, scorer: str) -> dict:
     ids = np.asarray(score_row["sampled_frame_idx"], dtype=np.int64)
     sel = setting.select(np.asarray(score_row["scores"], dtype=np.float32), ids)
     chosen = np.asarray(sel.frame_ids, dtype=np.int64)
     return {
-        "query_uid": q.query_uid,
+        "query_uid": query_uid,
         **setting.columns(),
         "selected_frame_idx": chosen.tolist(),
         "selected_time_s": (chosen / score_row["fps"] - score_row["video_start_sec"]).tolist(),
@@ -547,6 +551,23 @@ def _selection_row(q: _Query, setting: Setting, score_row: dict, scorer: str) ->
         "n_topped_up": sel.n_topped_up,
         "scorer": scorer,
     }
+
+
+def select_from_scores(scores: Path, settings: Sequence[Setting], out_selection: Path) -> dict:
+    """Select keyframes again from a stored :data:`SCORES` table with other ``settings`` (another AKS
+    parameter set): the same :data:`SELECTION` rows a keyframes run with those settings writes, without
+    scoring anything. Stats: ``score_rows``, ``selection_rows``, ``constant_scores``, ``short_video_rows``,
+    ``settings``."""
+    rows = read_parquet(scores, SCORES).sort_by("query_uid").to_pylist()
+    selected = []
+    for row in rows:
+        selected += [_selection_row(row["query_uid"], s, row, row["scorer"]) for s in settings]
+    selection = pa.Table.from_pylist(selected, schema=SELECTION)
+    selection = selection.sort_by([(c, "ascending") for c in _SELECTION_ORDER])
+    write_parquet(selection, out_selection, SELECTION)
+    stats = {**_table_stats(rows, selection), "settings": len(settings)}
+    logger.info("keyframes re-selected from %s: %s", scores, stats)
+    return stats
 
 
 def _save_frames(q: _Query, selections: Iterable[dict], frames_dir: Path) -> int:
@@ -593,10 +614,14 @@ def _write_tables(
     selection = selection.sort_by([(c, "ascending") for c in _SELECTION_ORDER])
     write_parquet(scores, out_scores, SCORES)
     write_parquet(selection, out_selection, SELECTION)
-    constant = sum(len(set(r["scores"])) <= 1 for r in score_rows)
+    return _table_stats(score_rows, selection)
+
+
+def _table_stats(score_rows: list[dict], selection: pa.Table) -> dict:
+    """Counts of written score and selection tables: rows, constant score lists, short-video selections."""
     return {
-        "score_rows": scores.num_rows,
+        "score_rows": len(score_rows),
         "selection_rows": selection.num_rows,
-        "constant_scores": constant,
+        "constant_scores": sum(len(set(r["scores"])) <= 1 for r in score_rows),
         "short_video_rows": int(pc.sum(selection.column("short_video")).as_py() or 0),
     }
