@@ -394,7 +394,8 @@ wildcard_constraints:
     text="(_summary|_both)?",  # keyframes_encoder: empty for the query-guided selections
 
 
-def vslnet_scorer_tags():
+def vslnet_scorer_tags(seeds=None):
+    """Scorer tags of the VSLNet runs named by keyframes.vslnet_scorers, for their first seed or ``seeds``."""
     tags = []
     for run in KCFG["vslnet_scorers"]:
         if run not in RUNS:
@@ -402,8 +403,40 @@ def vslnet_scorer_tags():
                 f"config.yaml: keyframes.vslnet_scorers names {run!r}, which is not a run of experiments.runs "
                 f"({', '.join(RUNS) or 'none'})"
             )
-        tags.append(f"vslnet_{run}_seed{SEEDS[0]}")
+        tags += [f"vslnet_{run}_seed{s}" for s in (SEEDS[:1] if seeds is None else seeds)]
     return tags
+
+
+def dualenc_scorer_tags(seeds=None):
+    """Scorer tags of the dual encoder runs named by keyframes.dualenc_scorers (absent: none), for their first
+    seed or ``seeds``. Called when the DAG is built: DE_RUNS comes from dualenc.smk, included after this."""
+    runs = KCFG.get("dualenc_scorers", [])
+    for run in runs:
+        if run not in DE_RUNS:
+            raise ValueError(
+                f"config.yaml: keyframes.dualenc_scorers names {run!r}, which is not a run of dual_encoder.runs "
+                f"({', '.join(DE_RUNS) or 'none'})"
+            )
+    return [f"dualenc_{run}_seed{s}" for run in runs for s in (DE_SEEDS[:1] if seeds is None else seeds)]
+
+
+def keyframes_dualenc_target():
+    """The keyframes_dualenc target: the dual encoder run gt100, seed 0, as a keyframe scorer."""
+    if "gt100" not in DE_RUNS or 0 not in DE_SEEDS:
+        raise ValueError("the keyframes_dualenc target needs the dual_encoder run gt100 with seed 0 in config.yaml")
+    return [f"results/keyframes/dualenc_gt100_seed0/{f}" for f in ("selection.parquet", "stats.json")]
+
+
+def moment_hit_selections(wc):
+    """The query-guided selections of the moment-hit table: every scorer of the keyframes config."""
+    return [f"results/keyframes/{tag}/selection.parquet" for tag in SCORER_TAGS + dualenc_scorer_tags()]
+
+
+def keyframe_recipe_selections(wc):
+    """The keyframe recipe's selections (AKS set ``seed``): the encoder, every seed of the VSLNet and dual
+    encoder scorers."""
+    tags = [f"encoder_{SCORER_TAG}", *vslnet_scorer_tags(SEEDS), *dualenc_scorer_tags(DE_SEEDS)]
+    return [f"results/keyframes/aks_seed/{tag}/selection.parquet" for tag in tags]
 
 
 def keyframe_targets():
@@ -441,6 +474,19 @@ def keyframe_outputs(tag):
         "selection": f"results/keyframes/{tag}/selection.parquet",
         "frames": directory(f"results/keyframes/{tag}/frames"),
         "stats": f"results/keyframes/{tag}/stats.json",
+    }
+
+
+def dualenc_scorer_inputs(wc):
+    return {
+        "queries": f"results/data/nlq/{KSPLIT}_queries.parquet",
+        "clips": f"results/data/nlq/{KSPLIT}_clips.parquet",
+        "videos": "results/data/videos.parquet",
+        "model": f"{de_dir(wc.derun, wc.seed)}/model.safetensors",
+        "text_cache": de_run_text(wc),
+        "features": FEATURE_INPUT,
+        "mp4": VIDEO_INPUT,
+        "code": src_files("video", *KEYFRAME_CODE),
     }
 
 

@@ -161,6 +161,41 @@ def steps_adapters(a: argparse.Namespace) -> None:
     log_stats("step adapters", stats)
 
 
+def _vslnet_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--gt", type=Path, nargs="+", required=True, help="<split>_gt.json of steps-ingest (train, valid)"
+    )
+    p.add_argument("--groups", type=Path, required=True, help="goalstep_video_groups.tsv")
+    p.add_argument("--feature-dir", type=Path, required=True)
+    p.add_argument("--dim", type=int, required=True)
+    p.add_argument(
+        "--feature-set", required=True, help="the set's name: its sidecar, or the known set, gives its grid"
+    )
+    p.add_argument("--mode", choices=("compatible", "corrected"), default="compatible")
+    p.add_argument("--out-dir", type=Path, required=True, help="<split>_{nlq.json,queries,clips,features}")
+    p.add_argument("--stats", type=Path, required=True)
+
+
+@command("steps-vslnet-data", _vslnet_data_args)
+def steps_vslnet_data(a: argparse.Namespace) -> None:
+    """Goal-Step train/valid in VSLNet's shapes (NLQ file, QUERIES, CLIPS, clip features on the video or group
+    timeline), for the official baseline trained with the project's VSLNet commands."""
+    from egonlq.data.feature_sets import resolve_feature_set
+    from egonlq.io import write_json
+    from egonlq.steps.vslnet_data import write_vslnet_split
+
+    grid = resolve_feature_set(a.feature_dir, a.feature_set).grid
+    stats = {}
+    for gt in a.gt:
+        split = gt.name.removesuffix("_gt.json")
+        stats[split] = write_vslnet_split(
+            gt, split, groups_path=a.groups, feature_dir=a.feature_dir, dim=a.dim, grid=grid, mode=a.mode,
+            out_dir=a.out_dir,
+        )  # fmt: skip
+    log_stats("Goal-Step for VSLNet", stats)
+    write_json(stats, a.stats, indent=1)
+
+
 def _table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", type=Path, nargs="+", required=True, help="*_metrics.json of steps-decode")
     p.add_argument("--example", type=Path, required=True, help="an example.npz of steps-decode, for the plot")
