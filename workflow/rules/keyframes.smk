@@ -3,6 +3,8 @@
 
 from snakemake.logging import logger
 
+from egonlq.video.aks import PARAMETER_SETS
+
 KCFG = config["keyframes"]
 KSPLIT = KCFG["split"]
 VIDEO_DIR = data_path(DATA["videos"])
@@ -159,10 +161,102 @@ rule keyframes_vslnet:
         + " > {log:q} 2>&1"
 
 
+rule keyframes_dual_encoder:
+    # a trained dual encoder (dualenc.smk) as the scorer: keyframes.dualenc_scorers, the keyframes_dualenc target
+    input:
+        unpack(dualenc_scorer_inputs),
+    output:
+        **keyframe_outputs("dualenc_{derun}_seed{seed}"),
+    params:
+        **keyframe_params(),
+        video_dir=lambda wc, input: folder_of(input.mp4),
+        model_dir=lambda wc, input: Path(input.model).parent,
+        feature_dir=lambda wc, input: folder_of(input.features),
+        text_model=lambda wc: DECFG["text_encoder"],
+    wildcard_constraints:
+        derun="[^/]+",
+        seed=r"\d+",
+    log:
+        "results/logs/keyframes/dualenc_{derun}_seed{seed}.log",
+    benchmark:
+        "results/benchmarks/keyframes/dualenc_{derun}_seed{seed}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    conda:
+        "../../envs/video.yaml"
+    shell:
+        "exec python -m egonlq.cli keyframes --queries {input.queries:q} --clips {input.clips:q} --video-dir {params.video_dir:q}"
+        " --scorer dualenc --dualenc-dir {params.model_dir:q} --feature-dir {params.feature_dir:q}"
+        " --text-cache {input.text_cache:q} --text-model {params.text_model:q}"
+        + keyframe_command("dualenc_{wildcards.derun}_seed{wildcards.seed}")
+        + " > {log:q} 2>&1"
+
+
+rule keyframes_aks_set:
+    # the selections of a named AKS parameter set other than keyframes.aks, from a scorer's stored scores
+    # (nothing is scored again): results/keyframes/aks_<set>/<scorer>/, e.g. the keyframe recipe's "seed"
+    input:
+        scores="results/keyframes/{ktag}/scores.parquet",
+        code=src_files("video", "video.keyframes"),
+    output:
+        selection="results/keyframes/aks_{akset}/{ktag}/selection.parquet",
+        stats="results/keyframes/aks_{akset}/{ktag}/stats.json",
+    params:
+        methods=" ".join(KCFG["methods"]),
+    wildcard_constraints:
+        akset="|".join(PARAMETER_SETS),
+        ktag="[^/]+",
+    log:
+        "results/logs/keyframes_aks_set/{akset}_{ktag}.log",
+    conda:
+        "../../envs/video.yaml"
+    shell:
+        "exec python -m egonlq.cli keyframes-select --scores {input.scores:q} --aks {wildcards.akset:q}"
+        " --methods {params.methods} --selection {output.selection:q} --stats {output.stats:q} > {log:q} 2>&1"
+
+
+rule keyframe_recipe:
+    # issue 17's keyframe recipe: AKS at the source's defaults (set "seed") against uniform and top-k
+    input:
+        selections=keyframe_recipe_selections,
+        queries=f"results/data/nlq/{KSPLIT}_queries.parquet",
+        clips=f"results/data/nlq/{KSPLIT}_clips.parquet",
+        code=src_files("video", "video.keyframe_recipe", "video.keyframes", "data.tables"),
+    output:
+        parquet="results/recipes/keyframes/table.parquet",
+        markdown=report("results/recipes/keyframes/table.md", caption="../report/keyframe_recipe.rst",
+                        category="4. Recipes", labels={"recipe": "keyframes", "figure": "table"}),
+        plot=report("results/recipes/keyframes/plot.png", caption="../report/keyframe_recipe_plot.rst",
+                    category="4. Recipes", labels={"recipe": "keyframes", "figure": "plot"}),
+    params:
+        synthetic="--synthetic" if IS_DEMO else "",
+    log:
+        "results/logs/keyframe_recipe/keyframe_recipe.log",
+    conda:
+        "../../envs/video.yaml"
+    shell:
+        "exec python -m egonlq.cli keyframe-recipe --selections {input.selections:q} --queries {input.queries:q}"
+        " --clips {input.clips:q} {params.synthetic} --parquet {output.parquet:q} --markdown {output.markdown:q}"
+        " --plot {output.plot:q} > {log:q} 2>&1"
+
+
+rule recipe_keyframes:
+    input:
+        rules.keyframe_recipe.output.markdown,
+    localrule: True
+
+
+rule keyframes_dualenc:
+    input:
+        lambda wc: keyframes_dualenc_target(),
+    localrule: True
+
+
 rule moment_hits:
     # also the summary-coverage table: query-guided, summary-guided and uniform selections at the same M
     input:
-        selections=[f"results/keyframes/{tag}/selection.parquet" for tag in SCORER_TAGS],
+        selections=moment_hit_selections,
         guided=[f"results/keyframes/{tag}/selection.parquet" for tag in SUMMARY_TAGS],
         queries=f"results/data/nlq/{KSPLIT}_queries.parquet",
         clips=f"results/data/nlq/{KSPLIT}_clips.parquet",
