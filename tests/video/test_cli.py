@@ -144,3 +144,37 @@ def test_moment_hits_coverage_needs_all_three_arguments(tmp_path: Path) -> None:
             "--markdown", "m", "--plot", "x", "--narrations", "n"]  # fmt: skip
     with pytest.raises(SystemExit, match="summary coverage needs --narrations, --coverage-parquet"):
         main(args)
+
+
+@pytest.mark.workflow
+def test_keyframe_targets_plan_the_dual_encoder_scorer_and_the_recipe(tmp_path: Path) -> None:
+    """keyframes_dualenc scores with the gt100 seed-0 checkpoint; recipe_keyframes re-selects every scorer's
+    stored scores with the AKS set "seed" (one job each, nothing re-scored); `all` plans neither."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import DAGSettings, OutputSettings, ResourceSettings
+
+    (tmp_path / "config.yaml").write_text((FIXTURES / "tiny" / "config.yaml").read_text())
+    planned = {}
+    with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(cores=1), snakefile=REPO / "Snakefile", workdir=tmp_path
+        )
+        for targets in (["all"], ["keyframes_dualenc", "recipe_keyframes"]):
+            dag = workflow.dag(DAGSettings(targets=targets, forceall=True))
+            dag.execute_workflow(executor="dryrun")
+            planned[targets[0]] = list(workflow._workflow.dag.jobs)
+    names = {job.rule.name for job in planned["all"]}
+    assert not names & {"keyframes_dual_encoder", "keyframes_aks_set", "keyframe_recipe"}
+    (score,) = [job for job in planned["keyframes_dualenc"] if job.rule.name == "keyframes_dual_encoder"]
+    assert "--scorer dualenc --dualenc-dir results/dualenc/gt100/seed0" in score.shellcmd
+    assert "results/keyframes/dualenc_gt100_seed0/selection.parquet" in score.output
+    reselect = [job for job in planned["keyframes_dualenc"] if job.rule.name == "keyframes_aks_set"]
+    scorers = sorted(Path(job.output[0]).parent.name for job in reselect)
+    # the scorers of the moment-hit table (the tiny config trains one seed), the summary-guided ones left out
+    query_guided = {
+        Path(job.output[0]).parent.name
+        for job in planned["all"]
+        if job.rule.name in ("keyframes_encoder", "keyframes_vslnet") and not job.wildcards.get("text")
+    }
+    assert scorers == sorted(query_guided) and len(scorers) == 2
+    assert all("--aks seed" in job.shellcmd and "/aks_seed/" in job.output[0] for job in reselect)

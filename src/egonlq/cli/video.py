@@ -392,9 +392,9 @@ def _keyframe_recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queries", type=Path, required=True, help="queries table (the GT windows)")
     p.add_argument("--clips", type=Path, required=True, help="clips table (clip lengths, for chance)")
     p.add_argument("--synthetic", action="store_true", help="label the outputs as synthetic demo data")
-    p.add_argument("--parquet", type=Path, required=True)
-    p.add_argument("--markdown", type=Path, required=True)
-    p.add_argument("--plot", type=Path, required=True)
+    p.add_argument("--parquet", type=Path, required=True, help="one row per scorer and method (parquet)")
+    p.add_argument("--markdown", type=Path, required=True, help="the table: claim first, verdict last")
+    p.add_argument("--plot", type=Path, required=True, help="queries with a hit per method (PNG)")
 
 
 @command("keyframe-recipe", _keyframe_recipe_args)
