@@ -420,8 +420,14 @@ def dualenc_scorer_tags(seeds=None):
     return [f"dualenc_{run}_seed{s}" for run in runs for s in (DE_SEEDS[:1] if seeds is None else seeds)]
 
 
+def check_keyframes_on(target):
+    if not KEYFRAMES_ON:
+        raise ValueError(f"the {target} target needs the keyframes stage, which is off (keyframes.enabled)")
+
+
 def keyframes_dualenc_target():
     """The keyframes_dualenc target: the dual encoder run gt100, seed 0, as a keyframe scorer."""
+    check_keyframes_on("keyframes_dualenc")
     if "gt100" not in DE_RUNS or 0 not in DE_SEEDS:
         raise ValueError("the keyframes_dualenc target needs the dual_encoder run gt100 with seed 0 in config.yaml")
     return [f"results/keyframes/dualenc_gt100_seed0/{f}" for f in ("selection.parquet", "stats.json")]
@@ -435,8 +441,14 @@ def moment_hit_selections(wc):
 def keyframe_recipe_selections(wc):
     """The keyframe recipe's selections (AKS set ``seed``): the encoder, every seed of the VSLNet and dual
     encoder scorers."""
+    check_keyframes_on("recipe_keyframes")
     tags = [f"encoder_{SCORER_TAG}", *vslnet_scorer_tags(SEEDS), *dualenc_scorer_tags(DE_SEEDS)]
     return [f"results/keyframes/aks_seed/{tag}/selection.parquet" for tag in tags]
+
+
+def keyframe_recipe_targets(wc):
+    """The keyframe recipe's table for the aggregate `recipes` target ([] when the keyframes stage is off)."""
+    return ["results/recipes/keyframes/table.md"] if KEYFRAMES_ON else []
 
 
 def keyframe_targets():
