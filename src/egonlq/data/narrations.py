@@ -1,7 +1,8 @@
 """Streaming ingest of Ego4D ``narration.json`` into the NARRATIONS and SUMMARIES tables.
 
 The real file holds ~3.85M sentences (hundreds of MB), so it is never loaded whole: the top-level object is
-parsed one video at a time (:class:`JsonObjectStream`, ``json`` C decoding over a buffered read), each video's
+parsed one video at a time (:class:`JsonObjectStream`: orjson on each video's text, the ``json`` module where
+orjson cannot be trusted to agree with it, over a buffered read), each video's
 entry lists go to Arrow in C (``pa.array`` with an explicit struct type), and the columns (null-outs, tags,
 counts) are computed with vectorised Arrow kernels per row group. Peak memory is one video's Python objects,
 the read buffer and one row group.
@@ -42,13 +43,16 @@ import functools
 import json
 import logging
 import re
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
 from typing import NoReturn, TextIO
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -64,6 +68,7 @@ logger = logging.getLogger(__name__)
 
 CHUNK_CHARS = 1 << 21
 ROWS_PER_GROUP = 1 << 17
+MAX_PENDING_GROUPS = 2  # row groups built but not yet written (bounds memory)
 FRAME_TOLERANCE = 1.0
 PASSES = (1, 2)
 
@@ -83,6 +88,10 @@ UNSURE_PATTERN = f"#{_nocase('unsure')}\\b"
 BLANK_PATTERN = f"^{_WS}*$"
 
 _JSON_WS = re.compile(r"[ \t\n\r]*")
+# Where a video's object may end: "}" before the next member's key (not a key a video object holds itself).
+# Only a guess: the text up to it is trusted only if it parses whole (a JSON value is never a proper prefix
+# of another), else the value is decoded by the json module.
+_VALUE_END = re.compile(r'\}(?=[ \t\n\r]*,[ \t\n\r]*"(?!narration_pass_|status"))')
 _NUMBER_CHARS = frozenset("0123456789.eE+-")
 _INT64_BOUND = 2.0**63
 _MISSING = object()
@@ -100,7 +109,9 @@ def ingest_narrations(
     """Stream ``narration.json`` into NARRATIONS and SUMMARIES parquet files (atomic, row groups).
 
     ``known_videos`` (e.g. the video_uids of ego4d.json) only serves to count narrated videos unknown to the
-    metadata. Raises :class:`~egonlq.errors.InputError` on malformed JSON (with file and position).
+    metadata. Raises :class:`~egonlq.errors.InputError` on malformed JSON (with file and position). Row groups
+    are built and written by one worker thread (Arrow kernels and parquet encoding release the GIL) while the
+    next videos are parsed; their quirk counts are merged in file order.
     """
     path = Path(path)
     if not path.exists():
@@ -116,16 +127,28 @@ def ingest_narrations(
         pq.ParquetWriter(summaries_tmp, SUMMARIES, compression="zstd") as summaries.writer,
         open(path, encoding="utf-8", newline="") as f,
         tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc="narrations", disable=None) as bar,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="narration-row-groups") as worker,
     ):
+        jobs: deque[Future[QuirkReport]] = deque()
+
+        def write_pending(table: _Table) -> None:
+            job = table.take_row_group()
+            if job is not None:
+                jobs.append(worker.submit(job))
+            while len(jobs) > MAX_PENDING_GROUPS:
+                report.merge(jobs.popleft().result())
+
         stream = JsonObjectStream(f, path, chunk_chars=chunk_chars, progress=bar.update)
         for video_uid, value in stream:
             n_videos += 1
             _add_video(video_uid, value, narrations, summaries, report, known_videos)
             for table in (narrations, summaries):
                 if table.pending_rows >= rows_per_group:
-                    table.flush(report)
-        narrations.flush(report)
-        summaries.flush(report)
+                    write_pending(table)
+        write_pending(narrations)
+        write_pending(summaries)
+        while jobs:
+            report.merge(jobs.popleft().result())
     logger.info(
         "%s: %d videos, %d narrations, %d summaries, quirks %s",
         path.name,
@@ -143,9 +166,10 @@ def ingest_narrations(
 class JsonObjectStream:
     """Iterate over the members ``(key, value)`` of a top-level JSON object, one at a time.
 
-    Each value is decoded by the ``json`` module's C decoder from a buffer that holds at least that value;
-    the buffer grows geometrically when a value is larger than it, so reading stays linear. Duplicate keys
-    are an error.
+    Each value is decoded from a buffer that holds at least that value (orjson, or the ``json`` module's C
+    decoder: :meth:`_decode_value`); the buffer grows geometrically when a value is larger than it, so reading
+    stays linear. Values equal ``json.load``'s, except that an integer beyond 64 bits (in no Ego4D field)
+    comes back as the nearest float, as orjson reads it. Duplicate keys are an error.
     """
 
     def __init__(self, f: TextIO, path: Path, *, chunk_chars: int = CHUNK_CHARS, progress=None) -> None:
@@ -178,7 +202,7 @@ class JsonObjectStream:
                 self._fail("expected ':'")
             self.pos += 1
             self._peek()
-            value, self.pos = self._decode(self.decoder.raw_decode)
+            value, self.pos = self._decode_value()
             yield key, value
             char = self._peek()
             if char == ",":
@@ -217,6 +241,27 @@ class JsonObjectStream:
                 return self.buf[self.pos]
             if not self._fill():
                 return ""
+
+    def _decode_value(self) -> tuple[object, int]:
+        """The member value at ``pos`` and where it ends: orjson on the text up to a likely end (about twice
+        as fast as the json module), the json module when there is no likely end or orjson refuses the text
+        (which also covers NaN, lone surrogates and errors, reported as the json module reports them)."""
+        start = scan = self.pos
+        if self.buf.startswith("{", start):
+            while True:
+                end = _VALUE_END.search(self.buf, scan)
+                if end is not None or self.eof:
+                    break
+                scan = max(start, len(self.buf) - 64)  # a "}" near the end may lack its lookahead yet
+                if not self._fill():
+                    break
+                start, scan = self.pos, scan - start + self.pos  # _fill moved the text left
+            if end is not None:
+                try:
+                    return orjson.loads(self.buf[start : end.end()]), end.end()
+                except orjson.JSONDecodeError:
+                    pass
+        return self._decode(self.decoder.raw_decode)
 
     def _decode(self, decode) -> tuple[object, int]:
         """Run ``decode(buf, pos)``, reading more text until the result cannot depend on what follows.
@@ -308,23 +353,31 @@ class _Table:
         self.indices.append(idx)
         self.pending_rows += len(chunk)
 
-    def flush(self, report: QuirkReport) -> None:
+    def take_row_group(self) -> Callable[[], QuirkReport] | None:
+        """The pending rows as a job that builds and writes one row group and returns its quirk counts."""
         if not self.chunks:
-            return
-        raw = pa.concat_arrays(self.chunks)
-        counts = np.fromiter((len(c) for c in self.chunks), dtype=np.int64, count=len(self.chunks))
-        owner = np.repeat(np.arange(len(self.chunks)), counts)
-        keys = _RowKeys(
-            pa.array(self.video_uids, pa.string()).take(owner),
-            np.repeat(np.asarray(self.passes, dtype=np.int8), counts),
-            np.concatenate(self.indices).astype(np.int32),
-            self.name,
-        )
-        table = pa.Table.from_arrays(self.columns(raw, keys, report), schema=self.schema)
-        self.writer.write_table(table, row_group_size=len(table))
-        self.rows_written += len(table)
+            return None
+        chunks, video_uids, passes, indices = self.chunks, self.video_uids, self.passes, self.indices
         self.chunks, self.video_uids, self.passes, self.indices = [], [], [], []
         self.pending_rows = 0
+
+        def write() -> QuirkReport:
+            report = QuirkReport()
+            raw = pa.concat_arrays(chunks)
+            counts = np.fromiter((len(c) for c in chunks), dtype=np.int64, count=len(chunks))
+            owner = np.repeat(np.arange(len(chunks)), counts)
+            keys = _RowKeys(
+                pa.array(video_uids, pa.string()).take(owner),
+                np.repeat(np.asarray(passes, dtype=np.int8), counts),
+                np.concatenate(indices).astype(np.int32),
+                self.name,
+            )
+            table = pa.Table.from_arrays(self.columns(raw, keys, report), schema=self.schema)
+            self.writer.write_table(table, row_group_size=len(table))
+            self.rows_written += len(table)
+            return report
+
+        return write
 
 
 def _add_video(
