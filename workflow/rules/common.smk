@@ -348,6 +348,55 @@ def de_spec(wc):
     return json.dumps(spec, sort_keys=True)
 
 
+def de_vslnet_features():
+    """The dual encoder run x seed whose video tower writes the VSLNet features, and the VSLNet run trained on
+    them (an experiment run from scratch: an init would need training on these features too), as
+    ``dual_encoder.vslnet_features`` gives them; unset, gt100 (else the first run) at the first seed and the
+    first scratch run. None, with the reason logged, when unset and no such runs exist."""
+    given = DECFG.get("vslnet_features")
+    scratch = [name for name, run in RUNS.items() if run.stage == "scratch"]
+    if given is None and not (DE_RUNS and scratch):
+        logger.info("dual encoder features for VSLNet: not planned (needs a dual_encoder run and a scratch run)")
+        return None
+    default_run = "gt100" if "gt100" in DE_RUNS else next(iter(DE_RUNS), None)
+    vf = {"run": default_run, "seed": DE_SEEDS[0], "window_rows": 3, "baseline": next(iter(scratch), None)}
+    vf.update(given or {})
+    where = "config.yaml: dual_encoder.vslnet_features"
+    if set(vf) != {"run", "seed", "window_rows", "baseline"}:
+        raise ValueError(f"{where} has unknown keys {sorted(set(vf) - {'run', 'seed', 'window_rows', 'baseline'})}")
+    if vf["run"] not in DE_RUNS or vf["seed"] not in DE_SEEDS:
+        raise ValueError(
+            f"{where} names run {vf['run']!r} seed {vf['seed']}: not a dual_encoder run that runs"
+            f" ({', '.join(DE_RUNS) or 'none'}) at one of its seeds {DE_SEEDS}"
+        )
+    if vf["baseline"] not in scratch:
+        raise ValueError(f"{where}.baseline {vf['baseline']!r} is not an experiments run with stage scratch")
+    if not isinstance(vf["window_rows"], int) or vf["window_rows"] < 1 or vf["window_rows"] % 2 == 0:
+        raise ValueError(f"{where}.window_rows {vf['window_rows']!r} is not an odd number >= 1")
+    return vf
+
+
+def de_vslnet_dir(seed):
+    """The VSLNet run of the dual encoder's features at ``seed``."""
+    return f"results/dualenc/vslnet/{DE_VF_NAME}/{DE_VF['baseline']}/seed{seed}"
+
+
+def de_vslnet_predictor(seed):
+    return f"vslnet_{DE_VF['baseline']}_on_{DE_VF_NAME}_seed{seed}"
+
+
+def de_vslnet_train_inputs(wc):
+    """The baseline run's training inputs with the dual encoder's clip features instead of the input set's."""
+    return vslnet_train_inputs(None) | {
+        "train_features": f"{DE_VF_TABLES}/training_clips.parquet",
+        "val_features": f"{DE_VF_TABLES}/val_clips.parquet",
+    }
+
+
+def de_vslnet_predict_inputs(wc):
+    inputs = vslnet_predict_inputs(de_vslnet_dir(wc.seed), wc.split)
+    return inputs | {"features": f"{DE_VF_TABLES}/{wc.split}_clips.parquet"}
+
 # -------------------------------------------------------------------------------------- functions of ingest.smk
 
 

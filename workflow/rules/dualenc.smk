@@ -22,6 +22,15 @@ DE_RUNS = {r.name: r for r in DE_RUNS}
 check_narrator_tower()
 for _name, _reason in DE_SKIPPED.items():
     logger.info(f"dual_encoder run {_name!r} is not run: {_reason}")
+# The dual encoder's features as VSLNet input (one experiment run): the frozen video tower of one run x seed
+# over every video's rows (egonlq.dualenc.features), and the VSLNet run `baseline` (an experiment run from
+# scratch) trained on them at the experiment seeds, against the same run on the input features.
+DE_VF = de_vslnet_features()  # None: not planned (no dual encoder run or no scratch run)
+if DE_VF:
+    DE_VF_NAME = f"dualenc_{DE_VF['run']}_seed{DE_VF['seed']}"  # the new feature set
+    DE_VF_DIR = f"results/dualenc/features/{DE_VF_NAME}"
+    DE_VF_TABLES = f"results/dualenc/vslnet/{DE_VF_NAME}/features"
+    DE_VF_DIM = DECFG["model"]["embed_dim"]
 
 wildcard_constraints:
     derun="|".join(DE_RUNS) if DE_RUNS else "NO_RUNS",
@@ -192,6 +201,11 @@ rule dual_encoder_table:
         " --parquet {output.parquet:q} --markdown {output.markdown:q} --plot {output.plot:q} > {log:q} 2>&1"
 
 
+if DE_VF:
+
+    include: "dualenc_vslnet.smk"
+
+
 localrules:
     dual_encoder,
 
@@ -199,5 +213,6 @@ localrules:
 rule dual_encoder:
     input:
         rules.dual_encoder_table.output.markdown,
+        [rules.dualenc_feature_table.output.markdown] if DE_VF else [],
     conda:
         "../../envs/dualenc.yaml"

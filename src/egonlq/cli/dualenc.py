@@ -184,6 +184,43 @@ def dualenc_predict(a: argparse.Namespace) -> None:
     log_stats("zero-shot NLQ", stats)
 
 
+def _features_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model-dir", type=Path, required=True, help="a trained dual encoder")
+    p.add_argument("--text-model", default="default", help="its text encoder (when it trained layers)")
+    p.add_argument("--feature-dir", type=Path, required=True, help="the input set's <video_uid>.pt files")
+    p.add_argument("--feature-set", required=True, help="the input set's name (its sidecar gives the grid)")
+    p.add_argument("--window-rows", type=int, default=3, help="odd: input rows embedded around each row")
+    p.add_argument("--name", required=True, help="the new set's name (its sidecar)")
+    p.add_argument("--backbone", required=True, help="the new set's backbone (its sidecar)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out-dir", type=Path, required=True, help="<video_uid>.pt, official layout")
+    p.add_argument("--stats", type=Path, required=True)
+
+
+@command("dualenc-features", _features_args)
+def dualenc_features(a: argparse.Namespace) -> None:
+    """The frozen video tower over every video's rows: a new feature set on the input's time grid."""
+    from egonlq.dualenc.evaluate import load_model
+    from egonlq.dualenc.features import embed_feature_set
+    from egonlq.io import write_json, write_manifest
+
+    set_threads(a.threads)
+    model, _ = load_model(a.model_dir, _text_model(a.text_model))
+    stats = embed_feature_set(
+        model,
+        a.feature_dir,
+        a.feature_set,
+        a.out_dir,
+        name=a.name,
+        backbone=a.backbone,
+        window_rows=a.window_rows,
+        progress=True,  # a bar on a terminal, a line per interval in a log (egonlq.progress)
+    )
+    write_manifest(a.out_dir, pattern="*.pt")
+    log_stats("dual encoder features", stats)
+    write_json(stats, a.stats, indent=1)
+
+
 def _table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", required=True, help="dual_encoder.runs as JSON")
     p.add_argument("--seeds", type=int, nargs="+", required=True)
@@ -212,3 +249,25 @@ def dualenc_table(a: argparse.Namespace) -> None:
     )
     write_outputs(table, parquet=a.parquet, md=a.markdown, png=a.plot, synthetic=a.synthetic)
     log.info("dual encoder table:\n%s", a.markdown.read_text())
+
+
+def _feature_table_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--baseline-label", required=True, help="the input feature set's name")
+    p.add_argument("--baseline", type=Path, nargs="+", required=True, help="its VSLNet runs' val metrics")
+    p.add_argument("--dualenc-label", required=True, help="the dual encoder's feature set's name")
+    p.add_argument("--dualenc", type=Path, nargs="+", required=True, help="the same runs' on its features")
+    p.add_argument("--synthetic", action="store_true")
+    p.add_argument("--parquet", type=Path, required=True)
+    p.add_argument("--markdown", type=Path, required=True)
+
+
+@command("dualenc-feature-table", _feature_table_args)
+def dualenc_feature_table(a: argparse.Namespace) -> None:
+    """VSLNet on the input features vs on the dual encoder's features, over seeds."""
+    from egonlq.dualenc.feature_table import build_table, write_outputs
+
+    table = build_table((a.baseline_label, a.baseline), (a.dualenc_label, a.dualenc))
+    text = write_outputs(
+        table, a.baseline_label, a.dualenc_label, parquet=a.parquet, md=a.markdown, synthetic=a.synthetic
+    )
+    log.info("VSLNet feature table:\n%s", text)

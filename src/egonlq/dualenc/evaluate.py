@@ -31,6 +31,30 @@ MCQ_OPTIONS = 5
 RECALL_KS = (1, 5, 10)
 
 
+def load_model(model_dir: Path, text_model: Path) -> tuple[DualEncoder, PooledTextEncoder | None]:
+    """A checkpoint in eval mode, and the text encoder when some of its layers were trained (else None)."""
+    config = read_config(Path(model_dir) / "config.json")
+    encoder = PooledTextEncoder(text_model) if config.unfreeze_layers else None
+    model = DualEncoder.from_pretrained(model_dir, text_encoder=encoder.module if encoder else None)
+    return model.eval(), encoder
+
+
+@torch.no_grad()
+def embed_windows(
+    model: DualEncoder, bank: FeatureBank, first: np.ndarray, count: np.ndarray, *, batch_size: int = 1024
+) -> torch.Tensor:
+    """``[N, E]`` video-tower embeddings of windows given as (first bank row, row count)."""
+    out = []
+    for i in range(0, len(first), batch_size):
+        rows, mask = bank.gather(
+            torch.from_numpy(first[i : i + batch_size]),
+            torch.from_numpy(count[i : i + batch_size]),
+            model.config.max_rows,
+        )
+        out.append(model.encode_video(rows, mask))
+    return torch.cat(out) if out else torch.zeros(0, model.config.embed_dim)
+
+
 class Embedder:
     """A trained dual encoder with its feature bank and text source: windows and texts to unit vectors."""
 
@@ -51,25 +75,14 @@ class Embedder:
         progress: bool = True,
     ) -> Embedder:
         """Load the checkpoint, the pooled texts (of the same encoder) and the features of ``video_uids``."""
-        config = read_config(Path(model_dir) / "config.json")
-        encoder = PooledTextEncoder(text_model) if config.unfreeze_layers else None
-        model = DualEncoder.from_pretrained(model_dir, text_encoder=encoder.module if encoder else None)
+        model, encoder = load_model(model_dir, text_model)
         texts = PooledTexts.load(text_cache, model_path=text_model)
-        bank = FeatureBank.load(feature_dir, video_uids, dim=config.video_dim, progress=progress)
+        bank = FeatureBank.load(feature_dir, video_uids, dim=model.config.video_dim, progress=progress)
         return cls(model, bank, texts, encoder)
 
-    @torch.no_grad()
     def windows(self, first: np.ndarray, count: np.ndarray, batch_size: int = 1024) -> torch.Tensor:
         """``[N, E]`` embeddings of windows given as (first bank row, row count)."""
-        out = []
-        for i in range(0, len(first), batch_size):
-            rows, mask = self.bank.gather(
-                torch.from_numpy(first[i : i + batch_size]),
-                torch.from_numpy(count[i : i + batch_size]),
-                self.model.config.max_rows,
-            )
-            out.append(self.model.encode_video(rows, mask))
-        return torch.cat(out) if out else torch.zeros(0, self.model.config.embed_dim)
+        return embed_windows(self.model, self.bank, first, count, batch_size=batch_size)
 
     @torch.no_grad()
     def text(

@@ -102,7 +102,8 @@ def _row(run: str, kind: str, **values: object) -> dict:
     return row
 
 
-def _nlq(path: Path) -> dict[str, float | None]:
+def nlq_recall(path: Path) -> dict[str, float | None]:
+    """The official-mode recalls of :data:`NLQ_COLUMNS` (percent, None when undefined) of a metrics JSON."""
     recall = read_metrics(path).get("official", {}).get("recall", {})
     return {c: None if recall.get(c) is None else recall[c] * 100 for c in NLQ_COLUMNS}
 
@@ -131,15 +132,14 @@ def build_table(
                     gt_fraction=run.gt_fraction,
                     train_items=summary["items"],
                     **{c: heldout[c] for c in HELDOUT_COLUMNS},
-                    **_nlq(nlq_metrics[(run.name, seed)]),
+                    **nlq_recall(nlq_metrics[(run.name, seed)]),
                 )
             )
     for name, reason in skipped.items():
         rows.append(_row(name, "not_run", note=reason))
     for path in reference_metrics:
-        rows.append(
-            _row(read_metrics(path)["predictor"], "vslnet", note="reference (trained on NLQ)", **_nlq(path))
-        )
+        predictor = read_metrics(path)["predictor"]
+        rows.append(_row(predictor, "vslnet", note="reference (trained on NLQ)", **nlq_recall(path)))
     return pd.DataFrame(rows, columns=DUALENC_TABLE.names)
 
 
@@ -160,7 +160,8 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def _cell(mean: float, std: float) -> str:
+def mean_std_cell(mean: float, std: float) -> str:
+    """``mean ± std`` with one decimal; ``mean`` alone for one seed, ``-`` for no value."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "-"
     return f"{mean:.1f}" if std is None or math.isnan(std) else f"{mean:.1f} ± {std:.1f}"
@@ -191,7 +192,7 @@ def markdown(summary: pd.DataFrame, *, synthetic: bool) -> str:
     for r in summary.to_dict("records"):
         gt = "-" if pd.isna(r["gt_fraction"]) else f"{r['gt_fraction']:.0%}"
         items = "-" if pd.isna(r["train_items"]) else f"{r['train_items']:.0f}"
-        cells = [_cell(r[f"{c}_mean"], r[f"{c}_std"]) for c in columns]
+        cells = [mean_std_cell(r[f"{c}_mean"], r[f"{c}_std"]) for c in columns]
         lines.append(
             "| "
             + " | ".join(
