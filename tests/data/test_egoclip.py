@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from egonlq.cli import main
-from egonlq.data.egoclip import read_egoclip_csv
+from egonlq.data.egoclip import _read_checked, _read_well_formed, read_egoclip_csv
 from egonlq.data.tables import EGOCLIP
 from egonlq.errors import InputError
 
@@ -107,3 +107,37 @@ def test_missing_column_is_named(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="header lacks") as info:
         read_egoclip_csv(path)
     assert info.value.field == "clip_end"
+
+
+def test_well_formed_file_is_read_typed_with_the_checked_rows(tmp_path: Path) -> None:
+    """The fast typed read gives the rows of the line-by-line checks, number spellings included."""
+    lines = [row(0), row(1, start="+.5", end="7."), row(2, start="1e1", end="2.5E+1", ind="-0")]
+    path = write(tmp_path, lines)
+    typed = _read_well_formed(path)
+    checked, rows_in, malformed, _ = _read_checked(path)
+    assert typed is not None and malformed == 0 and rows_in == 3
+    assert typed.equals(checked)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        row(1, ind="0x10"),  # Arrow reads hexadecimal integers; the checks do not
+        row(1, end="nan"),
+        row(1, time="-inf"),
+        row(1, dur=""),
+        row(1, ind="+5"),
+        row(1, ind="99999999999999999999"),
+        "1\ttoo\tfew",
+        "",
+    ],
+)
+def test_any_doubtful_line_sends_the_file_to_the_checks(tmp_path: Path, line: str) -> None:
+    path = write(tmp_path, [row(0), line, row(2)])
+    assert _read_well_formed(path) is None
+
+
+def test_hexadecimal_index_is_malformed(tmp_path: Path) -> None:
+    table, stats = read_egoclip_csv(write(tmp_path, [row(0), row(1, ind="0x10")]))
+    assert table.column("clip_idx").to_pylist() == [0]
+    assert stats["malformed_examples"] == ["line 3: narration_ind='0x10' is not a number"]

@@ -78,10 +78,91 @@ def read_egoclip_csv(path: Path) -> tuple[pa.Table, dict]:
     empty). Rows whose window is inverted are dropped and counted. A missing column is an error naming it.
     Stats: ``rows_in``, ``malformed_lines``, ``malformed_examples`` (the first few, ``"line N: why"``, lines
     counted from 1 with the header), ``bad_window``, ``rows_out``.
+
+    A well-formed file (the usual case) is parsed straight into typed columns on all cores
+    (:func:`_read_well_formed`); any doubt sends it through the line-by-line checks (:func:`_read_checked`).
     """
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")
+    table = _read_well_formed(path)
+    if table is not None:
+        rows_in, malformed, examples = table.num_rows, 0, []
+    else:
+        table, rows_in, malformed, examples = _read_checked(path)
+    start = table["clip_start"].to_numpy()
+    end = table["clip_end"].to_numpy()
+    window_ok = np.isfinite(start) & np.isfinite(end) & (end >= start)
+    stats = {
+        "rows_in": rows_in,
+        "malformed_lines": malformed,
+        "malformed_examples": examples,
+        "bad_window": int((~window_ok).sum()),
+    }
+    table = table.filter(pa.array(window_ok))
+    stats["rows_out"] = table.num_rows
+    if stats["malformed_lines"]:
+        logger.warning(
+            "%s: %d malformed lines skipped, first: %s",
+            path.name,
+            stats["malformed_lines"],
+            "; ".join(stats["malformed_examples"]),
+        )
+    return table, stats
+
+
+def _parse_options(on_invalid) -> pacsv.ParseOptions:
+    """Tab-separated, every line a row (no quoting, empty lines kept: they have the wrong column count)."""
+    return pacsv.ParseOptions(
+        delimiter="\t", quote_char=False, invalid_row_handler=on_invalid, ignore_empty_lines=False
+    )
+
+
+def _read_well_formed(path: Path) -> pa.Table | None:
+    """The EGOCLIP table when every line of ``path`` is well formed, else None (nothing is skipped here).
+
+    Arrow parses the numbers as it would cast the text (:func:`_read_checked`), on all cores. What it takes
+    that the checks refuse is looked for afterwards: NaN and infinities in float columns, hexadecimal
+    (``0x10``) in integer columns, read as text for that reason and cast here.
+    """
+    invalid: list[pacsv.InvalidRow] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        invalid.append(row)
+        return "skip"
+
+    integers = [f.name for f in EGOCLIP if pa.types.is_integer(f.type)]
+    types = {f.name: pa.string() if f.name in integers else f.type for f in EGOCLIP}
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(use_threads=True),
+            parse_options=_parse_options(on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types, null_values=[], strings_can_be_null=False
+            ),
+        )
+        if invalid or any(f.name not in table.schema.names for f in EGOCLIP):
+            return None
+        table = table.select(EGOCLIP.names)
+        for name in integers:
+            if pc.any(pc.match_substring(table[name], "x", ignore_case=True)).as_py():
+                return None
+        table = table.cast(EGOCLIP)
+    except pa.ArrowInvalid:  # a number Arrow cannot read, or too large for its type
+        return None
+    for field in EGOCLIP:
+        if pa.types.is_floating(field.type) and not pc.all(pc.is_finite(table[field.name])).as_py():
+            return None
+    return table
+
+
+def _read_checked(path: Path) -> tuple[pa.Table, int, int, list[str]]:
+    """The EGOCLIP rows of ``path`` read as text and checked line by line.
+
+    Returns the well-formed rows, the number of rows read, the number of malformed lines and the first few
+    of them (``"line N: why"``).
+    """
     skipped: list[tuple[int, str]] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -91,11 +172,9 @@ def read_egoclip_csv(path: Path) -> tuple[pa.Table, dict]:
     try:
         table = pacsv.read_csv(
             path,
-            # one thread: invalid rows then carry their line number; every line is a row (no quoting)
+            # one thread: invalid rows then carry their line number
             read_options=pacsv.ReadOptions(use_threads=False),
-            parse_options=pacsv.ParseOptions(
-                delimiter="\t", quote_char=False, invalid_row_handler=on_invalid, ignore_empty_lines=False
-            ),
+            parse_options=_parse_options(on_invalid),
             convert_options=pacsv.ConvertOptions(
                 column_types={f.name: pa.string() for f in EGOCLIP}, strings_can_be_null=False
             ),
@@ -124,22 +203,5 @@ def read_egoclip_csv(path: Path) -> tuple[pa.Table, dict]:
         table = table.filter(pa.array(ok)).cast(EGOCLIP)
     except pa.ArrowInvalid as e:  # e.g. an index beyond int64
         raise InputError(path, f"a number column does not fit its type: {e}") from e
-    start = table["clip_start"].to_numpy()
-    end = table["clip_end"].to_numpy()
-    window_ok = np.isfinite(start) & np.isfinite(end) & (end >= start)
-    stats = {
-        "rows_in": len(lines) + len(skipped),
-        "malformed_lines": len(skipped) + int((~ok).sum()),
-        "malformed_examples": [f"line {n}: {reason}" for n, reason in malformed[:MALFORMED_EXAMPLES]],
-        "bad_window": int((~window_ok).sum()),
-    }
-    table = table.filter(pa.array(window_ok))
-    stats["rows_out"] = table.num_rows
-    if stats["malformed_lines"]:
-        logger.warning(
-            "%s: %d malformed lines skipped, first: %s",
-            path.name,
-            stats["malformed_lines"],
-            "; ".join(stats["malformed_examples"]),
-        )
-    return table, stats
+    examples = [f"line {n}: {reason}" for n, reason in malformed[:MALFORMED_EXAMPLES]]
+    return table, len(lines) + len(skipped), len(skipped) + int((~ok).sum()), examples
