@@ -93,3 +93,24 @@ def test_narration_stream_names_a_deep_status_without_printing_it(tmp_path: Path
     report = ingest_narrations(path, tmp_path / "n.parquet", tmp_path / "s.parquet")
     assert report.to_dict()["counts"] == {"status:<list>": 1}
     assert json.loads(path.read_text())["v"]["status"]  # valid JSON, only deep
+
+
+def test_read_parquet_columns_reads_and_checks_only_those(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from egonlq.io import read_parquet, write_parquet
+
+    schema = pa.schema([("a", pa.int64()), ("b", pa.string()), ("c", pa.float64())])
+    path = tmp_path / "t.parquet"
+    write_parquet(pa.table({"a": [1, 2], "b": ["x", "y"], "c": [0.5, 1.5]}), path, schema)
+    table = read_parquet(path, schema, columns=["c", "a"])
+    assert table.column_names == ["c", "a"] and table.column("c").to_pylist() == [0.5, 1.5]
+    assert read_parquet(path, columns=["b"]).to_pydict() == {"b": ["x", "y"]}
+    with pytest.raises(InputError, match="column missing") as info:
+        read_parquet(path, columns=["b", "z"])
+    assert info.value.field == "z"
+    wrong = pa.schema([("a", pa.string()), ("b", pa.string())])
+    with pytest.raises(InputError, match="column has type int64") as info:
+        read_parquet(path, wrong, columns=["a"])
+    assert info.value.field == "a"
+    assert read_parquet(path, wrong, columns=["b"]).num_rows == 2  # only the columns read are checked

@@ -10,7 +10,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,18 +61,35 @@ def write_parquet(table: pa.Table, path: str | Path, schema: pa.Schema | None = 
         pq.write_table(table, tmp, compression="zstd")
 
 
-def read_parquet(path: str | Path, schema: pa.Schema | None = None) -> pa.Table:
-    """Read a parquet table; when ``schema`` is given, check that every column is there with its type."""
-    table = pq.read_table(path)
+def read_parquet(
+    path: str | Path, schema: pa.Schema | None = None, *, columns: Sequence[str] | None = None
+) -> pa.Table:
+    """Read a parquet table; when ``schema`` is given, check that every column is there with its type.
+
+    ``columns`` reads only those columns (in that order; the others are never decoded), each checked
+    against ``schema`` when given.
+    """
+    if columns is None:
+        table = pq.read_table(path)
+        found = table.schema
+    else:
+        found = pq.read_schema(path)
+        if schema is not None:
+            schema = pa.schema([schema.field(name) for name in columns])
+        else:
+            missing = [name for name in columns if name not in found.names]
+            if missing:
+                raise InputError(path, "column missing", field=", ".join(missing))
     if schema is not None:
         for field in schema:
-            if field.name not in table.schema.names:
+            if field.name not in found.names:
                 raise InputError(path, "column missing", field=field.name, expected=str(field.type))
-            got = table.schema.field(field.name).type
+            got = found.field(field.name).type
             if got != field.type:
                 raise InputError(path, f"column has type {got}", field=field.name, expected=str(field.type))
-        table = table.select(schema.names)
-    return table
+    if columns is not None:
+        return pq.read_table(path, columns=list(columns))
+    return table if schema is None else table.select(schema.names)
 
 
 # Deepest nesting of arrays/objects a JSON input may have. Ego4D files nest 7 levels, predictions 4; deeper

@@ -628,3 +628,49 @@ def test_merge_copies_junk_frames_but_needs_the_fields():
     with pytest.raises(InputError) as e:
         merge_naq_nlq(nlq, {"videos": []})
     assert e.value.field == "video_end_frame" and "C9" in e.value.record
+
+
+def test_naq_table_indexes_queries_per_annotation():
+    """query_idx restarts in each annotation, an empty annotation adds no row, keys repeat per query."""
+    lq = q(1.0, 2.0, 0.0, "#C C a")
+    obj = {
+        "videos": [
+            {
+                "video_uid": "V",
+                "clips": [
+                    {
+                        "clip_uid": "C",
+                        "video_start_sec": 0.0,
+                        "video_end_sec": 1.5,
+                        "annotations": [
+                            {"annotation_uid": "A", "language_queries": [lq, {**lq, "query": "#C C b"}]},
+                            {"annotation_uid": "E", "language_queries": []},
+                            {"annotation_uid": "B", "language_queries": [{**lq, "query": "#C C c"}]},
+                        ],
+                    }
+                ],
+            },
+            {"video_uid": "W", "clips": []},
+        ]
+    }
+    d = naq_table(obj).to_pydict()
+    assert d["query_uid"] == ["naq:A:0", "naq:A:1", "naq:B:0"]
+    assert d["query"] == ["#C C a", "#C C b", "#C C c"]
+    assert d["video_uid"] == ["V"] * 3 and d["clip_uid"] == ["C"] * 3
+    assert d["ends_after_clip"] == [True] * 3  # 2.0 > clip length 1.5
+    assert naq_table({"videos": []}).num_rows == 0
+
+
+def test_build_naq_needs_only_the_row_columns(tmp_path):
+    from egonlq.io import read_parquet, write_parquet
+    from egonlq.queries.naq import ROW_COLUMNS
+
+    n = ROWS.num_rows
+    full = ROWS.append_column("clip_idx", pa.array(range(n), pa.int64()))
+    for f in EGOCLIP:
+        if f.name not in full.column_names:
+            full = full.append_column(f.name, pa.array([None] * n, f.type))
+    write_parquet(full.select(EGOCLIP.names), tmp_path / "egoclip.parquet")
+    rows = read_parquet(tmp_path / "egoclip.parquet", EGOCLIP, columns=ROW_COLUMNS)
+    assert rows.column_names == list(ROW_COLUMNS)
+    assert build_naq(rows, POOL) == build_naq(ROWS, POOL)

@@ -22,6 +22,7 @@ import logging
 import math
 import random
 from collections.abc import Sequence
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 SUBSAMPLE_FRACTION = 0.95  # v1 keeps int(0.95 N) of the shuffled pool videos
 POOL_COLUMNS = ("video_uid", "clip_uid", "video_start_sec", "video_end_sec")
+# The EgoClip columns build_naq reads: read only these (egonlq.io.read_parquet(..., columns=ROW_COLUMNS))
+ROW_COLUMNS = ("video_uid", "clip_start", "clip_end", "clip_text")
 CLIP_MD_FIELDS = ("video_start_sec", "video_end_sec", "video_start_frame", "video_end_frame")
 
 # EgoClip-equivalent rows built from narration.json: the EGOCLIP columns NaQ and provenance need
@@ -314,9 +317,7 @@ def build_naq(
     ``rows_in_no_clip`` (rows of kept videos contained in no clip), ``partial_overlaps`` (row-clip pairs that
     overlap without containment, dropped), ``subsample_v1``, ``seed``.
     """
-    _check_columns(
-        egoclip_rows.column_names, ("video_uid", "clip_start", "clip_end", "clip_text"), "EgoClip rows"
-    )
+    _check_columns(egoclip_rows.column_names, ROW_COLUMNS, "EgoClip rows")
     _check_columns(list(pool.columns), POOL_COLUMNS, "clip pool")
     pool = pool.reset_index(drop=True)
     pool_videos = pool["video_uid"].unique().tolist()
@@ -568,7 +569,7 @@ def write_naq_json(obj: dict, path: str | Path) -> None:
     comes from checked input (:func:`build_naq`, :func:`em_train_clips`, :func:`merge_naq_nlq`).
     """
     with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(orjson.dumps(obj) + b"\n")
+        Path(tmp).write_bytes(orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE))
 
 
 # ---------------------------------------------------------------------------------------------- tables
@@ -592,43 +593,39 @@ def naq_table(naq: dict) -> pa.Table:
 
     ``ends_after_clip`` is relative to the NaQ clip (``video_end_sec - video_start_sec``).
     """
-    cols: dict[str, list] = {
-        k: [] for k in ("video_uid", "clip_uid", "annotation_uid", "query_idx", "clip_len")
-    }
-    texts: list = []
-    starts: list = []
-    ends: list = []
+    lqs: list[dict] = []  # every query, in order
+    keys: dict[str, list] = {k: [] for k in ("video_uid", "clip_uid", "annotation_uid", "clip_len")}
+    counts: list[int] = []  # queries per annotation
     for video in naq["videos"]:
         for clip in video["clips"]:
-            clip_len = clip["video_end_sec"] - clip["video_start_sec"]
             for ann in clip["annotations"]:
-                lqs = ann["language_queries"]
-                n = len(lqs)
-                cols["video_uid"] += [video["video_uid"]] * n
-                cols["clip_uid"] += [clip["clip_uid"]] * n
-                cols["annotation_uid"] += [ann["annotation_uid"]] * n
-                cols["query_idx"] += range(n)
-                cols["clip_len"] += [clip_len] * n
-                texts += [lq["query"] for lq in lqs]
-                starts += [lq["clip_start_sec"] for lq in lqs]
-                ends += [lq["clip_end_sec"] for lq in lqs]
-    cols["query"], cols["clip_start_sec"], cols["clip_end_sec"] = texts, starts, ends
-    start = np.asarray(cols["clip_start_sec"], dtype=np.float64)
-    end = np.asarray(cols["clip_end_sec"], dtype=np.float64)
-    zero_length, ends_after = derived_flags(start, end, np.asarray(cols["clip_len"], dtype=np.float64))
-    annotation = pa.array(cols["annotation_uid"], pa.string())
-    idx = pa.array(cols["query_idx"], pa.int32())
+                lqs += ann["language_queries"]
+                counts.append(len(ann["language_queries"]))
+                keys["video_uid"].append(video["video_uid"])
+                keys["clip_uid"].append(clip["clip_uid"])
+                keys["annotation_uid"].append(ann["annotation_uid"])
+                keys["clip_len"].append(clip["video_end_sec"] - clip["video_start_sec"])
+    n = len(lqs)
+    sizes = np.asarray(counts, dtype=np.int64)
+    owner = pa.array(np.repeat(np.arange(len(sizes)), sizes))
+    query_idx = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    start = np.fromiter(map(itemgetter("clip_start_sec"), lqs), dtype=np.float64, count=n)
+    end = np.fromiter(map(itemgetter("clip_end_sec"), lqs), dtype=np.float64, count=n)
+    clip_len = np.repeat(np.asarray(keys["clip_len"], dtype=np.float64), sizes)
+    zero_length, ends_after = derived_flags(start, end, clip_len)
+    annotation = pa.array(keys["annotation_uid"], pa.string()).take(owner)
+    idx = pa.array(query_idx, pa.int32())
     return pa.table(
         {
             "query_uid": pc.binary_join_element_wise(
                 pa.scalar("naq"), annotation, pc.cast(idx, pa.string()), ":"
             ),
-            "source": pa.array(["naq"] * len(idx), pa.string()),
-            "video_uid": pa.array(cols["video_uid"], pa.string()),
-            "clip_uid": pa.array(cols["clip_uid"], pa.string()),
+            "source": pa.array(["naq"] * n, pa.string()),
+            "video_uid": pa.array(keys["video_uid"], pa.string()).take(owner),
+            "clip_uid": pa.array(keys["clip_uid"], pa.string()).take(owner),
             "annotation_uid": annotation,
             "query_idx": idx,
-            "query": pa.array(cols["query"], pa.string()),
+            "query": pa.array(list(map(itemgetter("query"), lqs)), pa.string()),
             "clip_start_sec": pa.array(start, pa.float64()),
             "clip_end_sec": pa.array(end, pa.float64()),
             "zero_length": pa.array(zero_length, pa.bool_()),
