@@ -34,6 +34,22 @@ if STEPS_ON and not STEPS_ADAPT:
 STEPS_MODES = ["zeroshot", "adapters"] if STEPS_ADAPT else ["zeroshot"]
 STEPS_TEST = ["results/steps/data/test_queries.parquet"] if "test" in STEPS_PRESENT else []
 STEPS_DECODE = json.dumps(SCFG["decode"], sort_keys=True)
+# VSLNet on the converted queries (the official baseline, spec §5): trained from scratch on Goal-Step train
+# with the vslnet section's model and settings, one seed per dual_encoder seed; a demo-sized run in the demo
+# world (a few epochs: it adds about a minute per seed), the vslnet settings on real data.
+STEPS_VSLNET = "train" in STEPS_ANNOTATED
+STEPS_VSLNET_TRAIN = {"epochs": 3, "batch_size": 32, "eval_per_epoch": 1} if IS_DEMO else {}
+STEPS_VSLNET_RUN = parse_experiments(
+    {k: VCFG[k] for k in ("label_mode", "model", "train")},
+    {"seeds": DE_SEEDS, "runs": [{"name": "goalstep", "stage": "scratch", "train": STEPS_VSLNET_TRAIN}]},
+    available_sources=QUERY_SOURCES,
+)[0]
+STEPS_VSLNET_DIR = "results/steps/vslnet/data"
+STEPS_VSLNET_TEXT = f"results/steps/vslnet/text/{TEXT_TAG}/embeddings.safetensors"
+STEPS_VSLNET_TEXT_INPUT = {"text_cache": STEPS_VSLNET_TEXT} if VCFG["text"] == "cache" else {}
+STEPS_VSLNET_METRICS = (
+    expand("results/steps/vslnet/scratch/seed{seed}/span_metrics.json", seed=DE_SEEDS) if STEPS_VSLNET else []
+)
 
 
 if STEPS_ON:
@@ -191,13 +207,59 @@ if STEPS_ON:
             " --name steps_adapters_{wildcards.derun}_seed{wildcards.seed} --decode {params.decode:q}"
             " --challenge-decoder {params.challenge_decoder:q} --threads {threads} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
+    if STEPS_VSLNET:
+
+        rule steps_vslnet_data:
+            input:
+                gt=[f"results/steps/data/{s}_gt.json" for s in ("train", "valid")],
+                groups=STEPS_GROUPS,
+                features=FEATURE_INPUT,
+                code=src_files("steps", "steps.vslnet_data", "data.feature_sets"),
+            output:
+                **{f"{s}_{kind}": f"{STEPS_VSLNET_DIR}/{s}_{kind}.parquet" for s in ("train", "valid")
+                   for kind in ("queries", "clips", "features")},
+                train_nlq=f"{STEPS_VSLNET_DIR}/train_nlq.json",
+                valid_nlq=f"{STEPS_VSLNET_DIR}/valid_nlq.json",
+                stats=f"{STEPS_VSLNET_DIR}/stats.json",
+            params:
+                feature_dir=lambda wc, input: folder_of(input.features),
+                dim=FEATURE_DIM,
+                feature_set=FEATURE_NAME,
+                mode=config["features"]["cut_mode"],
+                out_dir=lambda wc, output: str(Path(output.stats).parent),
+            log:
+                "results/logs/steps_vslnet_data/steps_vslnet_data.log",
+            resources:
+                mem_mb=4000,
+            conda:
+                "../../envs/data.yaml"
+            shell:
+                "exec python -m egonlq.cli steps-vslnet-data --gt {input.gt:q} --groups {input.groups:q}"
+                " --feature-dir {params.feature_dir:q} --dim {params.dim} --feature-set {params.feature_set:q}"
+                " --mode {params.mode:q} --out-dir {params.out_dir:q} --stats {output.stats:q} > {log:q} 2>&1"
+
+        rule steps_vslnet_evaluate:
+            input:
+                gt="results/steps/data/valid_gt.json",
+                predictions="results/steps/vslnet/scratch/seed{seed}/predictions/valid.json",
+                code=src_files("evaluation", "evaluation.metric", "evaluation.ground_truth"),
+            output:
+                "results/steps/vslnet/scratch/seed{seed}/span_metrics.json",
+            log:
+                "results/logs/steps_vslnet_evaluate/seed{seed}.log",
+            conda:
+                "../../envs/eval.yaml"
+            shell:
+                "exec python -m egonlq.cli evaluate --gt {input.gt:q} --predictions {input.predictions:q}"
+                " --predictor steps_vslnet_scratch_seed{wildcards.seed} --split valid --out {output:q} > {log:q} 2>&1"
+
     localrules:
         steps,
 
     rule steps_table:
         input:
             metrics=expand("results/steps/{mode}/{derun}/seed{seed}/{decoder}_metrics.json", mode=STEPS_MODES,
-                           derun=STEPS_RUNS, seed=DE_SEEDS, decoder=STEPS_DECODERS),
+                           derun=STEPS_RUNS, seed=DE_SEEDS, decoder=STEPS_DECODERS) + STEPS_VSLNET_METRICS,
             example=f"results/steps/{STEPS_MODES[0]}/{STEPS_RUNS[0]}/seed{DE_SEEDS[0]}/example.npz",
             code=src_files("steps", "steps.table"),
         output:
@@ -222,3 +284,64 @@ if STEPS_ON:
             rules.steps_table.output.markdown,
         conda:
             "../../envs/dualenc.yaml"
+
+
+# VSLNet on Goal-Step (the official baseline): the project's VSLNet rules on the converted queries. At the top
+# level because `use rule` must be; without Goal-Step train data nothing asks for their outputs.
+
+
+use rule text_embeddings as steps_vslnet_text with:
+    input:
+        training=f"{STEPS_VSLNET_DIR}/train_queries.parquet",
+        queries=[f"{STEPS_VSLNET_DIR}/valid_queries.parquet"],
+        code=src_files("grounding", "grounding.text_encoder"),
+    output:
+        cache=STEPS_VSLNET_TEXT,
+        stats=f"results/steps/vslnet/text/{TEXT_TAG}/stats.json",
+    log:
+        f"results/logs/steps_vslnet_text/{TEXT_TAG}.log",
+    benchmark:
+        f"results/benchmarks/steps_vslnet_text/{TEXT_TAG}.tsv"
+
+
+use rule train_vslnet as steps_vslnet_train with:
+    input:
+        train_queries=f"{STEPS_VSLNET_DIR}/train_queries.parquet",
+        train_clips=f"{STEPS_VSLNET_DIR}/train_clips.parquet",
+        train_features=f"{STEPS_VSLNET_DIR}/train_features.parquet",
+        val_queries=f"{STEPS_VSLNET_DIR}/valid_queries.parquet",
+        val_clips=f"{STEPS_VSLNET_DIR}/valid_clips.parquet",
+        val_features=f"{STEPS_VSLNET_DIR}/valid_features.parquet",
+        val_gt=f"{STEPS_VSLNET_DIR}/valid_nlq.json",
+        code=src_files("grounding", "grounding.train", "grounding.text_encoder", "data.provenance"),
+        **STEPS_VSLNET_TEXT_INPUT,
+    output:
+        model="results/steps/vslnet/scratch/seed{seed}/model/model.safetensors",
+        config="results/steps/vslnet/scratch/seed{seed}/model/config.json",
+        metrics="results/steps/vslnet/scratch/seed{seed}/model/metrics.csv",
+        summary="results/steps/vslnet/scratch/seed{seed}/model/summary.json",
+    params:
+        spec=lambda wc: json.dumps(
+            STEPS_VSLNET_RUN.train_spec_dict(int(wc.seed)) | {"text": VCFG["text"]}, sort_keys=True
+        ),
+        out_dir=lambda wc, output: str(Path(output.model).parent),
+    log:
+        "results/logs/steps_vslnet_train/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/steps_vslnet_train/seed{seed}.tsv"
+
+
+use rule predict_vslnet as steps_vslnet_predict with:
+    input:
+        model="results/steps/vslnet/scratch/seed{seed}/model/model.safetensors",
+        queries=f"{STEPS_VSLNET_DIR}/valid_queries.parquet",
+        clips=f"{STEPS_VSLNET_DIR}/valid_clips.parquet",
+        features=f"{STEPS_VSLNET_DIR}/valid_features.parquet",
+        code=src_files("grounding", "grounding.predict"),
+        **STEPS_VSLNET_TEXT_INPUT,
+    output:
+        "results/steps/vslnet/scratch/seed{seed}/predictions/valid.json",
+    params:
+        label_mode=STEPS_VSLNET_RUN.label_mode,
+    log:
+        "results/logs/steps_vslnet_predict/seed{seed}.log",

@@ -1,6 +1,7 @@
-"""The step-grounding table: zero-shot and adapter-tuned dual encoders x decoders, mean +- std over seeds,
-from the metrics files of ``steps-decode``; and a plot of one video's step-by-chunk similarities with the DP
-path against the ground truth.
+"""The step-grounding table: zero-shot and adapter-tuned dual encoders x decoders, and the VSLNet baseline
+trained on the converted queries, mean +- std over seeds, from the metrics files of ``steps-decode`` (and of
+``evaluate`` for VSLNet, filed as ``vslnet/scratch/seed<s>/span_metrics.json``); and a plot of one video's
+step-by-chunk similarities with the DP path against the ground truth.
 
 Rows: (model, decoder); columns: R@1 and R@5 at IoU 0.3 and 0.5 and mIoU in percent, both metric modes.
 A decoder that did not run (DFS on entries with too many steps) is shown as "not run" with its reason.
@@ -24,6 +25,8 @@ from egonlq.io import atomic_path, read_json, write_parquet, write_text
 METRICS = ("R1@0.3", "R1@0.5", "R5@0.3", "R5@0.5")
 MODES = ("official", "strict")
 DECODER_ORDER = ("argmax", "dp", "dfs", "viterbi")
+MODEL_ORDER = ("zeroshot", "adapters", "vslnet")
+MODEL_LABELS = {"vslnet": "VSLNet"}  # the markdown's name of a model folder
 STEPS_TABLE = pa.schema(
     [
         pa.field("model", pa.string(), nullable=False),
@@ -70,8 +73,11 @@ def steps_table(metric_paths: Sequence[Path]) -> list[dict[str, Any]]:
                 groups.setdefault(key, [])
                 notes[key] = str(entry.get("error") or entry.get("note") or "not run")
     order = {d: i for i, d in enumerate(DECODER_ORDER)}
+    models = {m: i for i, m in enumerate(MODEL_ORDER)}
     rows = []
-    for key in sorted(groups, key=lambda k: (k[0] != "zeroshot", k[1], order.get(k[2], 99), k[2], k[3])):
+    for key in sorted(
+        groups, key=lambda k: (models.get(k[0], 99), k[0], k[1], order.get(k[2], 99), k[2], k[3])
+    ):
         entries = groups[key]
         row: dict[str, Any] = dict(zip(("model", "run", "decoder", "mode"), key, strict=True))
         row["seeds"] = len(entries)
@@ -97,7 +103,9 @@ def _markdown(rows: list[dict[str, Any]], synthetic: bool) -> str:
         "Percent, mean ± std over seeds. `argmax` places each step on its own best window; `dp` is the exact "
         "order-constrained segment alignment (substeps inside their parent); `dfs` is the source's search "
         "(exact, exponential in the number of steps: not run on entries with more steps than "
-        "`dfs_max_steps`); `viterbi` finds one peak per step in order and grows a window around it.",
+        "`dfs_max_steps`); `viterbi` finds one peak per step in order and grows a window around it. "
+        "`VSLNet` (decoder `span`) is the official baseline: VSLNet trained from scratch on the converted "
+        "train queries, each query's span predicted on its own.",
         "",
     ]
     for mode in MODES:
@@ -106,7 +114,8 @@ def _markdown(rows: list[dict[str, Any]], synthetic: bool) -> str:
         lines += ["|---" * (len(METRICS) + 6) + "|"]
         for r in (r for r in rows if r["mode"] == mode):
             cells = [_cell(r, m) for m in (*METRICS, "mIoU")]
-            lines.append(f"| {r['model']} | {r['run']} | {r['decoder']} | {r['seeds']} | " + " | ".join(cells)
+            model = MODEL_LABELS.get(r["model"], r["model"])
+            lines.append(f"| {model} | {r['run']} | {r['decoder']} | {r['seeds']} | " + " | ".join(cells)
                          + f" | {r['note']} |")  # fmt: skip
         lines.append("")
     lines += ["## What the alignment does", ""]
