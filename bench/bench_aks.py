@@ -3,8 +3,10 @@ implementation.
 
 The input is a one-hour video scored at 1 sample/s (3600 scores by default), at the defaults
 (M 64, L 5, t1 0.8), on two curves: Gaussian noise (the common case: 32 bins of 2) and a wide plateau (the
-root is kept: global top-64). The baseline follows spec/aks.md section 4 with lists, ``heapq`` and plain
-sums, as a reader would write it; its selections are checked against reference mode before timing.
+root is kept: global top-64). Baseline: what a user would write from the method's description, spec/aks.md
+section 4 in plain Python with lists, ``heapq`` and plain sums (it stands for a straightforward
+implementation, not for a published script); its selections are checked against reference mode before
+timing. Each figure is the median of ``--repeat`` runs (of ``--number`` calls each) with min and max.
 
     python bench/bench_aks.py                  # 3600 scores
     python bench/bench_aks.py --samples 600    # a ten-minute video
@@ -15,11 +17,11 @@ from __future__ import annotations
 import argparse
 import heapq
 import math
-import timeit
 
 import numpy as np
 
 from egonlq.video.aks import AKSParams, select_keyframes
+from medians import median, run_times, spread
 
 
 def pure_python_reference(
@@ -53,10 +55,6 @@ def pure_python_reference(
     return sorted(out)
 
 
-def best_ms(fn, repeat: int, number: int) -> float:
-    return min(timeit.repeat(fn, repeat=repeat, number=number)) / number * 1e3
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -75,25 +73,27 @@ def main() -> None:
     defaults = AKSParams()
 
     print(f"{n} scores, M={defaults.M}, L={defaults.depth}, t1={defaults.t1}, t2={defaults.t2}")
-    print(f"\n{'curve':<13} | {'implementation':<26} | {'ms/video':>9} | {'vs baseline':>11}")
-    print("-" * 70)
+    header = f"{'curve':<13} | {'implementation':<26} | {'ms/video: median (min, max)':>32}"
+    print(f"\n{header} | {'vs baseline':>11}")
+    print("-" * 93)
     for name, scores in curves.items():
         args_ref = (scores, ids, defaults.M, defaults.depth, defaults.t1, defaults.t2)
         baseline_ids = pure_python_reference(*args_ref)
         assert baseline_ids == select_keyframes(scores, ids, defaults).frame_ids, "baseline disagrees"
         timings = {
-            "pure Python (baseline)": best_ms(
+            "pure Python (baseline)": run_times(
                 lambda a=args_ref: pure_python_reference(*a), args.repeat, args.number
             )
         }
         for mode in ("reference", "improved"):
             params = AKSParams(mode=mode)
-            timings[f"egonlq.video.aks {mode}"] = best_ms(
+            timings[f"egonlq.video.aks {mode}"] = run_times(
                 lambda p=params, s=scores: select_keyframes(s, ids, p), args.repeat, args.number
             )
-        base = timings["pure Python (baseline)"]
-        for impl, ms in timings.items():
-            print(f"{name:<13} | {impl:<26} | {ms:>9.3f} | {base / ms:>10.2f}x")
+        base = median(timings["pure Python (baseline)"])
+        for impl, times in timings.items():
+            shown = spread(times, scale=1e3, unit="ms", digits=3)
+            print(f"{name:<13} | {impl:<26} | {shown:>32} | {base / median(times):>10.2f}x")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ Layouts, all written from the same synthetic per-video feature files in the same
 Measured: write time, size on disk, and the time to load every clip as a float32 numpy array, both "cold"
 (this run's files evicted from the page cache with posix_fadvise(DONTNEED) before each repetition; only
 these files, nothing system-wide) and "warm" (files in the page cache, read afresh each repetition).
-Repetitions interleave the layouts; the table gives medians.
+Repetitions interleave the layouts; the table gives the medians of ``--repeat`` (at least 3) load runs and
+the lines under it their min and max; each layout is written once (its write time is that one run).
 
     .venv/bin/python bench/bench_clip_features.py [--clips 300] [--dim 256] [--seconds 480] [--repeat 5]
 """
@@ -37,6 +38,7 @@ import torch
 
 from egonlq.data.features import cut_clip, cut_clips, load_video_features, read_clip_features
 from egonlq.timegrid import FEATURES_PER_SEC
+from medians import check_repeat, spread
 
 CLIPS_PER_VIDEO = 3
 
@@ -117,10 +119,11 @@ def main(argv: list[str] | None = None) -> None:
         default="normal",
         help="feature values: dense floats, half zeros, or float16 source files",
     )
-    parser.add_argument("--repeat", type=int, default=7, help="repetitions per measurement (median)")
+    parser.add_argument("--repeat", type=int, default=7, help="repetitions per measurement (median, >= 3)")
     parser.add_argument("--workdir", type=Path, help="where to write (default: a temporary folder, removed)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    check_repeat(args.repeat)
     cold_ok = hasattr(os, "posix_fadvise")
 
     work = Path(tempfile.mkdtemp(prefix="bench_clip_features.", dir=args.workdir))
@@ -210,6 +213,10 @@ def main(argv: list[str] | None = None) -> None:
                 f"{name:<14}{n:>7}{size / 2**20:>9.1f}{write_s:>9.2f}{cold:>9.3f}{warm:>9.3f}"
                 f"{pt_cold / cold:>12.2f}{pt_warm / warm:>12.2f}{total / warm / 2**30:>12.2f}"
             )
+        print("load seconds, median (min, max):")
+        for name in layouts:
+            cold = f"cold {spread(cold_times[name], digits=3)}, " if cold_ok else ""
+            print(f"  {name:<14}{cold}warm {spread(warm_times[name], digits=3)}")
         if not cold_ok:
             print("(cold loads not measured: os.posix_fadvise is not available here)")
     finally:

@@ -1,13 +1,13 @@
 """Frame scoring throughput (frames/s, decode included) on rendered demo videos: ours against the AKS loop.
 
-The baseline is the AKS reference's feature_extract.py loop: one decord ``VideoReader(num_threads=1)``, each
-sampled frame fetched on its own (``vr[i]``), turned into a PIL image and encoded alone. Ours is
-``egonlq.video.frame_features.encode_frames``: batched ``get_batch`` decoding and batched encoding. Both run
-on the
-same frames of the same videos in this run, for each encoder: the offline ``DemoEncoder`` and a tiny random
-CLIP (``write_tiny_random_clip``; 32 px, 2 layers: it times the pipeline, not a real CLIP), optionally a
-random CLIP with ViT-B/32 shapes (``--clip-base``; 224 px, the size of the AKS ``clip`` scorer). Embeddings of
-both paths are checked to match before timing.
+The baseline stands for the published AKS code as a user runs it: its feature_extract.py loop, one decord
+``VideoReader(num_threads=1)``, each sampled frame fetched on its own (``vr[i]``), turned into a PIL image and
+encoded alone. Ours is ``egonlq.video.frame_features.encode_frames``: batched ``get_batch`` decoding and
+batched encoding. Both run on the same frames of the same videos in this run, for each encoder: the offline
+``DemoEncoder`` and a tiny random CLIP (``write_tiny_random_clip``; 32 px, 2 layers: it times the pipeline,
+not a real CLIP), optionally a random CLIP with ViT-B/32 shapes (``--clip-base``; 224 px, the size of the AKS
+``clip`` scorer). Embeddings of both paths are checked to match before timing. Throughputs are from the median
+of ``--repeat`` (at least 3) runs; the seconds of each are printed with their min and max.
 
     python bench/bench_frame_scoring.py                          # tiny world: 1 video of ~112 s, all frames
     python bench/bench_frame_scoring.py --preset demo --videos 2 # two ~8-minute videos
@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import logging
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import decord
@@ -32,6 +30,7 @@ from egonlq.demo.world import build_world
 from egonlq.video.decode import probe
 from egonlq.video.frame_encoders import CLIPEncoder, DemoEncoder, FrameEncoder, write_tiny_random_clip
 from egonlq.video.frame_features import encode_frames, sample_grid
+from medians import check_repeat, median, run_times, spread
 
 
 def reference_loop(path: Path, indices: np.ndarray, encoder: FrameEncoder) -> np.ndarray:
@@ -46,15 +45,6 @@ def reference_loop(path: Path, indices: np.ndarray, encoder: FrameEncoder) -> np
 
 def ours(path: Path, indices: np.ndarray, encoder: FrameEncoder, batch_size: int) -> np.ndarray:
     return encode_frames(path, indices, encoder, batch_size=batch_size)
-
-
-def best_seconds(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def write_base_clip(out_dir: Path) -> Path:
@@ -101,6 +91,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (CLIP)")
     parser.add_argument("--clip-base", action="store_true", help="also a random CLIP of ViT-B/32 shapes")
     args = parser.parse_args()
+    check_repeat(args.repeat)
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
 
@@ -130,20 +121,20 @@ def main() -> None:
             )
         grid = "every frame" if args.rate is None else f"{args.rate} frames/s"
         print(
-            f"{len(videos)} video(s), {n_frames} frames ({grid}), 96x96 px at 5 fps; best of {args.repeat}; "
-            f"torch threads {args.threads}"
+            f"{len(videos)} video(s), {n_frames} frames ({grid}), 96x96 px at 5 fps; "
+            f"median of {args.repeat}; torch threads {args.threads}"
         )
         rows = []
         for name, encoder in encoders:
             ref = np.concatenate([reference_loop(p, i, encoder) for p, i in jobs])
             new = np.concatenate([ours(p, i, encoder, args.batch_size) for p, i in jobs])
             np.testing.assert_allclose(new, ref, atol=1e-4)  # same frames, same embeddings
-            t_ref = best_seconds(lambda e=encoder: [reference_loop(p, i, e) for p, i in jobs], args.repeat)
-            t_new = best_seconds(
+            t_ref = run_times(lambda e=encoder: [reference_loop(p, i, e) for p, i in jobs], args.repeat)
+            t_new = run_times(
                 lambda e=encoder: [ours(p, i, e, args.batch_size) for p, i in jobs], args.repeat
             )
             rows.append((name, t_ref, t_new))
-        t_decode = best_seconds(
+        t_decode = run_times(
             lambda: [decord.VideoReader(str(p), num_threads=1).get_batch(i.tolist()) for p, i in jobs],
             args.repeat,
         )
@@ -151,13 +142,18 @@ def main() -> None:
         print()
         print("| encoder | reference loop frames/s | ours frames/s | ours / reference | ours vs demo |")
         print("|---|---|---|---|---|")
-        demo_fps = n_frames / rows[0][2]
+        demo_fps = n_frames / median(rows[0][2])
         for name, t_ref, t_new in rows:
+            ref, new = median(t_ref), median(t_new)
             print(
-                f"| {name} | {n_frames / t_ref:,.0f} | {n_frames / t_new:,.0f} | {t_ref / t_new:.2f}x "
-                f"| {n_frames / t_new / demo_fps:.3f}x |"
+                f"| {name} | {n_frames / ref:,.0f} | {n_frames / new:,.0f} | {ref / new:.2f}x "
+                f"| {n_frames / new / demo_fps:.3f}x |"
             )
-        print(f"\ndecode alone (get_batch): {n_frames / t_decode:,.0f} frames/s")
+        print(f"\ndecode alone (get_batch): {n_frames / median(t_decode):,.0f} frames/s")
+        print("seconds, median (min, max):")
+        for name, t_ref, t_new in rows:
+            print(f"  {name}: reference loop {spread(t_ref, digits=3)}; ours {spread(t_new, digits=3)}")
+        print(f"  decode alone: {spread(t_decode, digits=3)}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Throughput of the ``hf`` backend: batched generation (left padding) against one prompt at a time.
 
 Both runs answer the same rendered block prompts (the packaged question prompt, blocks of 8 narrations) with
-the same model and greedy decoding, in the same process; the one-at-a-time run is the baseline. Reported:
-prompts/s and new tokens/s of each, and the batched/baseline ratios. Without ``--model`` a tiny randomly
+the same model and greedy decoding, in the same process; the one-at-a-time run is the baseline (it stands for
+generating prompt by prompt, as a simple loop over ``generate`` does). Reported: prompts/s and new tokens/s
+of each from the median of ``--repeat`` runs (at least 3; seconds also with min and max), and the
+batched/baseline ratios. Without ``--model`` a tiny randomly
 initialised Llama is built in a temporary folder (no weights are downloaded): its figures measure the
 machinery (tokenising, padding, chat template, generate loop) rather than a real model's arithmetic. With
 ``--model`` any local causal LM folder works (e.g. a copy of google/gemma-2b-it) on ``--device cuda``.
@@ -22,6 +24,7 @@ from pathlib import Path
 from egonlq.queries.blocks import Block, BlockRow
 from egonlq.queries.llm_backends import HFBackend, write_tiny_random_lm
 from egonlq.queries.llm_queries import load_prompt, render_prompt
+from medians import check_repeat, median, spread
 
 NARRATIONS = [
     "The camera wearer picks the knife from the drawer",
@@ -50,13 +53,18 @@ def synthetic_blocks(n: int, block_size: int = 8) -> list[Block]:
     return blocks
 
 
-def measure(backend: HFBackend, prompts: list[str]) -> dict:
-    start = time.perf_counter()
-    generations = backend.generate(prompts)
-    seconds = time.perf_counter() - start
+def measure(backend: HFBackend, prompts: list[str], repeat: int) -> dict:
+    """Figures of ``repeat`` runs of ``backend`` on ``prompts``: median seconds (and all), tokens, texts."""
+    times = []
+    for _ in range(check_repeat(repeat)):
+        start = time.perf_counter()
+        generations = backend.generate(prompts)
+        times.append(time.perf_counter() - start)
+    seconds = median(times)
     new_tokens = sum(g.n_new_tokens for g in generations)
     return {
         "seconds": seconds,
+        "spread": spread(times),
         "prompts_per_s": len(prompts) / seconds,
         "tokens_per_s": new_tokens / seconds,
         "new_tokens": new_tokens,
@@ -77,6 +85,7 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each (median, min, max; >= 3)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,18 +96,19 @@ def main() -> None:
         template = load_prompt()
         prompts = [render_prompt(b, template) for b in synthetic_blocks(args.prompts)]
         batched.generate(prompts[: min(2, len(prompts))])  # warm-up (first-call costs)
-        one = measure(single, prompts)
-        many = measure(batched, prompts)
+        one = measure(single, prompts, args.repeat)
+        many = measure(batched, prompts, args.repeat)
 
     same = sum(a == b for a, b in zip(one["texts"], many["texts"], strict=True))
     name = model if args.model else "tiny random Llama (2 layers, hidden 32)"
     print(f"model: {name} on {args.device}, {args.dtype}")
     print(f"{args.prompts} prompts, {one['prompt_tokens'] / args.prompts:.0f} prompt tokens each on average, "
           f"max {args.max_new_tokens} new tokens, greedy")  # fmt: skip
+    print(f"median of {args.repeat} runs each")
     print(f"{'run':<22}{'seconds':>10}{'prompts/s':>12}{'new tok/s':>12}{'new tokens':>12}")
     for run, r in (("one at a time", one), (f"batched (batch {args.batch_size})", many)):
         print(f"{run:<22}{r['seconds']:>10.2f}{r['prompts_per_s']:>12.2f}{r['tokens_per_s']:>12.1f}", end="")
-        print(f"{r['new_tokens']:>12}")
+        print(f"{r['new_tokens']:>12}   seconds {r['spread']}")
     print(f"ratio batched / one at a time: prompts/s x{many['prompts_per_s'] / one['prompts_per_s']:.2f}, "
           f"tokens/s x{many['tokens_per_s'] / one['tokens_per_s']:.2f}")  # fmt: skip
     print(f"identical answers batched vs one at a time: {same}/{args.prompts}")

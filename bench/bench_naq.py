@@ -1,11 +1,14 @@
 """Benchmark: NaQ end to end (EgoClip csv -> NaQ + merged JSON) against the published script's method.
 
-Baseline: ``srama2512/NaQ`` ``utils/create_naq_dataset.py`` as a user runs it, re-stated here with the same
-I/O pattern and per-query Python construction: pandas ``read_csv`` of the tab-separated ``egoclip.csv``
-(``on_bad_lines="skip"``, the current name of its ``error_bad_lines=False``), a per-row loop into a dict of
-lists per video, the EM train clips read with ``json.load`` (vq, nlq, moments), ``random.seed(300)`` and one
-shuffle of the sorted video uids (v1, 95 %), a per-clip, per-narration containment loop building one dict per
-query, the NLQ merge through a set of (video, clip) pairs, and one ``json.dump`` of the merged object.
+Baseline (what a user would otherwise run): ``srama2512/NaQ`` ``utils/create_naq_dataset.py``, re-stated here
+step for step with the same I/O pattern and per-query Python construction: pandas ``read_csv`` of the
+tab-separated ``egoclip.csv`` (``on_bad_lines="skip"``, the current name of its ``error_bad_lines=False``), a
+per-row loop into a dict of lists per video, the EM train clips read with ``json.load`` (vq, nlq, moments)
+into a (video, clip) dict plus the sorted list of clip uids, ``random.seed(300)`` and one shuffle of the
+sorted video uids (v1, 95 %), a per-clip, per-narration containment loop building one dict per query (clips
+checked against the set of pool clip uids), the NLQ merge through a set of (video, clip) pairs with its three
+``calculate_stats`` passes and assertions, and one ``json.dump`` of the merged object. Left out: its tqdm
+progress bars and prints (display only; leaving them out makes the baseline slightly faster, not slower).
 
 Ours: the workflow's two jobs, each its own process: ``python -m egonlq.cli ingest-egoclip`` (csv ->
 EGOCLIP parquet) and ``python -m egonlq.cli naq`` (NaQ JSON, merged JSON, the training-queries table, clips
@@ -35,8 +38,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _baseline_em_clips(ann: Path) -> dict[str, list[tuple[str, float, float]]]:
-    """The reference's ``get_em_clips``: clips of the VQ, NLQ and MQ train files in that order."""
+def _baseline_em_clips(ann: Path) -> tuple[list[str], dict[str, list[tuple[str, float, float]]]]:
+    """The reference's ``get_em_clips``: sorted clip uids, and the clips of the VQ, NLQ and MQ train files
+    (in that order) per video."""
     seen: dict[tuple[str, str], tuple[float, float]] = {}
     for task in ("vq", "nlq", "moments"):
         with open(ann / f"{task}_train.json") as f:
@@ -52,7 +56,22 @@ def _baseline_em_clips(ann: Path) -> dict[str, list[tuple[str, float, float]]]:
     by_video: dict[str, list[tuple[str, float, float]]] = {}
     for (video_uid, clip_uid), (vs, ve) in seen.items():
         by_video.setdefault(video_uid, []).append((clip_uid, vs, ve))
-    return by_video
+    return sorted({clip_uid for _, clip_uid in seen}), by_video
+
+
+def _baseline_stats(data: dict) -> tuple[int, set[str], set[str]]:
+    """The reference's ``calculate_stats``: non-null queries, videos with clips, clip uids."""
+    n_queries, video_uids, clip_uids = 0, set(), set()
+    for video in data["videos"]:
+        if video["clips"]:
+            video_uids.add(video["video_uid"])
+        for clip in video["clips"]:
+            clip_uids.add(clip["clip_uid"])
+            for ann in clip["annotations"]:
+                for lq in ann.get("language_queries", []):
+                    if lq is not None:
+                        n_queries += 1
+    return n_queries, video_uids, clip_uids
 
 
 def _baseline_merge(naq: dict, nlq: dict) -> dict:
@@ -62,6 +81,7 @@ def _baseline_merge(naq: dict, nlq: dict) -> dict:
     for src, ann in ((nlq, nlq_ann), (naq, naq_ann)):
         for video in src["videos"]:
             for clip in video["clips"]:
+                assert (video["video_uid"], clip["clip_uid"]) not in ann
                 ann[(video["video_uid"], clip["clip_uid"])] = clip["annotations"]
                 if clip["clip_uid"] in md:
                     for key in fields[:2]:
@@ -80,6 +100,9 @@ def _baseline_merge(naq: dict, nlq: dict) -> dict:
             clip["annotations"] += naq_ann.get((vid, cid), [])
             clips.append(clip)
         out["videos"].append({"video_uid": vid, "clips": clips, "split": "train"})
+    (n_nlq, v_nlq, c_nlq), (n_naq, v_naq, c_naq) = _baseline_stats(nlq), _baseline_stats(naq)
+    n_out, v_out, c_out = _baseline_stats(out)
+    assert n_out == n_nlq + n_naq and v_out == v_nlq | v_naq and c_out == c_nlq | c_naq
     return out
 
 
@@ -98,7 +121,8 @@ def run_baseline(csv: Path, ann: Path, out: Path) -> None:
         strict=True,
     ):
         narrations.setdefault(video_uid, []).append((a, b, text))
-    clips_of = _baseline_em_clips(ann)
+    pool_clips, clips_of = _baseline_em_clips(ann)
+    pool_clips = set(pool_clips)
     videos = sorted(clips_of)
     random.shuffle(videos)
     kept = {v: clips_of[v] for v in videos[: int(len(videos) * 0.95)]}
@@ -108,6 +132,8 @@ def run_baseline(csv: Path, ann: Path, out: Path) -> None:
             continue
         video = {"video_uid": video_uid, "clips": [], "split": "train"}
         for clip_uid, vs, ve in kept[video_uid]:
+            if clip_uid not in pool_clips:
+                continue
             queries = [
                 {
                     "clip_start_sec": a - vs,

@@ -1,7 +1,8 @@
 """Frames decoded per second: egonlq.video.decode (decord) against PyAV (and OpenCV when it is installed).
 
 Writes synthetic H.264 test videos (moving texture, so the decoder has real work) at 30 fps, then measures on
-the same file, best of ``--repeat`` runs:
+the same file, the median of ``--repeat`` runs (at least 3; wall seconds also with min and max). PyAV is the
+baseline: it stands for the plain way a user decodes frames in Python without our reader:
 
 - sequential: every frame, RGB uint8 arrays;
 - sparse: AKS's 1 sample per second (``step = int(fps)``): decord seeks with ``get_batch``; PyAV, the plain
@@ -23,6 +24,7 @@ import av
 import numpy as np
 
 from egonlq.video.decode import iter_frames, probe, sample_indices
+from medians import check_repeat, median, spread
 
 FPS = 30
 Reader = Callable[[Path, np.ndarray], int]
@@ -77,19 +79,20 @@ def opencv_frames(path: Path, indices: np.ndarray) -> int:
     return count
 
 
-def best_time(reader: Reader, path: Path, indices: np.ndarray, repeat: int) -> tuple[int, float, float]:
-    """Frames delivered, wall seconds and CPU seconds (all threads) of the fastest of ``repeat`` runs.
+def timed_runs(
+    reader: Reader, path: Path, indices: np.ndarray, repeat: int
+) -> tuple[int, list[float], float]:
+    """Frames delivered, wall seconds of each of ``repeat`` runs, and median CPU seconds (all threads).
 
     CPU time is the steadier figure on a shared, loaded machine.
     """
-    best = (0, float("inf"), float("inf"))
-    for _ in range(repeat):
+    walls, cpus, n = [], [], 0
+    for _ in range(check_repeat(repeat)):
         wall, cpu = time.perf_counter(), time.process_time()
         n = reader(path, indices)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        if wall < best[1]:
-            best = (n, wall, cpu)
-    return best
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return n, walls, median(cpus)
 
 
 def main() -> None:
@@ -130,24 +133,27 @@ def main() -> None:
                 "sparse 1 fps": sample_indices(info.num_frames, info.fps, reference_step=True),
             }
             for mode, indices in access.items():
-                timed = {name: best_time(r, path, indices, args.repeat) for name, r in readers.items()}
-                for name, (n, wall, cpu) in timed.items():
+                timed = {name: timed_runs(r, path, indices, args.repeat) for name, r in readers.items()}
+                for name, (n, walls, cpu) in timed.items():
                     assert n == len(indices), f"{name} delivered {n} of {len(indices)} frames"
-                    rows.append((f"{side}x{side}", mode, name, n, wall, cpu, timed["PyAV"][1] / wall))
+                    wall = median(walls)
+                    speedup = median(timed["PyAV"][1]) / wall
+                    shown = spread(walls, digits=3)
+                    rows.append((f"{side}x{side}", mode, name, n, wall, cpu, speedup, shown))
 
     print(
         f"\n{'video':>9} | {'access':<12} | {'reader':<28} | {'frames':>6} | {'wall s':>7} | {'CPU s':>6} | "
-        f"{'frames/s':>8} | {'vs PyAV':>7}"
+        f"{'frames/s':>8} | {'vs PyAV':>7} | wall s median (min, max)"
     )
-    print("-" * 106)
-    for size, mode, name, n, wall, cpu, speedup in rows:
+    print("-" * 140)
+    for size, mode, name, n, wall, cpu, speedup, walls in rows:
         print(
             f"{size:>9} | {mode:<12} | {name:<28} | {n:>6} | {wall:>7.3f} | {cpu:>6.3f} | "
-            f"{n / wall:>8.0f} | {speedup:>6.2f}x"
+            f"{n / wall:>8.0f} | {speedup:>6.2f}x | {walls}"
         )
 
     print("\nsparse 1 fps against sequential (time to get 1 frame in 30 / time to get them all):")
-    wall = {(size, mode, name): w for size, mode, name, _, w, _, _ in rows}
+    wall = {(size, mode, name): w for size, mode, name, _, w, *_ in rows}
     for size, mode, name, *_ in rows:
         if mode == "sequential":
             print(f"{size:>9} | {name:<28} | {wall[size, 'sparse 1 fps', name] / wall[size, mode, name]:.2f}")

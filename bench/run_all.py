@@ -32,16 +32,16 @@ FULL = {
 QUICK = {
     "bench_ingest.py": ["--narrations", "50000"],
     "bench_queries.py": ["--narrations", "50000"],
-    "bench_naq.py": ["--preset", "tiny", "--repeat", "1", "--world", "/tmp/bench_naq_tiny_world"],
-    "bench_clip_features.py": ["--clips", "30", "--repeat", "2"],
+    "bench_naq.py": ["--preset", "tiny", "--repeat", "3", "--world", "/tmp/bench_naq_tiny_world"],
+    "bench_clip_features.py": ["--clips", "30", "--repeat", "3"],
     "bench_train_throughput.py": ["--queries", "64", "--clips", "8", "--repeat", "1", "--threads", "1"],
     "bench_llm_hf.py": ["--prompts", "4"],
-    "bench_video_decode.py": ["--frames", "300", "--sizes", "96", "--repeat", "1"],
-    "bench_aks.py": ["--repeat", "2", "--number", "2"],
+    "bench_video_decode.py": ["--frames", "300", "--sizes", "96", "--repeat", "3"],
+    "bench_aks.py": ["--repeat", "3", "--number", "2"],
     "bench_frame_scoring.py": [],
     "bench_dualenc.py": ["--videos", "10", "--pairs", "1000"],
     "bench_steps.py": ["--dfs-limit", "5", "--budget", "20", "--repeats", "2"],
-    "bench_dag.py": ["--repeat", "1", "--shards", "100"],
+    "bench_dag.py": ["--repeat", "3", "--shards", "100"],
 }
 
 

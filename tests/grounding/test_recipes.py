@@ -27,8 +27,14 @@ from egonlq.grounding.recipes import (
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
-SOURCES = {"naq", "template"}
-TARGETS = ("recipe_llm_pretrain", "recipe_naq", "recipe_naq_zeroshot", "recipe_naq_lowshot")
+SOURCES = {"naq", "template", "narrator"}
+TARGETS = (
+    "recipe_llm_pretrain",
+    "recipe_naq",
+    "recipe_naq_zeroshot",
+    "recipe_naq_lowshot",
+    "recipe_narrator",
+)
 
 
 def _vslnet() -> dict:
@@ -46,8 +52,9 @@ def test_runs_two_recipes_need_share_one_key(plan: RecipePlan) -> None:
     assert m["llm_pretrain"]["scratch"] == m["naq"]["scratch"] == m["naq_lowshot"]["scratch_100pct"]
     assert m["naq"]["naq_pt"] == m["naq_lowshot"]["naq_pt_100pct"]
     assert m["naq"]["naq_ft"] == m["naq_lowshot"]["naq_ft_100pct"]
+    assert m["naq"]["naq_pt"] == m["narrator"]["naq_pt"] and m["naq"]["naq_ft"] == m["narrator"]["naq_ft"]
     named = sum(len(local) for local in m.values())
-    assert len(plan.runs) == named - 4  # scratch (named 3 times), naq_pt and naq_ft (twice) planned once
+    assert len(plan.runs) == named - 6  # scratch (named 3 times), naq_pt and naq_ft (3 times) planned once
     # what differs is a different key: VSLBase, the LLM pre-training (sources only), each fraction
     assert m["naq"]["scratch_vslbase"] != m["naq"]["scratch"]
     assert len({m["naq_lowshot"][f"scratch_{p}pct"] for p in (10, 25, 50, 100)}) == 4
@@ -79,6 +86,17 @@ def test_each_recipe_trains_what_its_source_says(plan: RecipePlan) -> None:
     assert [low[f"naq_ft_{p}pct"].nlq_fraction for p in (10, 25, 50, 100)] == [0.1, 0.25, 0.5, 1.0]
     assert low["naq_pt_10pct"].nlq_fraction == 0.1 and low["scratch_10pct"].nlq_fraction == 0.1
     assert plan.baselines("naq_zeroshot") == ["uniform"] and plan.baselines("naq") == []
+    nar = run["narrator"]
+    assert nar["narrator_pt"].sources == ("naq", "narrator") and nar["narrator_pt"].joint_nlq
+    assert nar["narrator_pt"].train["jitter_sources"] == ["naq", "narrator"]  # both are narration windows
+    assert {k: v for k, v in nar["narrator_pt"].train.items() if k != "jitter_sources"} == {
+        k: v for k, v in nar["naq_pt"].train.items() if k != "jitter_sources"
+    }  # the same pre-training but for its mix
+    assert nar["narrator_ft"].init == plan.members["narrator"]["narrator_pt"]
+    assert nar["narrator_ft"].train == nar["naq_ft"].train
+    assert [(c.treatment, c.control) for c in plan.recipes["narrator"].comparisons] == [
+        ("narrator_ft", "naq_ft")
+    ]
 
 
 def test_a_run_key_is_its_parameters_not_its_name() -> None:
@@ -240,11 +258,19 @@ def planned_trainings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Cou
                 if job.rule.name == "train_recipe_run"
             )
             planned[f"{target}:experiment trainings"] = sum(j.rule.name == "train_vslnet" for j in jobs)
+            planned[f"{target}:rules"] = {j.rule.name for j in jobs}
+            planned[f"{target}:narrator set"] = {  # training jobs reading the set with the narrator's queries
+                j.wildcards["recipe_run"]
+                for j in jobs
+                if j.rule.name == "train_recipe_run"
+                and "results/queries/with_narrator/training_queries.parquet" in j.input
+            }
     shutil.rmtree(work, ignore_errors=True)
     return planned
 
 
-def test_each_target_plans_its_runs_once_and_recipes_the_union(planned_trainings: dict) -> None:
+def _tiny_plan() -> RecipePlan:
+    """The recipes of the tiny config, the one the dry runs plan."""
     from snakemake.utils import validate
 
     tiny = yaml.safe_load((REPO / "tests" / "fixtures" / "tiny" / "config.yaml").read_text())
@@ -252,9 +278,13 @@ def test_each_target_plans_its_runs_once_and_recipes_the_union(planned_trainings
         tiny, str(REPO / "workflow" / "schemas" / "config.schema.yaml")
     )  # fills defaults as the run does
     resolved, _ = resolve_auto(tiny["vslnet"], "demo")
-    plan = plan_recipes(
+    return plan_recipes(
         {k: resolved[k] for k in ("label_mode", "model", "train")}, tiny["recipes"], available_sources=SOURCES
     )
+
+
+def test_each_target_plans_its_runs_once_and_recipes_the_union(planned_trainings: dict) -> None:
+    plan = _tiny_plan()
     union: set = set()
     for target in TARGETS:
         recipe = target.removeprefix("recipe_")
@@ -269,3 +299,17 @@ def test_each_target_plans_its_runs_once_and_recipes_the_union(planned_trainings
     assert set(planned_trainings["recipes"]) == union and max(planned_trainings["recipes"].values()) == 1
     assert len(union) < sum(len(planned_trainings[t]) for t in TARGETS)  # shared runs are planned once
     assert not planned_trainings["all"]  # the default target trains no recipe run
+
+
+def test_only_runs_on_narrator_queries_wait_on_the_narrator(planned_trainings: dict) -> None:
+    """recipe_narrator's narrator pre-training reads the set with the narrator's queries; nothing else does,
+    and neither the default target nor the other recipes train the narrator."""
+    narrator_pt = _tiny_plan().members["narrator"]["narrator_pt"]
+    assert planned_trainings["recipe_narrator:narrator set"] == {narrator_pt}
+    assert {"narrator_queries", "narrator_training_queries", "narrator_training_clip_features"} <= (
+        planned_trainings["recipe_narrator:rules"]
+    )
+    assert "train_narrator" in planned_trainings["recipe_narrator:rules"]
+    for target in ("all", *(t for t in TARGETS if t != "recipe_narrator")):
+        assert "train_narrator" not in planned_trainings[f"{target}:rules"], target
+        assert not planned_trainings[f"{target}:narrator set"], target

@@ -300,6 +300,7 @@ def test_bad_source_and_nulls():
     with pytest.raises(InputError, match="unknown source"):
         build(parts={"bad": bad})
     assert is_valid_source("llm:google/gemma-2b-it") and is_valid_source("rephrase:naq")
+    assert is_valid_source("narrator")  # the narrator's NaQ-style queries (egonlq.narrator.queries)
     assert not is_valid_source("llm") and not is_valid_source("NLQ")
 
 

@@ -211,6 +211,49 @@ def generated_tables():
     return tables
 
 
+# The narrator's NaQ-style queries (source `narrator`) live in a training set of their own, the base set plus
+# them, so that only the runs training on them depend on the narrator (`make run` never trains it).
+NARRATOR_QUERY_SOURCE = "narrator"
+NARRATOR_TRAINING_SET = {
+    "train_queries": "results/queries/with_narrator/training_queries.parquet",
+    "train_clips": "results/queries/with_narrator/training_clips.parquet",
+    "train_features": "results/features/with_narrator/training_clips.parquet",
+}
+
+
+def uses_narrator_queries(sources):
+    """Whether a run's source patterns (exact names or fnmatch patterns) select the narrator's queries."""
+    import fnmatch
+
+    return any(fnmatch.fnmatchcase(NARRATOR_QUERY_SOURCE, s) for s in sources)
+
+
+def training_queries_inputs(narrator=False):
+    """Inputs of the training-queries build: every source's table, the clip tables and the val/test guard; with
+    ``narrator``, the narrator's queries and their clips too (the rule of results/queries/with_narrator/)."""
+    inputs = {
+        "nlq_queries": "results/data/nlq/train_queries.parquet",
+        "nlq_clips": "results/data/nlq/train_clips.parquet",
+        "naq": "results/queries/naq/naq.parquet",
+        "naq_clips": "results/queries/naq/clips.parquet",
+        "generated": generated_tables(),
+        "pseudo_clips": "results/queries/pseudo_clips.parquet",
+        "guard_clips": expand("results/data/nlq/{split}_videos.parquet", split=["val", "test"]),  # NLQ_VIDEOS
+        "guard_queries": expand("results/data/nlq/{split}_queries.parquet", split=["val", "test"]),
+        "code": src_files("queries", "queries.training_queries", "queries.curation", "data.tables"),
+    }
+    if narrator:
+        inputs["extra_queries"] = "results/narrator/queries.parquet"
+        inputs["extra_clips"] = "results/narrator/query_clips.parquet"
+    return inputs
+
+
+def training_set_inputs(sources):
+    """The training set a run with these sources reads: the narrator's one when it names `narrator`, else none
+    (the base set of vslnet_train_inputs)."""
+    return dict(NARRATOR_TRAINING_SET) if uses_narrator_queries(sources) else {}
+
+
 # ---------------------------------------------------------------------------------------------- VSLNet runs
 
 from snakemake.logging import logger
@@ -339,6 +382,11 @@ def narrator_lm_input():
     """The config.json of the narrator's LM: the demo's pre-trained one, or the configured local folder's."""
     lm = config["narrator"]["lm"]
     return "results/narrator/lm/demo/config.json" if lm == "demo" else str(Path(lm) / "config.json")
+
+
+def narrator_query_texts():
+    """narrator.queries.texts: "best" (the lowest-entropy text of a window, the default) or "all" its texts."""
+    return config["narrator"].get("queries", {}).get("texts", "best")
 
 
 def de_spec(wc):
@@ -644,8 +692,10 @@ def vslnet_predict_inputs(ckpt, split):
 from egonlq.grounding.recipes import plan_recipes
 
 # Every recipe's runs under their parameter keys: a run two recipes share is one job (results/recipes/runs/<key>).
+# Recipes may also train on the narrator's queries (their own training set, see training_set_inputs).
+RECIPE_SOURCES = QUERY_SOURCES | {NARRATOR_QUERY_SOURCE}
 RECIPES = plan_recipes(
-    {k: VCFG[k] for k in ("label_mode", "model", "train")}, config["recipes"], available_sources=QUERY_SOURCES
+    {k: VCFG[k] for k in ("label_mode", "model", "train")}, config["recipes"], available_sources=RECIPE_SOURCES
 )
 
 
@@ -659,8 +709,9 @@ def recipe_run_dir(key, seed):
 
 
 def recipe_train_inputs(wc):
-    init = RECIPES.runs[wc.recipe_run].init
-    return vslnet_train_inputs(f"{recipe_run_dir(init, wc.seed)}/model.safetensors" if init else None)
+    spec = RECIPES.runs[wc.recipe_run]
+    init = f"{recipe_run_dir(spec.init, wc.seed)}/model.safetensors" if spec.init else None
+    return vslnet_train_inputs(init) | training_set_inputs(spec.sources)
 
 
 def recipe_predict_inputs(wc):

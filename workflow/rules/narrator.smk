@@ -1,7 +1,8 @@
 # LaViLa's NARRATOR: a frozen causal LM conditioned on the frozen video tower of a dual encoder run, trained on
 # the kept GT narrations of training videos; it re-narrates every EgoClip window and densifies un-narrated
 # stretches (sharded, cached, resumable), is scored on held-out windows (CIDEr, ROUGE-L), and its texts reach
-# the dual encoder as the pseudo-text source `narrator`. Its own target: `snakemake narrator`.
+# the dual encoder as the pseudo-text source `narrator` and VSLNet pre-training as the NaQ-style query source
+# `narrator` (recipe_narrator). Its own target: `snakemake narrator`.
 # The demo first pre-trains a small GPT-2-configured LM on the narrations (narrator.lm: demo); a local causal
 # LM folder (e.g. gpt2) skips that step.
 
@@ -151,6 +152,60 @@ rule narrator_pairs:
     shell:
         "exec python -m egonlq.cli narrator-pairs --pairs {input.pairs:q} --narrations {input.narrations:q}"
         " --seed {params.seed} --out {output.pairs:q} --stats {output.stats:q} > {log:q} 2>&1"
+
+
+rule narrator_queries:
+    input:
+        narrations=rules.merge_narrations.output.table,
+        naq_clips=rules.naq.output.clips,
+        code=src_files("narrator", "narrator.queries", "narrator.narrate"),
+    output:
+        queries="results/narrator/queries.parquet",
+        clips="results/narrator/query_clips.parquet",
+        stats="results/narrator/queries_stats.json",
+    params:
+        texts=narrator_query_texts(),
+    log:
+        "results/logs/narrator_queries/narrator_queries.log",
+    conda:
+        "../../envs/narrator.yaml"
+    shell:
+        "exec python -m egonlq.cli narrator-queries --narrations {input.narrations:q} --naq-clips {input.naq_clips:q}"
+        " --texts {params.texts:q} --out {output.queries:q} --clips {output.clips:q} --stats {output.stats:q}"
+        " > {log:q} 2>&1"
+
+
+# The training set of VSLNet runs whose sources name `narrator`: the base set plus the narrator's queries, and
+# its clips' features (recipe_train_inputs picks it; other runs keep the base set and never wait on the narrator).
+use rule training_queries as narrator_training_queries with:
+    input:
+        **training_queries_inputs(narrator=True),
+    output:
+        queries=NARRATOR_TRAINING_SET["train_queries"],
+        clips=NARRATOR_TRAINING_SET["train_clips"],
+        stats="results/queries/with_narrator/training_stats.json",
+    params:
+        extra=lambda wc, input: (
+            f"--extra-queries {shlex.quote(input.extra_queries)} --extra-clips {shlex.quote(input.extra_clips)}"
+        ),
+    log:
+        "results/logs/narrator_training_queries/narrator_training_queries.log",
+
+
+use rule training_clip_features as narrator_training_clip_features with:
+    input:
+        clips=NARRATOR_TRAINING_SET["train_clips"],
+        videos=rules.training_clip_features.input.videos,
+        features=FEATURE_INPUT,
+        code=rules.training_clip_features.input.code,
+    output:
+        table=NARRATOR_TRAINING_SET["train_features"],
+        shapes="results/features/with_narrator/training_feature_shapes.json",
+        stats="results/features/with_narrator/training_stats.json",
+    log:
+        "results/logs/narrator_training_clip_features/narrator_training_clip_features.log",
+    benchmark:
+        "results/benchmarks/narrator_training_clip_features/narrator_training_clip_features.tsv"
 
 
 localrules:

@@ -162,19 +162,13 @@ rule naq:
 
 rule training_queries:
     input:
-        nlq_queries="results/data/nlq/train_queries.parquet",
-        nlq_clips="results/data/nlq/train_clips.parquet",
-        naq=rules.naq.output.table,
-        naq_clips=rules.naq.output.clips,
-        generated=generated_tables(),
-        pseudo_clips="results/queries/pseudo_clips.parquet",
-        guard_clips=expand("results/data/nlq/{split}_videos.parquet", split=["val", "test"]),  # NLQ_VIDEOS
-        guard_queries=expand("results/data/nlq/{split}_queries.parquet", split=["val", "test"]),
-        code=src_files("queries", "queries.training_queries", "queries.curation", "data.tables"),
+        **training_queries_inputs(),
     output:
         queries="results/queries/training_queries.parquet",
         clips="results/queries/training_clips.parquet",
         stats="results/queries/training_stats.json",
+    params:
+        extra="",  # the narrator's training set adds its queries (narrator.smk)
     log:
         "results/logs/training_queries/training_queries.log",
     conda:
@@ -183,5 +177,5 @@ rule training_queries:
         "exec python -m egonlq.cli training-queries --nlq-queries {input.nlq_queries:q} --nlq-clips {input.nlq_clips:q}"
         " --naq {input.naq:q} --naq-clips {input.naq_clips:q} --generated {input.generated:q}"
         " --pseudo-clips {input.pseudo_clips:q} --guard-clips {input.guard_clips:q}"
-        " --guard-queries {input.guard_queries:q} --queries-out {output.queries:q} --clips-out {output.clips:q}"
-        " --stats {output.stats:q} > {log:q} 2>&1"
+        " --guard-queries {input.guard_queries:q} {params.extra} --queries-out {output.queries:q}"
+        " --clips-out {output.clips:q} --stats {output.stats:q} > {log:q} 2>&1"

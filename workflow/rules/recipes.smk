@@ -1,5 +1,5 @@
-# Source recipes (issue 17): each published claim as a named target writing results/recipes/<name>/table.md
-# (the claim, our numbers over seeds, the verdict). Not part of `all`: `make recipes` runs every recipe, or
+# Source recipes (issue 17; issue 12's narrator recipe): each published claim as a named target writing
+# results/recipes/<name>/table.md (the claim, our numbers over seeds, the verdict). Not part of `all`: `make recipes` runs every recipe, or
 # `snakemake --cores 2 recipe_<name>` one. A recipe run is filed under a key derived from its parameters
 # (egonlq.grounding.recipes.run_key), so a run two recipes need is trained once. Training and prediction reuse
 # the VSLNet rules, only their paths and run lookup change.
@@ -60,31 +60,19 @@ rule recipe_table:
         " --parquet {output.parquet:q} --markdown {output.markdown:q} --plot {output.plot:q} > {log:q} 2>&1"
 
 
-rule recipe_llm_pretrain:
-    input:
-        "results/recipes/llm_pretrain/table.md",
-    localrule: True
+# One target per recipe, recipe_<name> (llm_pretrain, naq, naq_zeroshot, naq_lowshot, narrator): its table.
+for _recipe in RECIPES.recipes:
 
-
-rule recipe_naq:
-    input:
-        "results/recipes/naq/table.md",
-    localrule: True
-
-
-rule recipe_naq_zeroshot:
-    input:
-        "results/recipes/naq_zeroshot/table.md",
-    localrule: True
-
-
-rule recipe_naq_lowshot:
-    input:
-        "results/recipes/naq_lowshot/table.md",
-    localrule: True
+    rule:
+        name:
+            f"recipe_{_recipe}"
+        input:
+            f"results/recipes/{_recipe}/table.md",
+        localrule: True
 
 
 rule recipes:
     input:
         expand("results/recipes/{recipe}/table.md", recipe=RECIPES.recipes),
+        keyframe_recipe_targets,  # the keyframe recipe's table (keyframes.smk), when that stage is on
     localrule: True

@@ -184,3 +184,33 @@ def narrator_pairs_cmd(a: argparse.Namespace) -> None:
     write_parquet(table, a.out, PAIRS)
     log_stats("narrator pairs", stats)
     write_json(stats, a.stats, indent=1)
+
+
+def _queries_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--narrations", type=Path, required=True, help="the merged NARRATIONS table")
+    p.add_argument("--naq-clips", type=Path, required=True, help="NaQ's clips: the pool the windows go into")
+    p.add_argument(
+        "--texts", choices=["best", "all"], default="best", help="per window: lowest entropy, or all"
+    )
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--clips", type=Path, required=True)
+    p.add_argument("--stats", type=Path, required=True)
+
+
+@command("narrator-queries", _queries_args)
+def narrator_queries_cmd(a: argparse.Namespace) -> None:
+    """The narrator's texts as NaQ-style VSLNet training queries (source ``narrator``) and their clips."""
+    import pyarrow as pa
+
+    from egonlq.io import read_parquet, write_json, write_parquet
+    from egonlq.narrator.narrate import read_narrations
+    from egonlq.narrator.queries import narrator_queries
+    from egonlq.queries.training_queries import TRAINING_QUERIES
+
+    table, clips, stats = narrator_queries(
+        read_narrations([a.narrations]), read_parquet(a.naq_clips).to_pandas(), texts=a.texts
+    )
+    write_parquet(table, a.out, TRAINING_QUERIES)
+    write_parquet(pa.Table.from_pandas(clips, preserve_index=False), a.clips)
+    log_stats("narrator queries", stats)
+    write_json(stats, a.stats, indent=1)

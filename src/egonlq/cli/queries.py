@@ -199,6 +199,13 @@ def _rephrase_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--narrations", action="store_true", help="the input is curated narrations (ASSIGNED)")
     p.add_argument("--prompt", type=Path, required=True)
     p.add_argument("--num-variants", type=int, default=1)
+    p.add_argument(
+        "--prompt-style",
+        choices=("json", "t5"),
+        default="json",
+        help="json: the prompt as written, a JSON answer; t5: each sentence to a seq2seq paraphraser (hf) as "
+        "'paraphrase: <sentence>', one paraphrase per returned sequence",
+    )
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--cache", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
@@ -209,13 +216,14 @@ def _rephrase_args(p: argparse.ArgumentParser) -> None:
 def rephrase(a: argparse.Namespace) -> None:
     from egonlq.io import read_parquet, write_json
     from egonlq.queries.curation import ASSIGNED
+    from egonlq.queries.llm_backends import rephrase_backend
     from egonlq.queries.llm_queries import GENERATED, narration_rows
     from egonlq.queries.llm_queries import rephrase as run
 
     rows = (
         narration_rows(read_parquet(a.input, ASSIGNED)) if a.narrations else read_parquet(a.input, GENERATED)
     )
-    backend = _make_backend(a)
+    backend = rephrase_backend(_make_backend(a), a.prompt_style, num_variants=a.num_variants)
     with _backend_failure("rephrase", a.cache):
         stats = run(
             rows,
@@ -304,6 +312,14 @@ def _training_queries_args(p: argparse.ArgumentParser) -> None:
         "--generated", type=Path, nargs="*", default=[], help="GENERATED tables (template, llm, rephrase)"
     )
     p.add_argument("--pseudo-clips", type=Path)
+    p.add_argument(
+        "--extra-queries",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="TRAINING_QUERIES tables built by a later stage (the narrator's), labelled by their folder",
+    )
+    p.add_argument("--extra-clips", type=Path, nargs="*", default=[], help="their clip tables, in order")
     p.add_argument("--guard-clips", type=Path, nargs="+", required=True, help="val/test CLIPS tables")
     p.add_argument("--guard-queries", type=Path, nargs="+", required=True, help="val/test QUERIES tables")
     p.add_argument("--queries-out", type=Path, required=True)
@@ -340,11 +356,16 @@ def training_queries(a: argparse.Namespace) -> None:
         clips.append(pseudo[list(CLIP_COLUMNS)])
         for path in a.generated:
             parts[path.parent.name] = generated_rows(read_parquet(path, GENERATED), pseudo)
+    if len(a.extra_queries) != len(a.extra_clips):
+        raise SystemExit(
+            f"training-queries: {len(a.extra_queries)} --extra-queries but {len(a.extra_clips)} --extra-clips"
+        )
+    for path, clip_path in zip(a.extra_queries, a.extra_clips, strict=True):
+        parts[path.parent.name] = read_parquet(path, TRAINING_QUERIES)
+        clips.append(read_parquet(clip_path).to_pandas()[list(CLIP_COLUMNS)])
     table, clip_table, stats = build_training_queries(parts, clips, leak_guard=guard)
     write_parquet(table, a.queries_out, TRAINING_QUERIES)
     write_parquet(clip_table, a.clips_out, TRAINING_CLIPS)
     stats["nlq"] = nlq_stats
     log_stats("training queries", stats)
     write_json(stats, a.stats, indent=1)
-
-

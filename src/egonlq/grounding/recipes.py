@@ -144,6 +144,14 @@ def build_recipes(settings: Mapping[str, Any]) -> list[Recipe]:
             {"name": f"naq_ft{suffix}", "stage": "finetune", "init": f"naq_pt{suffix}", "train": fine},
         ]
 
+    naq_pt, naq_ft = naq_chain("")[1:]
+    narrator_pt = {
+        "name": "narrator_pt",
+        "stage": "pretrain",
+        "sources": ["naq", "narrator"],
+        "joint_nlq": True,
+        "train": {**jitter, "jitter_sources": ["naq", "narrator"]},
+    }
     fractions = sorted(float(f) for f in settings["lowshot_fractions"])
     lowshot = [run for f in fractions for run in naq_chain(f"_{_pct_name(f)}", f)]
     return [
@@ -182,6 +190,23 @@ def build_recipes(settings: Mapping[str, Any]) -> list[Recipe]:
             ),
             rule=GAIN_RULE
             + "; reproduced when both VSLNet and VSLBase gain (the ratio is reported, not required).",
+        ),
+        Recipe(
+            name="narrator",
+            claim=(
+                "Narrator densification (issue 12, after LaViLa's NARRATOR, Zhao et al., CVPR 2023): adding"
+                " the narrator's NaQ-style queries (its texts for re-narrated EgoClip windows and for"
+                " un-narrated stretches) to joint NaQ + NLQ pre-training, then fine-tuning on NLQ, beats"
+                " NaQ + NLQ pre-training alone."
+            ),
+            runs=(
+                naq_pt,
+                naq_ft,
+                narrator_pt,
+                {"name": "narrator_ft", "stage": "finetune", "init": "narrator_pt", "train": fine},
+            ),
+            comparisons=(Comparison("NaQ + narrator vs NaQ", "narrator_ft", "naq_ft"),),
+            rule=GAIN_RULE + "; reproduced when narrator_ft gains over naq_ft.",
         ),
         Recipe(
             name="naq_zeroshot",

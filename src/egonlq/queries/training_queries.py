@@ -1,7 +1,8 @@
 """The single table of training queries in which every source lands (NLQ, NaQ, template, LLM, rephrasings).
 
 Each source is flattened into :data:`TRAINING_QUERIES` rows (:func:`nlq_rows`, :func:`generated_rows`,
-``egonlq.queries.naq.naq_table``); :func:`build_training_queries` concatenates them, checks that
+``egonlq.queries.naq.naq_table``, the narrator's NaQ-style rows of ``egonlq.narrator.queries``, read from
+their table); :func:`build_training_queries` concatenates them, checks that
 ``query_uid`` is
 unique, builds :data:`TRAINING_CLIPS` (one row per clip used) and enforces the LEAKAGE GUARD: a row of an NLQ
 val/test video, in any source, is an error, so training can never silently see an evaluation video.
@@ -37,7 +38,7 @@ TRAINING_QUERIES = pa.schema(
         pa.field("query_uid", pa.string(), nullable=False),  # unique over all sources
         pa.field(
             "source", pa.string(), nullable=False
-        ),  # nlq | naq | template | llm:<model> | rephrase:<origin>
+        ),  # nlq | naq | narrator | template | llm:<model> | rephrase:<origin>
         pa.field("video_uid", pa.string(), nullable=False),
         pa.field("clip_uid", pa.string(), nullable=False),  # NLQ/EM clip or pseudo-clip
         pa.field("annotation_uid", pa.string(), nullable=False),
@@ -65,7 +66,7 @@ TRAINING_CLIPS = pa.schema(
 )
 
 CLIP_COLUMNS = ("clip_uid", "video_uid", "video_start_sec", "video_end_sec", "clip_end_sec")
-FIXED_SOURCES = ("nlq", "naq", "template")
+FIXED_SOURCES = ("nlq", "naq", "narrator", "template")
 SOURCE_PREFIXES = ("llm:", "rephrase:")
 CLIP_BOUND_TOLERANCE_SEC = 1e-6
 _SHOW = 10  # how many offending ids an error message lists
@@ -80,7 +81,7 @@ def derived_flags(start: np.ndarray, end: np.ndarray, clip_len: np.ndarray) -> t
 
 
 def is_valid_source(source: str) -> bool:
-    """``nlq``, ``naq``, ``template``, ``llm:<model>`` or ``rephrase:<origin>``."""
+    """``nlq``, ``naq``, ``narrator``, ``template``, ``llm:<model>`` or ``rephrase:<origin>``."""
     return source in FIXED_SOURCES or any(
         source.startswith(p) and len(source) > len(p) for p in SOURCE_PREFIXES
     )
@@ -190,7 +191,7 @@ def _check_part(name: str, table: pa.Table) -> pa.Table:
             name,
             f"unknown source(s) {bad}",
             field="source",
-            expected="nlq, naq, template, llm:<model> or rephrase:<origin>",
+            expected="nlq, naq, narrator, template, llm:<model> or rephrase:<origin>",
         )
     return table
 
