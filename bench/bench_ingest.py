@@ -1,10 +1,12 @@
 """Benchmark: our ingest (metadata + NLQ annotations + streaming narrations) against a naive baseline.
 
-The baseline is what one writes first: ``json.load`` of each file, a Python loop over every record building
-row dicts, ``pa.Table.from_pylist`` and one ``pq.write_table``. Each side runs in its own subprocess on the
-same inputs; wall time (of the whole subprocess, interpreter start included) and peak RSS (the child's
-``VmHWM``: ``ru_maxrss`` would include the pages of the forked parent) are compared, and the narration and
-summary tables of both sides are checked to be equal.
+The baseline stands for what one writes first (there is no published ingest to run instead): ``json.load`` of
+each file, a Python loop over every record building row dicts, ``pa.Table.from_pylist`` and one
+``pq.write_table``. Each side runs in its own subprocess on the same inputs, ``--repeat`` times (at least 3,
+sides alternating); medians are compared (with min and max) of the wall time (of the whole subprocess,
+interpreter start included), its stages, the CPU time of the child (user + system, all threads: the steadier
+figure on a shared machine) and peak RSS (the child's ``VmHWM``: ``ru_maxrss`` would include the pages of the
+forked parent), and the narration and summary tables of both sides are checked to be equal.
 
 Inputs: ``--preset full`` (Ego4D scale, ~3.85M narrations) builds the file set with
 ``egonlq.demo.world.build_world(..., write_features=False)``; ``--narrations N`` instead writes a synthetic
@@ -33,6 +35,7 @@ import pyarrow.parquet as pq
 
 from egonlq.data import narrations as narr
 from egonlq.data.tables import CLIPS, NARRATIONS, QUERIES, SUMMARIES, VIDEOS
+from medians import check_repeat, median, spread
 
 NLQ_SPLITS = {
     "nlq_train.json": "train",
@@ -363,9 +366,12 @@ def measure(side: str, inputs_root: Path, out: Path) -> dict:
     stages = out / "stages.json"
     cmd = [sys.executable, __file__, "--side", side, "--inputs", str(inputs_root), "--out", str(out)]
     t = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run([*cmd, "--stages", str(stages)], check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.perf_counter() - t
-    return {"wall_s": wall, **json.loads(stages.read_text())}
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall_s": wall, "cpu_s": cpu, **json.loads(stages.read_text())}
 
 
 def main() -> None:
@@ -374,6 +380,7 @@ def main() -> None:
     ap.add_argument("--narrations", type=int, help="use a synthetic narration.json of about N narrations")
     ap.add_argument("--workdir", type=Path, help="where inputs and outputs go (default: a temp folder)")
     ap.add_argument("--no-check", action="store_true", help="skip the equality check of the outputs")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each side (medians, min, max; >= 3)")
     ap.add_argument("--side", choices=["ours", "baseline"], help=argparse.SUPPRESS)
     ap.add_argument("--inputs", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -402,21 +409,26 @@ def main() -> None:
     inputs = find_inputs(inputs_root)
     size_mib = inputs["narration.json"].stat().st_size / 2**20
 
-    results = {side: measure(side, inputs_root, workdir / f"out_{side}") for side in ("baseline", "ours")}
+    runs: dict[str, list[dict]] = {"baseline": [], "ours": []}
+    for _ in range(check_repeat(a.repeat)):
+        for side in runs:
+            runs[side].append(measure(side, inputs_root, workdir / f"out_{side}"))
     n_rows = pq.ParquetFile(workdir / "out_ours" / "narrations.parquet").metadata.num_rows
     print(f"\nnarration.json: {size_mib:.1f} MiB, {n_rows} narrations; inputs {sorted(inputs)}")
-    print(f"{'':22}{'baseline':>12}{'ours':>12}{'ratio':>10}")
+    print(f"medians of {a.repeat} runs each (min, max); ratio = baseline / ours: > 1 means ours is faster")
+    print(f"{'':22}{'baseline':>34}{'ours':>34}{'ratio':>10}")
     rows = [
         ("wall time (s)", "wall_s"),
         ("  metadata (s)", "metadata"),
         ("  nlq (s)", "nlq"),
         ("  narrations (s)", "narrations"),
+        ("CPU time (s)", "cpu_s"),
         ("peak RSS (MiB)", "peak_rss_mib"),
     ]
     for label, key in rows:
-        b, o = results["baseline"][key], results["ours"][key]
-        print(f"{label:22}{b:12.2f}{o:12.2f}{b / o if o else float('nan'):9.2f}x")
-    print("(ratio = baseline / ours: > 1 means ours is faster / smaller)")
+        b, o = ([r[key] for r in runs[side]] for side in ("baseline", "ours"))
+        ratio = median(b) / median(o) if median(o) else float("nan")
+        print(f"{label:22}{spread(b, unit=''):>34}{spread(o, unit=''):>34}{ratio:9.2f}x")
 
     if not a.no_check:
         for name in ("narrations.parquet", "summaries.parquet"):

@@ -37,4 +37,5 @@ def median(times: Sequence[float]) -> float:
 def spread(times: Sequence[float], *, scale: float = 1.0, unit: str = "s", digits: int = 2) -> str:
     """``"median U (min a, max b)"`` of ``times`` multiplied by ``scale`` (1e3 for ms)."""
     med, lo, hi = (scale * v for v in (statistics.median(times), min(times), max(times)))
-    return f"{med:.{digits}f} {unit} (min {lo:.{digits}f}, max {hi:.{digits}f})"
+    unit = f" {unit}" if unit else ""
+    return f"{med:.{digits}f}{unit} (min {lo:.{digits}f}, max {hi:.{digits}f})"
