@@ -14,10 +14,12 @@ Three stages run on the same NARRATIONS table:
   ``template`` backend (prompt rendering, cache, parsing, validation), on the first ``--template-blocks``
   blocks (default: all).
 
-The baseline is what one writes first: ``to_pylist()`` rows as dicts, Python loops, dicts of lists, per-row
+The baseline stands for what one writes first (no published script covers these stages on the NARRATIONS
+table): ``to_pylist()`` rows as dicts, Python loops, dicts of lists, per-row
 regexes, ``pa.Table.from_pylist`` at the end; its template stage calls the same rule-based writer and
-validator directly, without prompts or cache. Each side runs in its own subprocess; wall time per stage and
-peak RSS (``os.wait4`` rusage of that child) are compared, and the outputs of both sides are checked to agree
+validator directly, without prompts or cache. Each side runs in its own subprocess, ``--repeat`` times (at
+least 3, sides alternating); medians (with min and max) of the wall time per stage and of peak RSS
+(``os.wait4`` rusage of that child) are compared, and the outputs of both sides are checked to agree
 (windows to 1e-9 s: the baseline sums gaps in a different order than numpy).
 
 Inputs: ``--preset full`` (Ego4D scale, ~3.85M narrations) builds the world with
@@ -48,6 +50,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from egonlq.data.tables import NARRATIONS, VIDEOS
+from medians import check_repeat, median, spread
 
 EM_FILES = ("vq_train.json", "nlq_train.json", "moments_train.json")  # the reference's order
 CHECK_COLUMNS = {
@@ -522,6 +525,7 @@ def main() -> None:
     ap.add_argument("--narrations", type=int, help="use a synthetic NARRATIONS table of about N rows")
     ap.add_argument("--template-blocks", type=int, help="only the first N blocks in the template stage")
     ap.add_argument("--workdir", type=Path, help="where inputs and outputs go (default: a temp folder)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each side (medians, min, max; >= 3)")
     ap.add_argument("--side", choices=["ours", "baseline"], help=argparse.SUPPRESS)
     ap.add_argument("--inputs", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -545,33 +549,24 @@ def main() -> None:
         print(f"inputs ready in {time.perf_counter() - t:.1f} s", flush=True)
     n_rows = pq.ParquetFile(root / "narrations.parquet").metadata.num_rows
 
-    results = {
-        side: measure(side, root, workdir / f"out_{side}", a.template_blocks) for side in ("baseline", "ours")
+    runs: dict[str, list[dict]] = {"baseline": [], "ours": []}
+    for _ in range(check_repeat(a.repeat)):
+        for side in runs:
+            runs[side].append(measure(side, root, workdir / f"out_{side}", a.template_blocks))
+    print(f"\n{n_rows} narrations; template stage on {runs['ours'][0]['blocks']} blocks")
+    print(f"medians of {a.repeat} runs each (min, max)")
+    print(f"{'':22}{'baseline':>34}{'ours':>34}{'ratio':>10}")
+    figures = {
+        "stages total (s)": lambda r: sum(r["times"].values()),
+        **{f"  {s} (s)": (lambda r, s=s: r["times"][s]) for s in ("curation", "naq", "templates")},
+        "process wall (s)": lambda r: r["wall_s"],
+        "peak RSS (MiB)": lambda r: r["peak_rss_mib"],
+        **{f"  after {s} (MiB)": (lambda r, s=s: r["peaks"][s]) for s in ("curation", "naq", "templates")},
     }
-    print(f"\n{n_rows} narrations; template stage on {results['ours']['blocks']} blocks")
-    print(f"{'':22}{'baseline':>12}{'ours':>12}{'ratio':>10}")
-    lines = [
-        (f"  {s} (s)", results["baseline"]["times"][s], results["ours"]["times"][s])
-        for s in ("curation", "naq", "templates")
-    ]
-    lines.insert(
-        0,
-        (
-            "stages total (s)",
-            sum(results["baseline"]["times"].values()),
-            sum(results["ours"]["times"].values()),
-        ),
-    )
-    lines += [
-        ("process wall (s)", results["baseline"]["wall_s"], results["ours"]["wall_s"]),
-        ("peak RSS (MiB)", results["baseline"]["peak_rss_mib"], results["ours"]["peak_rss_mib"]),
-    ]
-    lines += [
-        (f"  after {s} (MiB)", results["baseline"]["peaks"][s], results["ours"]["peaks"][s])
-        for s in ("curation", "naq", "templates")
-    ]
-    for label, b, o in lines:
-        print(f"{label:22}{b:12.2f}{o:12.2f}{b / o if o else float('nan'):9.2f}x")
+    for label, figure in figures.items():
+        b, o = ([figure(r) for r in runs[side]] for side in ("baseline", "ours"))
+        ratio = median(b) / median(o) if median(o) else float("nan")
+        print(f"{label:22}{spread(b, unit=''):>34}{spread(o, unit=''):>34}{ratio:9.2f}x")
     print(
         "(ratio = baseline / ours: > 1 means ours is faster / smaller; process wall includes reading inputs)"
     )
