@@ -475,6 +475,41 @@ def test_cached_and_encoded_text_agree(world):
     assert torch.all(b[mask_b == 0] == 0) and a.abs().sum() > 0
 
 
+def test_encoded_text_runs_the_encoder_once_per_unique_text(world):
+    r = records(world)
+    encoder = TextEncoder(world.text_model, max_len=16)
+    calls: list[list[str]] = []
+    embed = encoder.embed
+
+    def counting(texts: list[str], **kw) -> tuple[torch.Tensor, torch.Tensor]:
+        calls.append(list(texts))
+        return embed(texts, **kw)
+
+    encoder.embed = counting
+    texts = r.text[:4] + r.text[:2]  # duplicates inside one batch
+    source = EncodedText(encoder)
+    a, mask_a = source.embed(texts, training=True)
+    assert calls == [list(dict.fromkeys(texts))]  # one call, each text once
+    b, mask_b = source.embed(list(reversed(texts)))
+    assert len(calls) == 1  # all seen: no encoder call
+    torch.testing.assert_close((b, mask_b), (a.flip(0), mask_a.flip(0)))
+    for text, row, real in zip(texts, a, mask_a, strict=True):  # each text as encoded alone, zero padding
+        alone, _ = embed([text])
+        n = int(real.sum())
+        torch.testing.assert_close(row[:n], alone[0, :n], atol=1e-5, rtol=1e-5)
+        assert torch.all(row[n:] == 0)
+    capped = EncodedText(encoder, memo_bytes=0)  # nothing kept: every batch runs the encoder
+    calls.clear()
+    capped.embed(texts)
+    capped.embed(texts)
+    assert len(calls) == 2 and capped.memo == {}
+    official = EncodedText(encoder, official=True)
+    calls.clear()
+    official.embed(texts, training=True)
+    official.embed(texts, training=True)
+    assert calls == [texts, texts] and official.memo == {}  # the reference's encoder run per batch
+
+
 def test_text_checks(world, tmp_path):
     r = records(world)
     cached = make_text_source("cache", text_cache=world.text_cache, text_model=world.text_model, max_len=16)

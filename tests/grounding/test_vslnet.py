@@ -11,7 +11,14 @@ import torch
 
 from egonlq.errors import InputError
 from egonlq.grounding.spans import highlight_labels
-from egonlq.grounding.vslnet import VSLNet, VSLNetConfig, decode_topk
+from egonlq.grounding.vslnet import (
+    DepthwiseSeparableConv,
+    Dropout,
+    MultiHeadAttention,
+    VSLNet,
+    VSLNetConfig,
+    decode_topk,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -222,3 +229,58 @@ def test_corrupt_or_mismatched_checkpoints_name_the_file(tmp_path):
     (tmp_path / "config.json").unlink()
     with pytest.raises(InputError, match="config.json: file not found"):
         VSLNet.from_pretrained(tmp_path)
+
+
+def test_cpu_dropout_drops_at_rate_p_scales_survivors_and_passes_gradients_through_the_mask():
+    layer = Dropout(0.2)
+    x = torch.full((400, 1000), 2.0, requires_grad=True)
+    torch.manual_seed(5)
+    y = layer(x)
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - 0.2) < 0.003  # 400k draws: 5 standard deviations
+    assert torch.all(y[kept] == 2.0 / 0.8)
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.where(kept, 1 / 0.8, 0.0))
+    torch.manual_seed(5)
+    assert torch.equal(layer(x), y)  # the seeded generator decides the mask
+    assert not torch.equal(layer(x), y)  # and moves on
+    columns = kept.float().mean(dim=0)  # no position is favoured (both halves of each random word count)
+    assert columns[0::2].mean().item() == pytest.approx(0.8, abs=0.005)
+    assert columns[1::2].mean().item() == pytest.approx(0.8, abs=0.005)
+    assert torch.equal(layer.eval()(x), x) and torch.equal(Dropout(0.0).train()(x), x)
+    assert torch.equal(Dropout(1.0)(x), torch.zeros_like(x))
+    odd = Dropout(0.5)(torch.ones(3, 5))  # an odd element count
+    assert odd.shape == (3, 5) and set(odd.unique().tolist()) <= {0.0, 2.0}
+
+
+@pytest.mark.parametrize(("dim", "heads"), [(64, 4), (128, 8), (24, 2)])
+def test_in_place_attention_scores_equal_the_reference_formula(dim, heads):
+    """softmax(mask(q k^T / sqrt(hd))) v, bit for bit, and the same gradients."""
+    torch.manual_seed(0)
+    attention = MultiHeadAttention(dim, heads, dropout=0.0).eval()
+    x = torch.randn(3, 9, dim)
+    mask = torch.tensor([[1.0] * 9, [1.0] * 4 + [0.0] * 5, [1.0] + [0.0] * 8])
+    y = attention.norm1(x)
+    q, k, v = (attention.split_heads(proj(y)) for proj in (attention.query, attention.key, attention.value))
+    scores = q @ k.transpose(-2, -1) / math.sqrt(attention.head_dim)
+    attn = torch.softmax(scores + (1.0 - mask[:, None, None, :]) * -1e30, dim=-1)
+    r = (attn @ v).transpose(1, 2).reshape(3, 9, dim) + x
+    want = attention.out(attention.norm2(r)) + r
+    got = attention(x, mask)
+    assert torch.equal(got, want)
+    g = torch.randn_like(got)
+    for a, b in zip(
+        torch.autograd.grad(got, [*attention.parameters()], g),
+        torch.autograd.grad(want, [*attention.parameters()], g),
+        strict=True,
+    ):
+        assert torch.equal(a, b)
+
+
+def test_pointwise_linear_equals_the_kernel_1_convolution():
+    torch.manual_seed(0)
+    block = DepthwiseSeparableConv(16, 7, dropout=0.0).eval()
+    x = torch.randn(3, 11, 16)
+    want = x + torch.relu(block.pointwise(block.depthwise(block.norm(x).transpose(1, 2)))).transpose(1, 2)
+    torch.testing.assert_close(block(x), want, rtol=1e-6, atol=1e-6)
+    assert block.state_dict()["pointwise.weight"].shape == (16, 16, 1)  # checkpoints keep the conv layout

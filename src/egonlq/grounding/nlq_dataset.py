@@ -410,25 +410,42 @@ class CachedText:
 class EncodedText:
     """Text encoded on the fly by the frozen encoder (eval mode), padding zeroed like the cache path.
 
-    ``official=True`` is the published code's behaviour (compatibility mode ``official``): the encoder's
-    outputs at padded positions are kept, and training batches run the frozen encoder in train mode
-    (dropout active), as the reference's ``model.train()`` reaches it; evaluation batches stay in eval mode.
+    In eval mode a text's token embeddings depend on the text alone, so each batch encodes only its unique
+    texts not seen before, in one encoder call, and keeps them in memory (up to ``memo_bytes``; later texts
+    are encoded on every batch): the encoder runs once per unique text instead of once per query and epoch
+    (issue 15). ``official=True`` is the published code's behaviour (compatibility mode ``official``): the
+    encoder's outputs at padded positions are kept, and training batches run the frozen encoder in train
+    mode (dropout active), as the reference's ``model.train()`` reaches it; evaluation batches stay in eval
+    mode. Nothing is kept then: every batch runs the encoder, as the reference does.
     """
 
     kind = "encoder"
 
-    def __init__(self, encoder: TextEncoder, *, official: bool = False):
+    def __init__(self, encoder: TextEncoder, *, official: bool = False, memo_bytes: int = 2**30):
         self.encoder = encoder
         self.official = official
         self.hidden_size = encoder.hidden_size
         self.fingerprint = encoder.fingerprint
+        self.memo: dict[str, np.ndarray] = {}
+        self.memo_bytes_left = memo_bytes
 
     def missing(self, texts: Collection[str]) -> list[str]:
         return []
 
     def embed(self, texts: Sequence[str], *, training: bool = False) -> tuple[Tensor, Tensor]:
-        hidden, mask = self.encoder.embed(list(texts), dropout=self.official and training)
-        return (hidden if self.official else hidden * mask.unsqueeze(2)), mask
+        if self.official:
+            return self.encoder.embed(list(texts), dropout=training)
+        new = list(dict.fromkeys(t for t in texts if t not in self.memo))
+        tokens: dict[str, np.ndarray] = {}
+        if new:
+            hidden, mask = self.encoder.embed(new)
+            hidden, real = hidden.cpu().numpy(), mask.cpu().numpy().astype(bool)
+            for row, text in enumerate(new):
+                tokens[text] = hidden[row][real[row]]  # [n_tokens, H], a copy
+                if tokens[text].nbytes <= self.memo_bytes_left:
+                    self.memo[text] = tokens[text]
+                    self.memo_bytes_left -= tokens[text].nbytes
+        return pad([self.memo[t] if t in self.memo else tokens[t] for t in texts])
 
 
 COMPAT_MODES = ("egonlq", "official")  # "official": the published VSLNet code's text and optimizer details

@@ -72,12 +72,45 @@ def mask_logits(x: Tensor, mask: Tensor) -> Tensor:
     return x + (1.0 - mask) * MASK_VALUE
 
 
+class _MaskedScale(torch.autograd.Function):
+    """``x * m`` with a fixed float mask ``m`` (the dropout scale or 0): the gradient is ``grad * m``."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, m: Tensor) -> Tensor:  # noqa: ANN001 - torch's signature
+        ctx.save_for_backward(m)
+        return x * m
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # noqa: ANN001 - torch's signature
+        (m,) = ctx.saved_tensors
+        return grad * m, None
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` whose CPU mask comes from 31-bit integers of torch's generator (``random_``) instead of
+    ``bernoulli_``: dropout was a third of a CPU training step, and this mask is ~1.8x faster forward and
+    backward (issue 15). Same semantics (each element zeroed with probability ``p``, rounded to a multiple of
+    2^-31, survivors scaled by ``1 / (1 - p)``), drawn from the same seeded generator, so runs stay
+    reproducible; other devices use torch's kernel."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0 or x.device.type != "cpu" or self.inplace:
+            return super().forward(x)
+        if self.p == 1.0:
+            return x * 0.0
+        n = x.numel()
+        words = torch.empty((n + 1) // 2, dtype=torch.int64).random_()  # 63 random bits each
+        bits = words.view(torch.int32)[:n].view(x.shape).bitwise_and_(0x7FFFFFFF)  # 31 bits per element
+        keep = bits >= round(self.p * 2**31)
+        return _MaskedScale.apply(x, torch.where(keep, 1.0 / (1.0 - self.p), 0.0).to(x.dtype))
+
+
 class VisualProjection(nn.Module):
     """Dropout on the raw video features, then a per-position Linear(Dv -> d)."""
 
     def __init__(self, video_dim: int, dim: int, dropout: float):
         super().__init__()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.linear = nn.Linear(video_dim, dim)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -92,12 +125,14 @@ class DepthwiseSeparableConv(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.depthwise = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim, bias=False)
         self.pointwise = nn.Conv1d(dim, dim, kernel_size=1)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.norm(x).transpose(1, 2)  # [B, d, L]; no masking inside the convolutions
-        y = F.relu(self.pointwise(self.depthwise(y)))
-        return x + self.dropout(y.transpose(1, 2))  # [B, L, d]
+        y = self.depthwise(self.norm(x).transpose(1, 2))  # [B, d, L]; no masking inside the convolutions
+        # the kernel-1 pointwise conv as the Linear it is, on [B, L, d]: the same weights ([d, d, 1]) and
+        # values up to rounding, ~1.2x faster per CPU training step than the conv kernel (issue 15)
+        y = F.relu(F.linear(y.transpose(1, 2), self.pointwise.weight.squeeze(2), self.pointwise.bias))
+        return x + self.dropout(y)  # [B, L, d]
 
 
 class MultiHeadAttention(nn.Module):
@@ -112,7 +147,7 @@ class MultiHeadAttention(nn.Module):
         self.value = nn.Linear(dim, dim)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.out = nn.Linear(dim, dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def split_heads(self, x: Tensor) -> Tensor:
         B, L, _ = x.shape
@@ -122,8 +157,10 @@ class MultiHeadAttention(nn.Module):
         B, L, d = x.shape
         y = self.dropout(self.norm1(x))
         q, k, v = (self.split_heads(proj(y)) for proj in (self.query, self.key, self.value))
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # [B, h, L, L]
-        scores = mask_logits(scores, mask[:, None, None, :])  # mask the keys
+        # in place: a fresh [B, h, L, L] tensor for the division and one for the mask cost more than the
+        # product itself on CPU (the values are the same; the product's backward needs only q and k)
+        scores = (q @ k.transpose(-2, -1)).div_(math.sqrt(self.head_dim))  # [B, h, L, L]
+        scores.add_((1.0 - mask[:, None, None, :]) * MASK_VALUE)  # mask the keys: mask_logits
         attn = self.dropout(F.softmax(scores, dim=-1))
         o = (attn @ v).transpose(1, 2).reshape(B, L, d)  # merge heads: [B, L, d]
         r = self.dropout(o) + x
@@ -163,7 +200,7 @@ class ContextQueryAttention(nn.Module):
         self.w_c = nn.Parameter(nn.init.xavier_uniform_(torch.empty(dim, 1)))
         self.w_q = nn.Parameter(nn.init.xavier_uniform_(torch.empty(dim, 1)))
         self.w_m = nn.Parameter(nn.init.xavier_uniform_(torch.empty(1, 1, dim)))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.linear = nn.Linear(4 * dim, dim)
 
     def forward(self, c: Tensor, q: Tensor, c_mask: Tensor, q_mask: Tensor) -> Tensor:
