@@ -256,12 +256,19 @@ class HFBackend:
         )
 
     def generate(self, prompts: list[str]) -> list[Generation]:
-        out: list[Generation] = []
+        return [seqs[0] for seqs in self.generate_sequences(prompts)]
+
+    def generate_sequences(self, prompts: list[str], num_sequences: int = 1) -> list[list[Generation]]:
+        """``num_sequences`` answers per prompt: sampled when ``do_sample``, else the best beams of a beam
+        search of that width (greedy for one), best first."""
+        if num_sequences < 1:
+            raise ValueError(f"num_sequences must be >= 1, got {num_sequences}")
+        out: list[list[Generation]] = []
         for i in range(0, len(prompts), self.batch_size):
-            out += self._generate_batch(prompts[i : i + self.batch_size])
+            out += self._generate_batch(prompts[i : i + self.batch_size], num_sequences)
         return out
 
-    def _generate_batch(self, prompts: list[str]) -> list[Generation]:
+    def _generate_batch(self, prompts: list[str], num_sequences: int) -> list[list[Generation]]:
         torch = self._torch
         texts = [self.chat_text(p) for p in prompts]
         enc = self.tokenizer(
@@ -271,23 +278,26 @@ class HFBackend:
             "max_new_tokens": self.max_new_tokens,
             "do_sample": self.do_sample,
             "pad_token_id": self.tokenizer.pad_token_id,
+            "num_return_sequences": num_sequences,
         }
         if self.do_sample:
             kwargs.update(temperature=self.temperature, top_p=self.top_p)
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
+            if num_sequences > 1:
+                kwargs.update(num_beams=num_sequences)
         torch.manual_seed(self.seed)
         with torch.inference_mode():
-            output = self.model.generate(**enc, **kwargs)
+            output = self.model.generate(**enc, **kwargs)  # (B * num_sequences, T), a prompt's rows together
         # causal: the prompt comes back first; seq2seq: the decoder output after its start token
-        new = output[:, 1 if self.seq2seq else enc["input_ids"].shape[1] :].cpu()  # (B, T_new)
+        new = output[:, 1 if self.seq2seq else enc["input_ids"].shape[1] :].cpu()  # (B * n, T_new)
         n_prompt = enc["attention_mask"].sum(dim=1).cpu().tolist()
         eos_ids = self._eos_ids()
-        result = []
-        for row, n_p in zip(new.tolist(), n_prompt, strict=True):
+        result: list[list[Generation]] = [[] for _ in prompts]
+        for r, row in enumerate(new.tolist()):
             n_new = next((k + 1 for k, tok in enumerate(row) if tok in eos_ids), len(row))
             text = self.tokenizer.decode(row[:n_new], skip_special_tokens=True)
-            result.append(Generation(text, int(n_p), n_new))
+            result[r // num_sequences].append(Generation(text, int(n_prompt[r // num_sequences]), n_new))
         return result
 
     def _eos_ids(self) -> set[int]:
@@ -422,6 +432,85 @@ def _token_counts(usage: object) -> tuple[int, int] | None:
     return counts
 
 
+PROMPT_STYLES = ("json", "t5")
+T5_PREFIX = "paraphrase: "  # the input format of the T5 paraphrasers (LaViLa's rephraser role)
+
+
+class T5Rephraser:
+    """The rephrase prompt answered by a seq2seq paraphraser, one sentence at a time, in plain text.
+
+    It reads the numbered sentences and the ``variant N`` of a rephrase prompt back (as the template backend
+    does), sends each sentence to the model as ``"paraphrase: <sentence>"``, and asks for ``num_sequences``
+    returned sequences (the best beams, or samples): variant ``v`` is the ``v``-th. Each sequence is read as
+    plain text (:func:`egonlq.queries.llm_parsing.parse_paraphrase`, no JSON from the model); the answer is
+    the ``[{"i", "text"}]`` list every backend gives, so the rephrase path validates it as any other. A
+    sentence's sequences are computed once for all its variants.
+    """
+
+    def __init__(self, inner: HFBackend, *, num_sequences: int = 1) -> None:
+        if not inner.seq2seq:
+            raise InputError(
+                inner.model_path,
+                "prompt style t5 needs a seq2seq model, this is a causal LM",
+                field="is_encoder_decoder",
+                expected="a T5-style paraphraser folder",
+            )
+        if num_sequences < 1:
+            raise ValueError(f"num_sequences must be >= 1, got {num_sequences}")
+        self.inner, self.num_sequences = inner, num_sequences
+        self._memo: dict[str, list[Generation]] = {}
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def fingerprint(self) -> dict:
+        return {
+            **self.inner.fingerprint(),
+            "prompt_style": "t5",
+            "input_prefix": T5_PREFIX,
+            "num_sequences": self.num_sequences,
+        }
+
+    def generate(self, prompts: list[str]) -> list[Generation]:
+        from egonlq.queries.llm_parsing import parse_paraphrase
+
+        parsed = [(parse_numbered_list(p), _variant_of(p)) for p in prompts]
+        too_far = max((v for _, v in parsed), default=1)
+        if too_far > self.num_sequences:
+            raise ValueError(f"variant {too_far} asked of a rephraser of {self.num_sequences} sequences")
+        sentences = {text for (items, timed), _ in parsed if not timed for _, text in items}
+        todo = sorted(sentences - set(self._memo))
+        answers = self.inner.generate_sequences([T5_PREFIX + t for t in todo], self.num_sequences)
+        self._memo.update(zip(todo, answers, strict=True))
+        out = []
+        for prompt, ((items, timed), variant) in zip(prompts, parsed, strict=True):
+            if timed or not items:  # not a rephrase prompt: nothing to paraphrase
+                out.append(Generation(prompt[-_SHOWN_BYTES:], 0, 0, error="parse_failure"))
+                continue
+            chosen = [self._memo[text][variant - 1] for _, text in items]
+            answer = [
+                {"i": i, "text": text}
+                for i, g in enumerate(chosen, 1)
+                if (text := parse_paraphrase(g.text)) is not None
+            ]
+            n_prompt, n_new = sum(g.n_prompt_tokens for g in chosen), sum(g.n_new_tokens for g in chosen)
+            out.append(Generation(json.dumps(answer, ensure_ascii=False), n_prompt, n_new))
+        return out
+
+
+def rephrase_backend(backend: Backend, style: str, *, num_variants: int = 1) -> Backend:
+    """The backend that answers rephrase prompts in ``style``: ``json`` (the prompt as written, a JSON
+    answer) or ``t5`` (a seq2seq paraphraser of the ``hf`` backend, :class:`T5Rephraser`)."""
+    if style == "json":
+        return backend
+    if style != "t5":
+        raise ValueError(f"unknown prompt style {style!r}; expected one of {list(PROMPT_STYLES)}")
+    if not isinstance(backend, HFBackend):
+        raise ValueError(f"prompt style t5 runs a local seq2seq model: the hf backend, not {backend.name}")
+    return T5Rephraser(backend, num_sequences=num_variants)
+
+
 def source_name(kind: str, model: str | None = None) -> str:
     """The ``source`` tag a backend gives its queries, known without loading it (for planning runs)."""
     if kind == "template":
@@ -487,5 +576,37 @@ def write_tiny_random_lm(out_dir: str | Path, *, seed: int = 0, corpus: list[str
     )
     torch.manual_seed(seed)
     LlamaForCausalLM(config).save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def write_tiny_random_t5(out_dir: str | Path, *, corpus: list[str], seed: int = 0) -> Path:
+    """Save a tiny randomly initialised T5 with a word-level tokenizer trained on ``corpus`` (pad = decoder
+    start, eos): the seq2seq counterpart of :func:`write_tiny_random_lm`, for the rephraser path in tests.
+    Its outputs are random words of the corpus."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
+
+    out_dir = Path(out_dir)
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=["<pad>", "</s>", "<unk>"]))
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=16,
+        d_kv=4,
+        d_ff=32,
+        num_layers=1,
+        num_heads=2,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    T5ForConditionalGeneration(config).save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir

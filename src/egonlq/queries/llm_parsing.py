@@ -125,6 +125,18 @@ def parse_answer(raw: str) -> list[dict] | None:
     return None
 
 
+_PARAPHRASE_PREFIX = re.compile(r"^\s*(?:paraphrased\s*output|paraphrase)\s*:\s*", re.IGNORECASE)
+_QUOTES = "\"'`“”‘’"
+
+
+def parse_paraphrase(text: str) -> str | None:
+    """A seq2seq paraphraser's returned sequence read as plain text: the ``paraphrase:`` or
+    ``paraphrasedoutput:`` label T5 paraphrasers echo and surrounding quotes removed, spaces collapsed; None
+    when nothing is left. The text is then validated like any answer's."""
+    text = " ".join(_PARAPHRASE_PREFIX.sub("", text, count=1).split()).strip(_QUOTES).strip()
+    return text or None
+
+
 def normalise_text(text: str) -> str:
     """Lower case, punctuation to spaces, spaces collapsed: the form compared for copies and duplicates."""
     return " ".join(_NON_ALNUM.sub(" ", text.lower()).split())
