@@ -114,3 +114,24 @@ def test_read_parquet_columns_reads_and_checks_only_those(tmp_path: Path) -> Non
         read_parquet(path, wrong, columns=["a"])
     assert info.value.field == "a"
     assert read_parquet(path, wrong, columns=["b"]).num_rows == 2  # only the columns read are checked
+
+
+def test_use_fast_memory_pool_prefers_jemalloc_unless_the_user_chose(monkeypatch) -> None:
+    import pyarrow as pa
+
+    from egonlq.io import use_fast_memory_pool
+
+    before = pa.default_memory_pool()
+    try:
+        monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+        try:
+            pa.jemalloc_memory_pool()
+            expected = "jemalloc"
+        except NotImplementedError:
+            expected = before.backend_name
+        assert use_fast_memory_pool() == expected == pa.default_memory_pool().backend_name
+        pa.set_memory_pool(pa.system_memory_pool())
+        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "system")
+        assert use_fast_memory_pool() == "system"
+    finally:
+        pa.set_memory_pool(before)
