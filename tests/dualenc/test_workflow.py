@@ -31,5 +31,9 @@ def test_dry_run_of_the_dual_encoder_target(tmp_path: Path) -> None:
     # the rephrase rule is off in the tiny config: gt10rephrase is not run (and says why)
     assert counts["train_dual_encoder"] == counts["eval_dual_encoder"] == counts["predict_dual_encoder"] == 4
     assert "gt10rephrase" in proc.stderr + proc.stdout and "is not run" in proc.stderr + proc.stdout
+    # the features of gt100 seed 0 as VSLNet input: one set, its clip tables, the scratch run per VSLNet seed
+    assert counts["dualenc_features"] == counts["dualenc_feature_table"] == 1
+    assert counts["dualenc_clip_features"] == counts["dualenc_training_clip_features"] == 1
+    assert counts["train_vslnet_dualenc_features"] == counts["predict_vslnet_dualenc_features"] == 1
     assert "train_dual_encoder" not in job_counts(snakemake(tmp_path, "-n").stdout), "kept out of `all`"
     shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)

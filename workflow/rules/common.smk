@@ -403,7 +403,7 @@ def de_vslnet_features():
     first scratch run. None, with the reason logged, when unset and no such runs exist."""
     given = DECFG.get("vslnet_features")
     scratch = [name for name, run in RUNS.items() if run.stage == "scratch"]
-    if given is None and not (DE_RUNS and scratch):
+    if not given and not (DE_RUNS and scratch):
         logger.info("dual encoder features for VSLNet: not planned (needs a dual_encoder run and a scratch run)")
         return None
     default_run = "gt100" if "gt100" in DE_RUNS else next(iter(DE_RUNS), None)
