@@ -431,18 +431,25 @@ def _to_struct(
 ) -> tuple[pa.StructArray, np.ndarray]:
     """Entries (JSON objects) as an Arrow struct array of ``raw_type``, and their positions in the list.
 
-    Fast path: Arrow converts the dicts in C. It is taken only where it cannot differ from the checked
-    Python path: every entry a dict (Arrow reads ``[]`` as an empty struct), no bool in a float field
-    (Arrow reads true as 1.0) and every value of the expected JSON type (Arrow refuses the others).
+    Fast path: each field's values are gathered in C (``map(dict.get, ...)``) and converted by Arrow, column
+    by column (twice as fast as converting the dicts into a struct array). It is taken only where it cannot
+    differ from the checked Python path: every entry a dict, no bool in a float field (Arrow reads true as
+    1.0) and every value of the expected JSON type (Arrow refuses the others).
     Otherwise, in Python, wrong-typed values become null and non-objects are dropped; strings with lone
     surrogates (not encodable as UTF-8) get U+FFFD and are counted as ``invalid_unicode``.
     """
     floats = _float_fields(raw_type)
-    if set(map(type, entries)) == {dict} and not any(
-        bool in set(map(type, map(dict.get, entries, repeat(name)))) for name in floats
-    ):
+    if set(map(type, entries)) == {dict}:
         try:
-            return pa.array(entries, type=raw_type), np.arange(len(entries), dtype=np.int32)
+            columns = []
+            for f in raw_type:
+                values = list(map(dict.get, entries, repeat(f.name)))
+                if f.name in floats and bool in set(map(type, values)):
+                    break
+                columns.append(pa.array(values, type=f.type))
+            else:
+                chunk = pa.StructArray.from_arrays(columns, fields=list(raw_type))
+                return chunk, np.arange(len(entries), dtype=np.int32)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeEncodeError):
             pass
     kept, idx = [], []
