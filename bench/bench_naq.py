@@ -28,12 +28,14 @@ import json
 import math
 import os
 import random
-import statistics
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from medians import check_repeat, median, spread
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -165,28 +167,35 @@ def run_baseline(csv: Path, ann: Path, out: Path) -> None:
     merged = _baseline_merge(naq, nlq)
     with open(out / "merged.json", "w") as f:
         json.dump(merged, f)
-    print(f"TIMED {time.perf_counter()}", flush=True)
+    print(f"TIMED {time.perf_counter()} {_cpu_seconds(resource.RUSAGE_SELF)}", flush=True)
     with open(out / "naq_train.json", "w") as f:
         json.dump(naq, f)
 
 
-def _cli(*args: str) -> None:
+def _cpu_seconds(who: int) -> float:
+    """User + system CPU seconds of this process or its waited-for children (all threads)."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cli(*args: str) -> tuple[float, float]:
+    """Run one egonlq command in its own process; its wall and CPU seconds."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    wall, cpu = time.perf_counter(), _cpu_seconds(resource.RUSAGE_CHILDREN)
     subprocess.run([sys.executable, "-m", "egonlq.cli", *args], check=True, env=env, capture_output=True)
+    return time.perf_counter() - wall, _cpu_seconds(resource.RUSAGE_CHILDREN) - cpu
 
 
-def run_ours(csv: Path, ann: Path, out: Path) -> tuple[float, float]:
-    """The workflow's ingest-egoclip and naq jobs; returns their wall times."""
-    t0 = time.perf_counter()
-    _cli("ingest-egoclip", "--input", str(csv), "--table", str(out / "egoclip.parquet"),
-         "--report", str(out / "egoclip_report.json"))  # fmt: skip
-    t1 = time.perf_counter()
-    _cli("naq", "--egoclip", str(out / "egoclip.parquet"),
-         "--em-train", str(ann / "vq_train.json"), str(ann / "moments_train.json"),
-         "--nlq-train", str(ann / "nlq_train.json"), "--table", str(out / "naq.parquet"),
-         "--clips", str(out / "clips.parquet"), "--naq-json", str(out / "naq_train.json"),
-         "--merged-json", str(out / "merged.json"), "--stats", str(out / "stats.json"))  # fmt: skip
-    return t1 - t0, time.perf_counter() - t1
+def run_ours(csv: Path, ann: Path, out: Path) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The workflow's ingest-egoclip and naq jobs; the (wall, CPU) seconds of each."""
+    ingest = _cli("ingest-egoclip", "--input", str(csv), "--table", str(out / "egoclip.parquet"),
+                  "--report", str(out / "egoclip_report.json"))  # fmt: skip
+    naq = _cli("naq", "--egoclip", str(out / "egoclip.parquet"),
+               "--em-train", str(ann / "vq_train.json"), str(ann / "moments_train.json"),
+               "--nlq-train", str(ann / "nlq_train.json"), "--table", str(out / "naq.parquet"),
+               "--clips", str(out / "clips.parquet"), "--naq-json", str(out / "naq_train.json"),
+               "--merged-json", str(out / "merged.json"), "--stats", str(out / "stats.json"))  # fmt: skip
+    return ingest, naq
 
 
 def _sorted(merged: dict) -> list:
@@ -202,15 +211,11 @@ def identical(ours: Path, base: Path) -> tuple[bool, bool]:
     return naq_same, merged_same
 
 
-def _summary(times: list[float]) -> str:
-    return f"median {statistics.median(times):6.2f} s (min {min(times):.2f}, max {max(times):.2f})"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--world", type=Path, default=Path(tempfile.gettempdir()) / "bench_naq_world")
     ap.add_argument("--preset", default="full", help="demo world preset built when --world has none")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each side (medians, min, max; >= 3)")
     ap.add_argument("--side", choices=["baseline"], help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -219,12 +224,14 @@ def main() -> None:
     if args.side == "baseline":
         run_baseline(csv, ann, args.out)
         return
+    check_repeat(args.repeat)
     if not csv.exists():
         from egonlq.demo.world import build_world
 
         print(f"building the demo world ({args.preset}) in {args.world}", flush=True)
         build_world(args.world, preset=args.preset, write_features=False)
-    base_t, ingest_t, naq_t = [], [], []
+    # wall and CPU seconds per run: the baseline up to its merged JSON, our two jobs
+    runs: dict[str, list[tuple[float, float]]] = {"baseline": [], "ingest-egoclip": [], "naq": []}
     with tempfile.TemporaryDirectory() as tmp:
         base_out, ours_out = Path(tmp) / "baseline", Path(tmp) / "ours"
         base_out.mkdir()
@@ -233,21 +240,28 @@ def main() -> None:
             t0 = time.perf_counter()
             cmd = [sys.executable, __file__, "--side", "baseline", "--world", str(args.world)]
             proc = subprocess.run([*cmd, "--out", str(base_out)], check=True, capture_output=True, text=True)
-            done = float(next(ln for ln in proc.stdout.splitlines() if ln.startswith("TIMED")).split()[1])
-            base_t.append(done - t0)
+            _, done, cpu = next(ln for ln in proc.stdout.splitlines() if ln.startswith("TIMED")).split()
+            runs["baseline"].append((float(done) - t0, float(cpu)))
             ingest, naq = run_ours(csv, ann, ours_out)
-            ingest_t.append(ingest)
-            naq_t.append(naq)
+            runs["ingest-egoclip"].append(ingest)
+            runs["naq"].append(naq)
         naq_same, merged_same = identical(ours_out, base_out)
-    both = [a + b for a, b in zip(ingest_t, naq_t, strict=True)]
-    base = statistics.median(base_t)
-    print(f"NaQ end to end, {args.world} ({args.repeat} runs each)")
-    print(f"  baseline (published create_naq_dataset.py method): {_summary(base_t)}")
-    print(f"  ours: ingest-egoclip                              {_summary(ingest_t)}")
-    print(f"  ours: naq                                         {_summary(naq_t)}")
-    print(f"  ours: both jobs                                   {_summary(both)}")
-    print(f"  ratio vs published script: naq job {base / statistics.median(naq_t):.2f}x, "
-          f"ingest + naq {base / statistics.median(both):.2f}x")  # fmt: skip
+    runs["both jobs"] = [
+        (a[0] + b[0], a[1] + b[1]) for a, b in zip(runs["ingest-egoclip"], runs["naq"], strict=True)
+    ]
+    print(f"NaQ end to end, {args.world} (medians of {args.repeat} runs each, min and max)")
+    labels = {
+        "baseline": "baseline (published create_naq_dataset.py method)",
+        "ingest-egoclip": "ours: ingest-egoclip",
+        "naq": "ours: naq",
+        "both jobs": "ours: both jobs",
+    }
+    for i, what in enumerate(("wall", "CPU (user + system, all threads)")):
+        print(f"  {what}")
+        base = median([r[i] for r in runs["baseline"]])
+        for key, label in labels.items():
+            times = [r[i] for r in runs[key]]
+            print(f"    {label:<52}{spread(times):>32}   ratio {base / median(times):5.2f}x")
     print(f"  output identical: NaQ JSON {naq_same}, merged JSON (sorted) {merged_same}")
     if not (naq_same and merged_same):
         raise SystemExit("outputs differ")
