@@ -259,6 +259,9 @@ def planned_trainings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Cou
             )
             planned[f"{target}:experiment trainings"] = sum(j.rule.name == "train_vslnet" for j in jobs)
             planned[f"{target}:rules"] = {j.rule.name for j in jobs}
+            planned[f"{target}:table sources"] = {
+                j.params.sources for j in jobs if j.rule.name == "recipe_table"
+            }  # what the table command re-plans the recipes with
             planned[f"{target}:narrator set"] = {  # training jobs reading the set with the narrator's queries
                 j.wildcards["recipe_run"]
                 for j in jobs
@@ -310,6 +313,8 @@ def test_only_runs_on_narrator_queries_wait_on_the_narrator(planned_trainings: d
         planned_trainings["recipe_narrator:rules"]
     )
     assert "train_narrator" in planned_trainings["recipe_narrator:rules"]
+    (sources,) = planned_trainings["recipe_narrator:table sources"]
+    assert "narrator" in sources.split(",")
     for target in ("all", *(t for t in TARGETS if t != "recipe_narrator")):
         assert "train_narrator" not in planned_trainings[f"{target}:rules"], target
         assert not planned_trainings[f"{target}:narrator set"], target

@@ -49,7 +49,7 @@ rule recipe_table:
         synthetic="--synthetic" if IS_DEMO else "",
         vslnet=json.dumps({k: VCFG[k] for k in ("label_mode", "model", "train")}, sort_keys=True),
         recipes=json.dumps(config["recipes"], sort_keys=True),
-        sources=",".join(sorted(QUERY_SOURCES)),
+        sources=",".join(sorted(RECIPE_SOURCES)),
     log:
         "results/logs/recipe_table/{recipe}.log",
     conda:
