@@ -489,20 +489,19 @@ def test_encoded_text_runs_the_encoder_once_per_unique_text(world):
     texts = r.text[:4] + r.text[:2]  # duplicates inside one batch
     source = EncodedText(encoder)
     a, mask_a = source.embed(texts, training=True)
-    assert calls == [list(dict.fromkeys(texts))]  # one call, each text once
+    assert calls == [[t] for t in dict.fromkeys(texts)]  # each text once, alone
     b, mask_b = source.embed(list(reversed(texts)))
-    assert len(calls) == 1  # all seen: no encoder call
-    torch.testing.assert_close((b, mask_b), (a.flip(0), mask_a.flip(0)))
-    for text, row, real in zip(texts, a, mask_a, strict=True):  # each text as encoded alone, zero padding
+    assert len(calls) == 4  # all seen: no encoder call
+    assert torch.equal(b, a.flip(0)) and torch.equal(mask_b, mask_a.flip(0))
+    for text, row, real in zip(texts, a, mask_a, strict=True):  # exactly the text encoded alone, zero padding
         alone, _ = embed([text])
         n = int(real.sum())
-        torch.testing.assert_close(row[:n], alone[0, :n], atol=1e-5, rtol=1e-5)
-        assert torch.all(row[n:] == 0)
-    capped = EncodedText(encoder, memo_bytes=0)  # nothing kept: every batch runs the encoder
+        assert n == alone.shape[1] and torch.equal(row[:n], alone[0]) and torch.all(row[n:] == 0)
+    capped = EncodedText(encoder, memo_bytes=0)  # nothing kept: every batch runs the encoder, same values
     calls.clear()
+    c, _ = capped.embed(texts)
     capped.embed(texts)
-    capped.embed(texts)
-    assert len(calls) == 2 and capped.memo == {}
+    assert len(calls) == 8 and capped.memo == {} and torch.equal(c, a)
     official = EncodedText(encoder, official=True)
     calls.clear()
     official.embed(texts, training=True)

@@ -165,6 +165,19 @@ def test_interrupted_and_resumed_equals_uninterrupted(world, run_a, tmp_path):
     assert train(SPEC, **world.paths(), out_dir=tmp_path, progress=False)["resumed_from_step"] == 30
 
 
+def test_encoder_text_runs_are_reproducible_and_resume_exactly(world, tmp_path):
+    """The encoder path keeps each text's embeddings in memory, which a resumed run starts without."""
+    spec = replace(SPEC, text="encoder", epochs=3)
+    paths = world.paths() | {"text_cache": None}
+    whole = train(spec, **paths, out_dir=tmp_path / "whole", progress=False)
+    train(spec, **paths, out_dir=tmp_path / "again", progress=False)
+    assert_same_run(tmp_path / "whole", tmp_path / "again")
+    assert train(spec, **paths, out_dir=tmp_path / "cut", progress=False, stop_after_steps=5)["steps"] == 5
+    resumed = train(spec, **paths, out_dir=tmp_path / "cut", progress=False)
+    assert resumed["resumed_from_step"] == 3 and resumed["best"] == whole["best"]
+    assert_same_run(tmp_path / "whole", tmp_path / "cut")
+
+
 def test_stale_state_is_never_resumed(world, tmp_path, caplog, monkeypatch):
     spec = replace(SPEC, epochs=2)
     fresh = train(replace(spec, lr=1e-3), **world.paths(), out_dir=tmp_path / "fresh", progress=False)
