@@ -13,7 +13,8 @@ from egonlq.grounding.train import TransformersV4AdamW, make_optimizer
 
 
 class FakeEncoder:
-    """Returns ones everywhere (padding included) and records the dropout flag of each call."""
+    """One token per word; returns ones everywhere (padding included) and records the dropout flag of each
+    call."""
 
     hidden_size = 2
     fingerprint = "fake"
@@ -23,14 +24,15 @@ class FakeEncoder:
 
     def embed(self, texts: list[str], *, dropout: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         self.dropout_calls.append(dropout)
-        mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
-        return torch.ones(2, 2, 2), mask
+        lengths = [len(t.split()) for t in texts]
+        mask = torch.tensor([[1.0] * n + [0.0] * (max(lengths) - n) for n in lengths])
+        return torch.ones(len(texts), max(lengths), 2), mask
 
 
 def test_default_zeroes_padding_official_keeps_it_and_drops_out_in_training_only():
     enc = FakeEncoder()
     hidden, _ = EncodedText(enc).embed(["a b", "a"], training=True)
-    assert hidden[1, 1].tolist() == [0.0, 0.0] and enc.dropout_calls == [False]
+    assert hidden[1, 1].tolist() == [0.0, 0.0] and enc.dropout_calls == [False, False]  # eval mode, alone
     enc = FakeEncoder()
     official = EncodedText(enc, official=True)
     hidden, mask = official.embed(["a b", "a"], training=True)
