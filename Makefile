@@ -5,7 +5,7 @@ CORES   ?= 2
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test lint bench dryrun report-check clean-results system-packages recipes
+.PHONY: run run-times test lint bench dryrun report-check clean-results system-packages recipes
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/python -m snakemake --cores $(CORES) --workflow-profile workflow/profiles/local
 	$(BIN)/python -m snakemake --report results/report.html
+
+# After `make run`: the per-job times (results/benchmarks/), the DAG's critical path and how busy the cores were.
+run-times: $(STAMP)
+	$(BIN)/python bench/run_times.py --json results/run_times.json
 
 # Every source recipe (issue 17): results/recipes/<name>/table.md per claim, with its own report. Long: the
 # README lists each recipe target and its wall time on 2 cores; runs two recipes share are trained once.

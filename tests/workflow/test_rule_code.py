@@ -45,8 +45,9 @@ def planned_jobs(tmp_path_factory: pytest.TempPathFactory) -> list:
         workflow = api.workflow(
             resource_settings=ResourceSettings(cores=1), snakefile=REPO / "Snakefile", workdir=work
         )
-        # the default target and the own targets of the dual encoder, steps, recipes, narrator (not in `all`)
-        targets = {"all", "dual_encoder", "steps", "recipes", "narrator"}
+        # the default target and the own targets of the dual encoder, steps, recipes, narrator, the dual
+        # encoder's keyframe scorer (not in `all`)
+        targets = {"all", "dual_encoder", "steps", "recipes", "recipe_keyframes", "narrator", "keyframes_dualenc"}
         workflow.dag(DAGSettings(targets=targets, forceall=True)).execute_workflow(executor="dryrun")
         jobs = [job for job in workflow._workflow.dag.jobs if job.shellcmd]
     shutil.rmtree(work, ignore_errors=True)
@@ -55,9 +56,10 @@ def planned_jobs(tmp_path_factory: pytest.TempPathFactory) -> list:
 
 def test_every_rule_is_planned(planned_jobs: list) -> None:
     text = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
-    recipes = {"recipes", *(f"recipe_{r}" for r in ("llm_pretrain", "naq", "naq_zeroshot", "naq_lowshot"))}
-    targets = {"all", "dual_encoder", "steps", "narrator", *recipes}
-    declared = re.findall(r"^\s*rule (\w+):|^use rule \w+ as (\w+) with:", text, flags=re.M)
+    names = ("llm_pretrain", "naq", "naq_zeroshot", "naq_lowshot", "keyframes", "narrator")
+    recipes = {"recipes", *(f"recipe_{r}" for r in names)}
+    targets = {"all", "dual_encoder", "steps", "narrator", "keyframes_dualenc", *recipes}
+    declared = re.findall(r"^\s*rule (\w+):|^\s*use rule \w+ as (\w+) with:", text, flags=re.M)
     shell_rules = {a or b for a, b in declared} - targets
     assert {job.rule.name for job in planned_jobs} == shell_rules
 
