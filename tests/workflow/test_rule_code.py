@@ -47,7 +47,8 @@ def planned_jobs(tmp_path_factory: pytest.TempPathFactory) -> list:
         )
         # the default target and the own targets of the dual encoder, steps, recipes, narrator, the dual
         # encoder's keyframe scorer (not in `all`)
-        targets = {"all", "dual_encoder", "steps", "recipes", "recipe_keyframes", "narrator"} | {"keyframes_dualenc"}
+        targets = {"all", "dual_encoder", "steps", "recipes", "recipe_keyframes", "narrator"}
+        targets.add("keyframes_dualenc")
         workflow.dag(DAGSettings(targets=targets, forceall=True)).execute_workflow(executor="dryrun")
         jobs = [job for job in workflow._workflow.dag.jobs if job.shellcmd]
     shutil.rmtree(work, ignore_errors=True)
