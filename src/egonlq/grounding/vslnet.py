@@ -102,7 +102,7 @@ class Dropout(nn.Dropout):
         words = torch.empty((n + 1) // 2, dtype=torch.int64).random_()  # 63 random bits each
         bits = words.view(torch.int32)[:n].view(x.shape).bitwise_and_(0x7FFFFFFF)  # 31 bits per element
         keep = bits >= round(self.p * 2**31)
-        return _MaskedScale.apply(x, torch.where(keep, 1.0 / (1.0 - self.p), 0.0).to(x.dtype))
+        return _MaskedScale.apply(x, keep.to(x.dtype).mul_(1.0 / (1.0 - self.p)))  # 2x faster than where()
 
 
 class VisualProjection(nn.Module):
