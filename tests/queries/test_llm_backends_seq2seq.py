@@ -5,38 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
-from egonlq.queries.llm_backends import HFBackend
+from egonlq.queries.llm_backends import HFBackend, write_tiny_random_t5
 
 CORPUS = ["paraphrase: c opens the drawer", "c picks a knife from the table", "c cuts the onion slowly"]
 
 
-def write_tiny_random_t5(out_dir: Path) -> Path:
-    """A 1-layer random T5 with a word-level tokenizer (pad = decoder start, eos) saved as a HF folder."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
-
-    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(CORPUS, trainers.WordLevelTrainer(special_tokens=["<pad>", "</s>", "<unk>"]))
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
-    )
-    torch.manual_seed(0)
-    config = T5Config(
-        vocab_size=len(tokenizer), d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.pad_token_id,
-    )  # fmt: skip
-    T5ForConditionalGeneration(config).save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    return out_dir
-
-
 @pytest.fixture(scope="module")
 def t5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_random_t5(tmp_path_factory.mktemp("t5") / "t5-tiny")
+    return write_tiny_random_t5(tmp_path_factory.mktemp("t5") / "t5-tiny", corpus=CORPUS)
 
 
 def test_seq2seq_model_generates_whole_decoder_outputs(t5_dir: Path) -> None:

@@ -232,7 +232,7 @@ if STEPS_ON:
             resources:
                 mem_mb=4000,
             conda:
-                "../../envs/data.yaml"
+                "../../envs/dualenc.yaml"
             shell:
                 "exec python -m egonlq.cli steps-vslnet-data --gt {input.gt:q} --groups {input.groups:q}"
                 " --feature-dir {params.feature_dir:q} --dim {params.dim} --feature-set {params.feature_set:q}"
@@ -248,7 +248,7 @@ if STEPS_ON:
             log:
                 "results/logs/steps_vslnet_evaluate/seed{seed}.log",
             conda:
-                "../../envs/eval.yaml"
+                "../../envs/dualenc.yaml"
             shell:
                 "exec python -m egonlq.cli evaluate --gt {input.gt:q} --predictions {input.predictions:q}"
                 " --predictor steps_vslnet_scratch_seed{wildcards.seed} --split valid --out {output:q} > {log:q} 2>&1"
