@@ -270,6 +270,7 @@ def naq(a: argparse.Namespace) -> None:
     from egonlq.data.tables import EGOCLIP, NARRATIONS, VIDEOS
     from egonlq.io import read_json, read_parquet, write_json, write_parquet
     from egonlq.queries.naq import (
+        ROW_COLUMNS,
         build_naq,
         em_train_clips,
         merge_naq_nlq,
@@ -283,7 +284,7 @@ def naq(a: argparse.Namespace) -> None:
 
     stats: dict = {}
     if a.egoclip:
-        rows = read_parquet(a.egoclip, EGOCLIP)
+        rows = read_parquet(a.egoclip, EGOCLIP, columns=ROW_COLUMNS)  # the four build_naq reads
         stats["windows_from"] = "egoclip.csv"
     else:
         rows, stats["windows"] = naq_windows_from_narrations(
