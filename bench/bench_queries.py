@@ -411,9 +411,9 @@ def baseline_naq(root: Path, rows: list[dict], durations: dict[str, float]) -> l
 
 def baseline_templates(assigned: list[dict], limit: int | None) -> list[dict]:
     """Blocks of 8 by loops, the rule-based writer and the validator called directly (no prompt, no cache)."""
-    from egonlq.queries.blocks import format_time
+    from egonlq.queries.blocks import BlockRow, format_time
     from egonlq.queries.llm_parsing import SourceText, validate_items
-    from egonlq.queries.llm_queries import DEFAULT_MIN_WINDOW_SEC, fit_window
+    from egonlq.queries.llm_queries import DEFAULT_MIN_WINDOW_SEC, answer_window, fit_window
     from egonlq.queries.template_writer import write_block_questions
 
     by_video: dict[str, list[dict]] = defaultdict(list)
@@ -424,17 +424,22 @@ def baseline_templates(assigned: list[dict], limit: int | None) -> list[dict]:
     out = []
     for vid, rs in blocks:
         items = [(format_time(r["timestamp_sec"]), r["text_clean"]) for r in rs]
-        answer = [{"i": i, "question": q} for i, _, q in write_block_questions(items, seed=0)]
+        # the writer's (index from 1, template, question, last index from 1): "to" = the last narration spanned
+        answer = [{"i": i, "question": q, "to": last} for i, _, q, last in write_block_questions(items, seed=0)]
         sources = [SourceText(r["text"], r["text_clean"]) for r in rs]
         accepted, _ = validate_items(answer, sources, key="question", seen=seen[vid])
-        for index, question in accepted:
-            r = rs[index]
-            window = fit_window(
-                r["clip_start_sec"],
-                r["clip_end_sec"],
-                r["clip_duration_sec"],
-                min_window_sec=DEFAULT_MIN_WINDOW_SEC,
+        rows = [
+            BlockRow(
+                r["narration_uid"], r["timestamp_sec"], r["text"], r["text_clean"], r["window_start_sec"],
+                r["window_end_sec"], r["clip_uid"], r["clip_video_start_sec"], r["clip_duration_sec"],
+                r["clip_start_sec"], r["clip_end_sec"],
             )
+            for r in rs
+        ]  # fmt: skip
+        for index, question, last in accepted:
+            r = rs[index]
+            start, end = answer_window(rows, index, last)
+            window = fit_window(start, end, r["clip_duration_sec"], min_window_sec=DEFAULT_MIN_WINDOW_SEC)
             if window is not None:
                 out.append(
                     {
