@@ -424,8 +424,9 @@ def baseline_templates(assigned: list[dict], limit: int | None) -> list[dict]:
     out = []
     for vid, rs in blocks:
         items = [(format_time(r["timestamp_sec"]), r["text_clean"]) for r in rs]
-        # the writer's (index from 1, template, question, last index from 1): "to" = the last narration spanned
-        answer = [{"i": i, "question": q, "to": last} for i, _, q, last in write_block_questions(items, seed=0)]
+        # the writer's (index from 1, template, question, last index from 1): "to", the last one spanned
+        written = write_block_questions(items, seed=0)
+        answer = [{"i": i, "question": q, "to": last} for i, _, q, last in written]
         sources = [SourceText(r["text"], r["text_clean"]) for r in rs]
         accepted, _ = validate_items(answer, sources, key="question", seen=seen[vid])
         rows = [
