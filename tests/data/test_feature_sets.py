@@ -132,3 +132,15 @@ def test_clip_features_record_the_grid_they_were_cut_on(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unreadable feature grid metadata") as info:
         clip_features_grid(tmp_path / "bad.parquet")
     assert info.value.field == "feature_grid"
+
+
+def test_folder_grid_from_sidecar_known_name_or_official(tmp_path: Path, caplog) -> None:
+    """A folder of per-video files is read on its sidecar's grid, else its known set's, else the official."""
+    six = FeatureGrid(30.0, 1, 5, 6.0)
+    FS.write_sidecar(tmp_path / "mine", "mine", "test", six, 4)
+    assert FS.folder_grid(tmp_path / "mine") == six
+    (tmp_path / "omnivore_image_swinl").mkdir()
+    assert FS.folder_grid(tmp_path / "omnivore_image_swinl").rows_per_second == 6.0  # the table's image set
+    (tmp_path / "mystery").mkdir()
+    assert FS.folder_grid(tmp_path / "mystery") == OFFICIAL
+    assert "not a known set" in caplog.text

@@ -54,6 +54,17 @@ def test_unit_scores_to_frames():
     )
 
 
+def test_unit_scores_to_frames_on_the_features_grid():
+    """Compatible-mode units sit on the feature set's grid (the clip's duration floored to whole rows)."""
+    from egonlq.timegrid import OFFICIAL, FeatureGrid
+
+    units = np.array([0.1, 0.2, 0.3, 0.4], dtype=np.float32)
+    times = np.array([0.26, 0.39])
+    official = unit_scores_to_frames(units, times, 0.6, "compatible", grid=OFFICIAL)
+    six = unit_scores_to_frames(units, times, 0.6, "compatible", grid=FeatureGrid(30.0, 1, 5, 6.0))
+    assert official.tolist() == pytest.approx([0.2, 0.3]) and six.tolist() == pytest.approx([0.3, 0.4])
+
+
 def test_vslnet_scorer(world, vslnet_files, tmp_path):
     from egonlq.data.features import read_clip_features
     from egonlq.grounding.spans import pool_features

@@ -87,7 +87,6 @@ def steps_decode(a: argparse.Namespace) -> None:
     from egonlq.steps.chunks import entry_loader
     from egonlq.steps.evaluate import evaluate_model
     from egonlq.steps.goalstep import STEP_QUERIES, STEP_TEST_QUERIES, read_groups
-    from egonlq.timegrid import FEATURES_PER_SEC
 
     set_threads(a.threads)
     embedder = Embedder.load(
@@ -104,7 +103,7 @@ def steps_decode(a: argparse.Namespace) -> None:
         read_parquet(a.valid, STEP_QUERIES).to_pandas(),
         a.gt,
         load_rows,
-        FEATURES_PER_SEC,
+        embedder.bank.grid.rows_per_second,  # the feature folder's grid
         decode_params(a.decode),
         name=a.name,
         out_dir=a.out_dir,
@@ -139,7 +138,6 @@ def steps_adapters(a: argparse.Namespace) -> None:
     from egonlq.steps.chunks import entry_loader
     from egonlq.steps.evaluate import embed_queries
     from egonlq.steps.goalstep import STEP_QUERIES, read_groups
-    from egonlq.timegrid import FEATURES_PER_SEC
 
     set_threads(a.threads)
     embedder = Embedder.load(
@@ -152,8 +150,8 @@ def steps_adapters(a: argparse.Namespace) -> None:
     )
     spec = spec_from_json(a.spec)
     model, losses, stats = fit_adapters(
-        embedder.model, embed_queries(embedder, train, where=a.train), train, load_rows, FEATURES_PER_SEC,
-        a.chunk_sec, spec,
+        embedder.model, embed_queries(embedder, train, where=a.train), train, load_rows,
+        embedder.bank.grid.rows_per_second, a.chunk_sec, spec,
     )  # fmt: skip
     a.out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(a.out_dir, spec, a.model_dir)

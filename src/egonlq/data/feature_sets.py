@@ -14,6 +14,7 @@ told from the genuine one on videos longer than about 7 minutes.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from functools import cache
@@ -24,7 +25,9 @@ import torch
 from egonlq.data.features import ROW_COUNT_TOLERANCE
 from egonlq.errors import InputError
 from egonlq.io import read_json, write_json
-from egonlq.timegrid import FeatureGrid
+from egonlq.timegrid import OFFICIAL, FeatureGrid
+
+logger = logging.getLogger(__name__)
 
 TABLE_FILE = Path(__file__).with_name("feature_sets.json")
 SIDECAR = "feature_set.json"
@@ -142,6 +145,20 @@ def resolve_feature_set(folder: Path, name: str) -> FeatureSet:
                     expected=str(theirs),
                 )
     return found
+
+
+def folder_grid(folder: Path) -> FeatureGrid:
+    """The time grid of the per-video feature files in ``folder``: its sidecar's, else that of the known set
+    named like the folder (``v1/<name>/``), else the official grid (logged: such a set is described nowhere,
+    and the preflight names it)."""
+    folder = Path(folder)
+    if (folder / SIDECAR).is_file():
+        return read_sidecar(folder / SIDECAR).grid
+    known = known_feature_sets()
+    if folder.name in known:
+        return known[folder.name].grid
+    logger.warning("%s has no %s and is not a known set: rows read on the official grid", folder, SIDECAR)
+    return OFFICIAL
 
 
 def feature_rows(path: Path) -> int:

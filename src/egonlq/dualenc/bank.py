@@ -5,9 +5,10 @@ video file is read once (:func:`egonlq.data.features.load_video_features`, which
 into one float32 tensor ``[R, D]``, and a batch of windows is one vectorised gather
 (bench/bench_dualenc.py measures the difference).
 
-Window -> rows (video time, 1.875 rows/s, row ``i`` starting at ``i / 1.875`` s): from the row holding the
-start (``floor(s * r)``) to the last row starting before the end (``ceil(e * r) - 1``), at least one row,
-clipped to the video. Windows longer than ``max_rows`` rows are subsampled uniformly to ``max_rows``.
+Window -> rows (video time on the set's grid, ``r`` rows/s, row ``i`` starting at ``i / r`` s; 1.875 for the
+official sets, the folder's sidecar says): from the row holding the start (``floor(s * r)``) to the last row
+starting before the end (``ceil(e * r) - 1``), at least one row, clipped to the video. Windows longer than
+``max_rows`` rows are subsampled uniformly to ``max_rows``.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from egonlq.data.feature_sets import folder_grid
 from egonlq.data.features import load_video_features
 from egonlq.errors import InputError
 from egonlq.progress import tqdm
-from egonlq.timegrid import FEATURES_PER_SEC
+from egonlq.timegrid import OFFICIAL, FeatureGrid
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +32,19 @@ _SHOW = 5
 
 
 class FeatureBank:
-    """``rows [R, D]`` float32 and ``start``/``count`` per video (``videos`` maps video_uid -> position)."""
+    """``rows [R, D]`` float32 and ``start``/``count`` per video (``videos`` maps video_uid -> position), on
+    the feature set's time ``grid``."""
 
-    def __init__(self, videos: list[str], rows: torch.Tensor, start: np.ndarray, count: np.ndarray) -> None:
+    def __init__(
+        self,
+        videos: list[str],
+        rows: torch.Tensor,
+        start: np.ndarray,
+        count: np.ndarray,
+        grid: FeatureGrid = OFFICIAL,
+    ) -> None:
         self.videos = {v: i for i, v in enumerate(videos)}
-        self.rows, self.start, self.count = rows, start, count
+        self.rows, self.start, self.count, self.grid = rows, start, count, grid
         self.dim = rows.shape[1]
 
     @classmethod
@@ -47,8 +57,10 @@ class FeatureBank:
         num_frames: dict[str, int] | None = None,
         progress: bool = True,
     ) -> FeatureBank:
-        """Load ``<feature_dir>/<video_uid>.pt`` of every distinct video once, after checking all exist."""
+        """Load ``<feature_dir>/<video_uid>.pt`` of every distinct video once, after checking all exist; the
+        grid is the folder's (:func:`egonlq.data.feature_sets.folder_grid`)."""
         feature_dir = Path(feature_dir)
+        grid = folder_grid(feature_dir)
         videos = sorted(set(video_uids))
         missing = [v for v in videos if not (feature_dir / f"{v}.pt").is_file()]
         if missing:
@@ -64,6 +76,7 @@ class FeatureBank:
                 expected_dim=dim,
                 num_frames=None if num_frames is None else num_frames.get(v),
                 video_uid=v,
+                grid=grid,
             )
             for v in tqdm(videos, desc="load features", unit="video", disable=not progress or None)
         ]
@@ -77,7 +90,7 @@ class FeatureBank:
             dim,
             rows.numel() * 4 / 2**20,
         )
-        return cls(videos, rows, start, count)
+        return cls(videos, rows, start, count, grid)
 
     def window_rows(
         self,
@@ -93,8 +106,9 @@ class FeatureBank:
             bad = video_uids[int(np.argmax(pos < 0))]
             raise InputError(where, "video not in the feature bank", record=f"video_uid={bad}")
         n = self.count[pos]
-        first = np.clip(np.floor(np.asarray(start_sec) * FEATURES_PER_SEC).astype(np.int64), 0, n - 1)
-        last = np.clip(np.ceil(np.asarray(end_sec) * FEATURES_PER_SEC).astype(np.int64) - 1, first, n - 1)
+        rate = self.grid.rows_per_second
+        first = np.clip(np.floor(np.asarray(start_sec) * rate).astype(np.int64), 0, n - 1)
+        last = np.clip(np.ceil(np.asarray(end_sec) * rate).astype(np.int64) - 1, first, n - 1)
         return self.start[pos] + first, last - first + 1
 
     def gather(

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from egonlq.errors import InputError
 from egonlq.io import read_json
+from egonlq.timegrid import OFFICIAL, FeatureGrid
 from egonlq.video.frame_encoders import FrameEncoder, l2_normalise
 from egonlq.video.frame_features import FRAME_EMBEDDINGS, encode_frames
 
@@ -180,16 +181,22 @@ def vslnet_unit_scores(model, features: np.ndarray, text: np.ndarray, *, unit_sc
 
 
 def unit_scores_to_frames(
-    unit_scores: np.ndarray, times: np.ndarray, duration: float, label_mode: str
+    unit_scores: np.ndarray,
+    times: np.ndarray,
+    duration: float,
+    label_mode: str,
+    *,
+    grid: FeatureGrid = OFFICIAL,
 ) -> np.ndarray:
-    """Score of each clip-relative time: that of the unit whose window (the model's label-mode grid) holds it.
+    """Score of each clip-relative time: that of the unit whose window (the model's label-mode grid, on the
+    features' time ``grid``) holds it.
 
     Times before the first unit or after the last one take the nearest unit.
     """
     from egonlq.grounding.spans import span_times
 
     v_len = len(unit_scores)
-    starts = np.array([span_times(label_mode, u, u, duration, v_len)[0] for u in range(v_len)])
+    starts = np.array([span_times(label_mode, u, u, duration, v_len, grid=grid)[0] for u in range(v_len)])
     unit = np.clip(np.searchsorted(starts, np.asarray(times, np.float64), side="right") - 1, 0, v_len - 1)
     return np.asarray(unit_scores, dtype=np.float32)[unit]
 
@@ -251,6 +258,9 @@ class VSLNetScorer:
             )
         if not self.clip_features.is_file():
             raise InputError(self.clip_features, "clip feature file not found")
+        from egonlq.data.features import clip_features_grid
+
+        self.grid = clip_features_grid(self.clip_features)  # the rows' time grid: units map to times on it
         self.label_mode, self.unit_score = label_mode, unit_score
         self.name = f"vslnet:{unit_score}"
         self._fingerprint = digest(
@@ -281,7 +291,7 @@ class VSLNetScorer:
         )
         self.stats["texts_scored"] += 1
         duration = clip.video_end_sec - clip.video_start_sec
-        return unit_scores_to_frames(units, clip.times, duration, self.label_mode)
+        return unit_scores_to_frames(units, clip.times, duration, self.label_mode, grid=self.grid)
 
 
 def _file_signature(path: Path, head: int = 1 << 20) -> str:
