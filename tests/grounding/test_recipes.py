@@ -309,9 +309,12 @@ def test_only_runs_on_narrator_queries_wait_on_the_narrator(planned_trainings: d
     and neither the default target nor the other recipes train the narrator."""
     narrator_pt = _tiny_plan().members["narrator"]["narrator_pt"]
     assert planned_trainings["recipe_narrator:narrator set"] == {narrator_pt}
-    assert {"narrator_queries", "narrator_training_queries", "narrator_training_clip_features"} <= (
-        planned_trainings["recipe_narrator:rules"]
-    )
+    assert {
+        "narrator_queries",
+        "narrator_training_queries",
+        "narrator_training_clip_features",
+        "narrator_text_embeddings",  # the narrator's query texts must be in the run's text cache
+    } <= (planned_trainings["recipe_narrator:rules"])
     assert "train_narrator" in planned_trainings["recipe_narrator:rules"]
     (sources,) = planned_trainings["recipe_narrator:table sources"]
     assert "narrator" in sources.split(",")

@@ -248,10 +248,17 @@ def training_queries_inputs(narrator=False):
     return inputs
 
 
+def narrator_text_cache():
+    """The VSLNet text cache that also holds the narrator's query texts (TEXT_TAG: the VSLNet section's)."""
+    return f"results/text/{TEXT_TAG}/with_narrator/embeddings.safetensors"
+
+
 def training_set_inputs(sources):
-    """The training set a run with these sources reads: the narrator's one when it names `narrator`, else none
-    (the base set of vslnet_train_inputs)."""
-    return dict(NARRATOR_TRAINING_SET) if uses_narrator_queries(sources) else {}
+    """The training set a run with these sources reads: the narrator's one (and its text cache) when it names
+    `narrator`, else none (the base set of vslnet_train_inputs)."""
+    if not uses_narrator_queries(sources):
+        return {}
+    return dict(NARRATOR_TRAINING_SET) | ({"text_cache": narrator_text_cache()} if VCFG["text"] == "cache" else {})
 
 
 # ---------------------------------------------------------------------------------------------- VSLNet runs
@@ -444,6 +451,7 @@ def de_vslnet_train_inputs(wc):
 def de_vslnet_predict_inputs(wc):
     inputs = vslnet_predict_inputs(de_vslnet_dir(wc.seed), wc.split)
     return inputs | {"features": f"{DE_VF_TABLES}/{wc.split}_clips.parquet"}
+
 
 # -------------------------------------------------------------------------------------- functions of ingest.smk
 

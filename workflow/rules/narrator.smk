@@ -175,8 +175,9 @@ rule narrator_queries:
         " > {log:q} 2>&1"
 
 
-# The training set of VSLNet runs whose sources name `narrator`: the base set plus the narrator's queries, and
-# its clips' features (recipe_train_inputs picks it; other runs keep the base set and never wait on the narrator).
+# The training set of VSLNet runs whose sources name `narrator`: the base set plus the narrator's queries, its
+# clips' features and text cache (recipe_train_inputs picks it; other runs keep the base set and never wait on
+# the narrator).
 use rule training_queries as narrator_training_queries with:
     input:
         **training_queries_inputs(narrator=True),
@@ -206,6 +207,20 @@ use rule training_clip_features as narrator_training_clip_features with:
         "results/logs/narrator_training_clip_features/narrator_training_clip_features.log",
     benchmark:
         "results/benchmarks/narrator_training_clip_features/narrator_training_clip_features.tsv"
+
+
+use rule text_embeddings as narrator_text_embeddings with:
+    input:
+        training=NARRATOR_TRAINING_SET["train_queries"],
+        queries=rules.text_embeddings.input.queries,
+        code=rules.text_embeddings.input.code,
+    output:
+        cache=narrator_text_cache(),
+        stats=f"results/text/{TEXT_TAG}/with_narrator/stats.json",
+    log:
+        f"results/logs/narrator_text_embeddings/{TEXT_TAG}.log",
+    benchmark:
+        f"results/benchmarks/narrator_text_embeddings/{TEXT_TAG}.tsv"
 
 
 localrules:
