@@ -47,6 +47,10 @@ def test_windows_egoclip_heldout_and_dense_gaps():
         .ne("dense")
         .all()
     )
+    # the same 30 rows at 6 rows/s are 5 s of video: one dense window fits, and it holds the narrations
+    rows = {"v1": 30, "v2": 30}
+    six = narration_windows(_pairs(), rows, dense_sec=4.0, dense_stride=4.0, rows_per_second=6.0)
+    assert not (six["kind"] == "dense").any()
 
 
 @pytest.fixture()

@@ -90,6 +90,24 @@ def test_dry_run_lists_expected_jobs(tmp_path: Path) -> None:
     ) in proc.stdout + proc.stderr
 
 
+def test_an_experiment_run_may_pretrain_on_the_narrators_queries(tmp_path: Path) -> None:
+    """Only the run naming `narrator` reads the narrator's training set (and so trains the narrator); the
+    default runs keep the base set."""
+    cfg = yaml.safe_load((FIXTURES / "tiny" / "config.yaml").read_text())
+    cfg["experiments"]["runs"].append(
+        {"name": "narr_pt", "stage": "pretrain", "sources": ["naq", "narrator"], "joint_nlq": True}
+    )
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(tmp_path, "-n", "-p")
+    counts = job_counts(proc.stdout)
+    assert counts["train_narrator"] == 1 and counts["narrator_training_queries"] == 1
+    assert counts["train_vslnet"] == EXPECTED_JOBS["train_vslnet"] + 1
+    train = [line for line in proc.stdout.splitlines() if "-m egonlq.cli train " in line]
+    narr = [line for line in train if "narr_pt" in line]
+    assert len(narr) == 1 and "results/queries/with_narrator/training_queries.parquet" in narr[0]
+    assert not any("with_narrator" in line for line in train if "narr_pt" not in line)
+
+
 def test_bad_config_fails_at_parse_time(tmp_path: Path) -> None:
     cfg = yaml.safe_load((FIXTURES / "tiny" / "config.yaml").read_text())
     cfg["features"] = {"cut_mode": "rounded"}

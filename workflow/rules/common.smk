@@ -281,12 +281,14 @@ if _VSLNET_AUTO:
     logger.info(
         f"vslnet settings (auto -> {VSLNET_WORLD}): " + ", ".join(f"{k}={v}" for k, v in _VSLNET_AUTO.items())
     )
+# what a run may train on: the base set's sources, and the narrator's queries (a training set of their own)
+RUN_SOURCES = QUERY_SOURCES | {NARRATOR_QUERY_SOURCE}
 RUNS = {
     r.name: r
     for r in parse_experiments(
         {k: VCFG[k] for k in ("label_mode", "model", "train")},
         config["experiments"],
-        available_sources=QUERY_SOURCES,
+        available_sources=RUN_SOURCES,
     )
 }
 for _run in RUNS.values():
@@ -643,7 +645,8 @@ def naq_inputs(wc):
 
 def train_inputs(wc):
     dep = RUNS[wc.run].depends_on(int(wc.seed))
-    return vslnet_train_inputs(f"{run_dir(*dep)}/model.safetensors" if dep else None)
+    inputs = vslnet_train_inputs(f"{run_dir(*dep)}/model.safetensors" if dep else None)
+    return inputs | training_set_inputs(RUNS[wc.run].sources)
 
 
 # The resolved settings behind every training run besides its spec (the command adds the spec, after `auto`).
@@ -701,7 +704,7 @@ from egonlq.grounding.recipes import plan_recipes
 
 # Every recipe's runs under their parameter keys: a run two recipes share is one job (results/recipes/runs/<key>).
 # Recipes may also train on the narrator's queries (their own training set, see training_set_inputs).
-RECIPE_SOURCES = QUERY_SOURCES | {NARRATOR_QUERY_SOURCE}
+RECIPE_SOURCES = RUN_SOURCES
 RECIPES = plan_recipes(
     {k: VCFG[k] for k in ("label_mode", "model", "train")}, config["recipes"], available_sources=RECIPE_SOURCES
 )

@@ -118,6 +118,7 @@ if REPHRASE["enabled"]:
             backend=GENERATORS[REPHRASE["generator"]]["backend"],
             options=json.dumps(GENERATORS[REPHRASE["generator"]]["options"], sort_keys=True),
             num_variants=REPHRASE["num_variants"],
+            prompt_style=REPHRASE["prompt_style"],
             batch_size=QCFG["generation"]["batch_size"],
         log:
             "results/logs/rephrase_queries/rephrase_queries.log",
@@ -126,7 +127,8 @@ if REPHRASE["enabled"]:
         shell:
             "exec python -m egonlq.cli rephrase --backend {params.backend:q} --backend-options {params.options:q}"
             " --input {input.rows:q} {params.narrations} --prompt {input.prompt:q}"
-            " --num-variants {params.num_variants} --batch-size {params.batch_size} --cache {params.cache:q}"
+            " --num-variants {params.num_variants} --prompt-style {params.prompt_style:q}"
+            " --batch-size {params.batch_size} --cache {params.cache:q}"
             " --out {output.table:q} --stats {output.stats:q} > {log:q} 2>&1"
 
 rule naq:

@@ -106,7 +106,7 @@ rule experiment_table:
         synthetic="--synthetic" if IS_DEMO else "",
         vslnet=json.dumps({k: VCFG[k] for k in ("label_mode", "model", "train")}, sort_keys=True),
         experiments=json.dumps(config["experiments"], sort_keys=True),
-        sources=",".join(sorted(QUERY_SOURCES)),
+        sources=",".join(sorted(RUN_SOURCES)),
         provenance=json.dumps({"vslnet": VCFG, "experiments": config["experiments"]}, sort_keys=True),
     log:
         "results/logs/experiment_table/experiment_table.log",

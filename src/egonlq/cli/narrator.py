@@ -119,7 +119,13 @@ def narrator_narrate(a: argparse.Namespace) -> None:
     videos = sorted(set(pairs.column("video_uid").to_pylist()))
     bank = FeatureBank.load(a.feature_dir, videos, dim=int(provenance["video_dim"]))
     counts = {v: int(bank.count[i]) for v, i in bank.videos.items()}
-    windows = narration_windows(pairs, counts, dense_sec=a.dense_sec, dense_stride=a.dense_stride)
+    windows = narration_windows(
+        pairs,
+        counts,
+        dense_sec=a.dense_sec,
+        dense_stride=a.dense_stride,
+        rows_per_second=bank.grid.rows_per_second,  # the feature folder's grid
+    )
     clip = Decoding(**json.loads(a.decoding))
     stats = narrate_shard(
         narrator,

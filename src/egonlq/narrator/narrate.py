@@ -62,12 +62,17 @@ NARRATIONS = pa.schema(
 
 
 def narration_windows(
-    pairs: pa.Table, video_rows: dict[str, int], *, dense_sec: float, dense_stride: float
+    pairs: pa.Table,
+    video_rows: dict[str, int],
+    *,
+    dense_sec: float,
+    dense_stride: float,
+    rows_per_second: float = FEATURES_PER_SEC,
 ) -> pd.DataFrame:
     """The windows to narrate (item_uid, kind, video_uid, start_sec, end_sec, timestamp_sec), sorted.
 
-    ``video_rows``: feature rows per video (its duration is ``rows / 1.875`` s). ``dense_sec <= 0`` turns
-    densification off.
+    ``video_rows``: feature rows per video (its duration is ``rows / rows_per_second`` s, the feature set's
+    grid; 1.875 for the official sets). ``dense_sec <= 0`` turns densification off.
     """
     df = pairs.to_pandas()
     df = df[df["source"] == GT_SOURCE].drop_duplicates("item_uid")
@@ -87,7 +92,7 @@ def narration_windows(
         if dense_stride <= 0:
             raise ValueError(f"dense_stride {dense_stride} must be > 0")
         for video, stamps in gt.groupby("video_uid")["timestamp_sec"]:
-            duration = video_rows[video] / FEATURES_PER_SEC
+            duration = video_rows[video] / rows_per_second
             starts = np.arange(0.0, max(duration - dense_sec, 0.0) + 1e-9, dense_stride)
             times = np.sort(stamps.to_numpy())
             # windows [s, s + L) holding no narration timestamp
