@@ -36,12 +36,14 @@ _SEED_STYLES = ("-", "--", ":", "-.")
 _BASELINE_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1)))
 
 
-def _title(text: str, synthetic: bool) -> str:
-    # the note on a line of its own: one long line is clipped at the figure's edges
+def figure_title(text: str, synthetic: bool) -> str:
+    """A figure's title, with the synthetic-data note on a line of its own (one long line is clipped at the
+    figure's edges)."""
     return f"{text}\n[{SYNTHETIC_NOTE}]" if synthetic else text
 
 
-def _save(fig: Figure, out_png: Path) -> None:
+def save_png(fig: Figure, out_png: Path) -> None:
+    """Render ``fig`` to ``out_png`` atomically (no pyplot state: safe in any job)."""
     FigureCanvasAgg(fig)
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
@@ -110,8 +112,8 @@ def plot_training_curves(
             top.legend(fontsize="small")
         else:
             top.text(0.5, 0.5, "no training curves", ha="center", va="center", transform=top.transAxes)
-    fig.suptitle(_title("VSLNet training: val R@1 IoU 0.3 and train loss", synthetic))
-    _save(fig, out_png)
+    fig.suptitle(figure_title("VSLNet training: val R@1 IoU 0.3 and train loss", synthetic))
+    save_png(fig, out_png)
     return fig
 
 
@@ -180,6 +182,7 @@ def plot_recall_by_run(
             0.5, 0.5, f"no scored run for {split} ({mode})", ha="center", va="center", transform=ax.transAxes
         )
     ax.legend(handles=handles, fontsize="small", loc="upper left")
-    fig.suptitle(_title(f"Recall by run, {split} split, {mode} metric (mean ± std over seeds)", synthetic))
-    _save(fig, out_png)
+    title = f"Recall by run, {split} split, {mode} metric (mean ± std over seeds)"
+    fig.suptitle(figure_title(title, synthetic))
+    save_png(fig, out_png)
     return fig

@@ -36,7 +36,7 @@ from matplotlib.figure import Figure
 from egonlq.errors import InputError
 from egonlq.evaluation.metric import read_metrics
 from egonlq.grounding.experiments import RunSpec, parse_experiments, parse_predictor_name
-from egonlq.grounding.plots import _save, _title
+from egonlq.grounding.plots import figure_title, save_png
 from egonlq.io import write_parquet, write_text
 
 logger = logging.getLogger(__name__)
@@ -495,9 +495,9 @@ def plot_recipe(recipe: Recipe, rows: pd.DataFrame, out_png: Path, *, synthetic:
             ax.plot([i] * len(values), values.to_numpy(), "k.", gid=run)
         ax.set_xticks(range(len(runs)), runs, rotation=20, fontsize="small")
     ax.set_ylabel(f"{SPLIT} {TABLE_METRICS[METRIC]} (%)")
-    fig.suptitle(_title(f"Recipe {recipe.name}: {SPLIT} {TABLE_METRICS[METRIC]} ({MODE})", synthetic))
+    fig.suptitle(figure_title(f"Recipe {recipe.name}: {SPLIT} {TABLE_METRICS[METRIC]} ({MODE})", synthetic))
     fig.tight_layout()
-    _save(fig, out_png)
+    save_png(fig, out_png)
     return fig
 
 

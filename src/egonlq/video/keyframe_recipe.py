@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 from matplotlib.figure import Figure
 
-from egonlq.grounding.plots import _save, _title
+from egonlq.grounding.plots import figure_title, save_png
 from egonlq.grounding.recipes import GAIN_RULE, Comparison, Gain, Recipe, verdict
 from egonlq.io import write_parquet, write_text
 from egonlq.video.aks import PARAMETER_SETS
@@ -185,9 +185,10 @@ def plot_recipe(rows: pd.DataFrame, out_png: Path, *, synthetic: bool) -> Figure
     ax.set_xticks(range(len(methods)), methods)
     ax.set_ylabel("val queries with a selected frame in the GT window (%)")
     ax.set_ylim(0, 100)
-    fig.suptitle(_title(f"Recipe {NAME}: AKS (M {_P.M}, depth {_P.depth}) vs uniform and top-k", synthetic))
+    title = f"Recipe {NAME}: AKS (M {_P.M}, depth {_P.depth}) vs uniform and top-k"
+    fig.suptitle(figure_title(title, synthetic))
     fig.tight_layout()
-    _save(fig, out_png)
+    save_png(fig, out_png)
     return fig
 
 
