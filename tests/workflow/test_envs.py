@@ -51,7 +51,8 @@ ROOTS = {
     "eval": ["evaluation.metric", "evaluation.predictions", "report"],
     "dualenc": ["dualenc.pairs", "dualenc.text", "dualenc.train", "dualenc.evaluate", "dualenc.zeroshot",
                 "dualenc.experiments", "dualenc.features", "dualenc.feature_table", "steps.goalstep",
-                "steps.vslnet_data", "steps.evaluate", "steps.adapters", "steps.table"],
+                "steps.vslnet_data", "steps.evaluate", "steps.adapters", "steps.table", "dualenc.recipe",
+                "steps.recipe"],
     "narrator": ["narrator.lm", "narrator.train", "narrator.model", "narrator.narrate", "narrator.quality",
                  "narrator.consumers"],
 }  # fmt: skip

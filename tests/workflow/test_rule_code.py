@@ -58,6 +58,7 @@ def planned_jobs(tmp_path_factory: pytest.TempPathFactory) -> list:
 def test_every_rule_is_planned(planned_jobs: list) -> None:
     text = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
     names = ("llm_pretrain", "naq", "naq_zeroshot", "naq_lowshot", "keyframes", "narrator")
+    names += ("dualenc", "steps")
     recipes = {"recipes", *(f"recipe_{r}" for r in names)}
     targets = {"all", "dual_encoder", "steps", "narrator", "keyframes_dualenc", *recipes}
     declared = re.findall(r"^\s*rule (\w+):|^\s*use rule \w+ as (\w+) with:", text, flags=re.M)

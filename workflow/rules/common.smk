@@ -553,6 +553,11 @@ def keyframe_recipe_selections(wc):
     return [f"results/keyframes/aks_seed/{tag}/selection.parquet" for tag in tags]
 
 
+def stage_recipe_targets(wc):
+    """The step recipe's table for the aggregate `recipes` target ([] when the steps stage is off)."""
+    return ["results/recipes/steps/table.md"] if STEPS_ON else []
+
+
 def keyframe_recipe_targets(wc):
     """The keyframe recipe's table for the aggregate `recipes` target ([] when the keyframes stage is off)."""
     return ["results/recipes/keyframes/table.md"] if KEYFRAMES_ON else []

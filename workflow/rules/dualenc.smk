@@ -201,6 +201,34 @@ rule dual_encoder_table:
         " --parquet {output.parquet:q} --markdown {output.markdown:q} --plot {output.plot:q} > {log:q} 2>&1"
 
 
+# LaViLa's claim against the dual encoder's table (issue 17): `snakemake --cores 2 recipe_dualenc`.
+rule dualenc_recipe:
+    input:
+        table=rules.dual_encoder_table.output.parquet,
+        code=src_files("dualenc", "dualenc.recipe"),
+    output:
+        parquet="results/recipes/dualenc/table.parquet",
+        markdown=report("results/recipes/dualenc/table.md", caption="../report/recipe_table.rst",
+                        category="4. Recipes", labels={"recipe": "dualenc", "figure": "table"}),
+        plot=report("results/recipes/dualenc/plot.png", caption="../report/recipe_plot.rst",
+                    category="4. Recipes", labels={"recipe": "dualenc", "figure": "plot"}),
+    params:
+        synthetic="--synthetic" if IS_DEMO else "",
+    log:
+        "results/logs/dualenc_recipe/dualenc_recipe.log",
+    conda:
+        "../../envs/dualenc.yaml"
+    shell:
+        "exec python -m egonlq.cli dualenc-recipe --table {input.table:q} {params.synthetic}"
+        " --parquet {output.parquet:q} --markdown {output.markdown:q} --plot {output.plot:q} > {log:q} 2>&1"
+
+
+rule recipe_dualenc:
+    input:
+        rules.dualenc_recipe.output.markdown,
+    localrule: True
+
+
 if DE_VF:
 
     include: "dualenc_vslnet.smk"

@@ -75,4 +75,6 @@ rule recipes:
     input:
         expand("results/recipes/{recipe}/table.md", recipe=RECIPES.recipes),
         keyframe_recipe_targets,  # the keyframe recipe's table (keyframes.smk), when that stage is on
+        "results/recipes/dualenc/table.md",  # LaViLa's claim (dualenc.smk)
+        stage_recipe_targets,  # the step recipe's table (steps.smk), when that stage is on
     localrule: True

@@ -285,6 +285,33 @@ if STEPS_ON:
         conda:
             "../../envs/dualenc.yaml"
 
+    # The source's claim against the same metrics (issue 17): `snakemake --cores 2 recipe_steps`.
+    rule steps_recipe:
+        input:
+            metrics=rules.steps_table.input.metrics,
+            code=src_files("steps", "steps.recipe"),
+        output:
+            parquet="results/recipes/steps/table.parquet",
+            markdown=report("results/recipes/steps/table.md", caption="../report/recipe_table.rst",
+                            category="4. Recipes", labels={"recipe": "steps", "figure": "table"}),
+            plot=report("results/recipes/steps/plot.png", caption="../report/recipe_plot.rst",
+                        category="4. Recipes", labels={"recipe": "steps", "figure": "plot"}),
+        params:
+            run=STEPS_RUNS[0],
+            synthetic="--synthetic" if IS_DEMO else "",
+        log:
+            "results/logs/steps_recipe/steps_recipe.log",
+        conda:
+            "../../envs/dualenc.yaml"
+        shell:
+            "exec python -m egonlq.cli steps-recipe --metrics {input.metrics:q} --run {params.run:q} {params.synthetic}"
+            " --parquet {output.parquet:q} --markdown {output.markdown:q} --plot {output.plot:q} > {log:q} 2>&1"
+
+    rule recipe_steps:
+        input:
+            rules.steps_recipe.output.markdown,
+        localrule: True
+
 
 # VSLNet on Goal-Step (the official baseline): the project's VSLNet rules on the converted queries. At the top
 # level because `use rule` must be; without Goal-Step train data nothing asks for their outputs.

@@ -271,3 +271,22 @@ def dualenc_feature_table(a: argparse.Namespace) -> None:
         table, a.baseline_label, a.dualenc_label, parquet=a.parquet, md=a.markdown, synthetic=a.synthetic
     )
     log.info("VSLNet feature table:\n%s", text)
+
+
+def _recipe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--table", type=Path, required=True, help="the dual encoder's table (table.parquet)")
+    p.add_argument("--synthetic", action="store_true")
+    p.add_argument("--parquet", type=Path, required=True)
+    p.add_argument("--markdown", type=Path, required=True)
+    p.add_argument("--plot", type=Path, required=True)
+
+
+@command("dualenc-recipe", _recipe_args)
+def dualenc_recipe(a: argparse.Namespace) -> None:
+    """LaViLa's claim against the dual encoder's table: claim first, verdict last (issue 17)."""
+    from egonlq.dualenc.recipe import write_dualenc_recipe
+
+    write_dualenc_recipe(
+        a.table, out_parquet=a.parquet, out_markdown=a.markdown, out_png=a.plot, synthetic=a.synthetic
+    )
+    log.info("dual encoder recipe:\n%s", a.markdown.read_text())

@@ -6,7 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
-from egonlq.cli.registry import command, log_stats, set_threads
+from egonlq.cli.registry import command, log, log_stats, set_threads
 
 
 def _ingest_args(p: argparse.ArgumentParser) -> None:
@@ -211,3 +211,22 @@ def steps_table(a: argparse.Namespace) -> None:
     rows = write_steps_table(a.metrics, a.parquet, a.markdown, synthetic=a.synthetic)
     plot_alignment(a.example, a.plot)
     log_stats("steps table", {"rows": len(rows), "metrics_files": len(a.metrics)})
+
+
+def _recipe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metrics", type=Path, nargs="+", required=True, help="the steps stage's metrics files")
+    p.add_argument("--run", required=True, help="the dual encoder run whose decoders are compared")
+    p.add_argument("--synthetic", action="store_true")
+    p.add_argument("--parquet", type=Path, required=True)
+    p.add_argument("--markdown", type=Path, required=True)
+    p.add_argument("--plot", type=Path, required=True)
+
+
+@command("steps-recipe", _recipe_args)
+def steps_recipe(a: argparse.Namespace) -> None:
+    """The step-grounding claim against the stage's metrics: claim first, verdict last (issue 17)."""
+    from egonlq.steps.recipe import write_steps_recipe
+
+    out = {"out_parquet": a.parquet, "out_markdown": a.markdown, "out_png": a.plot}
+    write_steps_recipe(a.metrics, a.run, **out, synthetic=a.synthetic)
+    log.info("steps recipe:\n%s", a.markdown.read_text())

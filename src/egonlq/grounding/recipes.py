@@ -526,3 +526,125 @@ def write_recipe_table(
     ok, why = verdict(spec, gains)
     logger.info("recipe %s: %d rows; reproduced: %s (%s)", recipe, len(rows), ok, why)
     return ok
+
+
+# ------------------------------------------------------------------ recipes over arms of other stages' tables
+# The dual-encoder and step recipes compare arms of their stage's own table (runs, decoders) over the same
+# seeds, on one headline metric: rows (arm, seed, value in percent), the same gain rule and verdict.
+
+ARM_ROWS = pa.schema(
+    [
+        pa.field("recipe", pa.string(), nullable=False),
+        pa.field("arm", pa.string(), nullable=False),
+        pa.field("seed", pa.int64(), nullable=False),
+        pa.field("value", pa.float64()),  # the headline metric, percent
+    ]
+)
+
+
+def compare_arms(arms: pd.DataFrame, comparison: Comparison) -> Gain:
+    """Treatment minus control arm per paired seed, in points (``arms``: arm, seed, value in percent)."""
+    by = {a: g.set_index("seed")["value"].dropna().astype(float) for a, g in arms.groupby("arm")}
+    t, c = (
+        by.get(comparison.treatment, pd.Series(dtype=float)),
+        by.get(comparison.control, pd.Series(dtype=float)),
+    )
+    per_seed = {int(s): float(t[s] - c[s]) for s in sorted(set(t.index) & set(c.index))}
+    diffs = np.array(list(per_seed.values()), dtype=float)
+    return Gain(
+        comparison=comparison,
+        mean=float(diffs.mean()) if len(diffs) else math.nan,
+        std=float(diffs.std(ddof=1)) if len(diffs) > 1 else math.nan,
+        per_seed=per_seed,
+        treatment_mean=float(t.mean()) if len(t) else math.nan,
+        control_mean=float(c.mean()) if len(c) else math.nan,
+    )
+
+
+def arms_markdown(
+    recipe: Recipe,
+    arms: pd.DataFrame,
+    gains: Sequence[Gain],
+    *,
+    metric: str,
+    notes: Sequence[str],
+    synthetic: bool,
+) -> str:
+    """First line the claim, last line the verdict; a row per arm, the comparisons between them."""
+    ok, why = verdict(recipe, gains)
+    parts = [f"Claim: {recipe.claim}", "", f"# Recipe {recipe.name}", ""]
+    if synthetic:
+        parts += ["**SYNTHETIC demo data: these numbers say nothing about real Ego4D performance.**", ""]
+    parts += [*notes, "", f"| arm | seeds | {metric} (mean ± std) |", "|---|---|---|"]
+    for arm, group in arms.groupby("arm", sort=False):
+        values = group["value"].dropna().astype(float)
+        cell = (
+            "–"
+            if values.empty
+            else f"{values.mean():.2f}" + (f" ± {values.std(ddof=1):.2f}" if len(values) > 1 else "")
+        )
+        parts.append(f"| {arm} | {len(values)} | {cell} |")
+    parts += [
+        "",
+        f"## Comparisons ({metric}; points)",
+        "",
+        "| comparison | treatment mean | control mean | gain (mean ± std over seeds) | per seed"
+        " | every seed agrees in sign |",
+        "|---|---|---|---|---|---|",
+    ]
+    for g in gains:
+        signs = np.sign(list(g.per_seed.values()))
+        agree = bool(len(signs)) and bool(np.all(signs == np.sign(g.mean)))
+        per_seed = ", ".join(f"s{s}: {d:+.2f}" for s, d in g.per_seed.items()) or "–"
+        parts.append(
+            f"| {g.comparison.label} | {g.treatment_mean:.2f} | {g.control_mean:.2f} | {_pm(g.mean, g.std)}"
+            f" | {per_seed} | {'yes' if agree else 'no'} ({len(signs)} seeds) |"
+        )
+    parts += ["", f"Rule: {recipe.rule}", "", f"Demo reproduces the claim: {'yes' if ok else 'no'} ({why})"]
+    return "\n".join(parts)
+
+
+def plot_arms(recipe: Recipe, arms: pd.DataFrame, out_png: Path, *, metric: str, synthetic: bool) -> Figure:
+    """The headline metric per arm (mean ± std, seeds as dots); artists carry ``gid`` = the arm."""
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.add_subplot()
+    names = list(dict.fromkeys(arms["arm"]))
+    for i, arm in enumerate(names):
+        values = arms.loc[arms["arm"] == arm, "value"].dropna().astype(float)
+        std = values.std(ddof=1) if len(values) > 1 else 0.0
+        ax.bar(i, values.mean() if len(values) else 0.0, yerr=std, capsize=3, color=f"C{i % 10}", gid=arm)
+        ax.plot([i] * len(values), values.to_numpy(), "k.", gid=arm)
+    ax.set_xticks(range(len(names)), names, rotation=20, fontsize="small")
+    ax.set_ylabel(f"{metric} (%)")
+    fig.suptitle(figure_title(f"Recipe {recipe.name}: {metric}", synthetic))
+    fig.tight_layout()
+    save_png(fig, out_png)
+    return fig
+
+
+def write_arms_recipe(
+    recipe: Recipe,
+    arms: pd.DataFrame,
+    *,
+    metric: str,
+    notes: Sequence[str] = (),
+    out_parquet: Path,
+    out_markdown: Path,
+    out_png: Path,
+    synthetic: bool = False,
+) -> bool:
+    """Write the rows, the markdown (claim first, verdict last) and the plot of an arms recipe; returns the
+    verdict. A comparison whose arm has no value is kept and fails the rule (nothing is dropped silently)."""
+    if arms.empty:
+        raise ValueError(f"recipe {recipe.name}: no arm has a value")
+    gains = [compare_arms(arms, c) for c in recipe.comparisons]
+    table = pa.Table.from_pandas(
+        arms.assign(recipe=recipe.name)[ARM_ROWS.names], schema=ARM_ROWS, preserve_index=False
+    )
+    write_parquet(table, out_parquet, ARM_ROWS)
+    write_text(
+        arms_markdown(recipe, arms, gains, metric=metric, notes=notes, synthetic=synthetic) + "\n",
+        out_markdown,
+    )
+    plot_arms(recipe, arms, out_png, metric=metric, synthetic=synthetic)
+    return verdict(recipe, gains)[0]

@@ -40,7 +40,7 @@ STEPS_TABLE = pa.schema(
 )
 
 
-def _parse(path: Path) -> tuple[str, str, str, int]:
+def parse_metrics_path(path: Path) -> tuple[str, str, str, int]:
     """(model, run, decoder, seed) from ``results/steps/<model>/<run>/seed<s>/<decoder>_metrics.json``."""
     parts = Path(path).parts
     if len(parts) < 4 or not parts[-2].startswith("seed") or not parts[-1].endswith("_metrics.json"):
@@ -60,7 +60,7 @@ def steps_table(metric_paths: Sequence[Path]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str, str, str], list[dict]] = defaultdict(list)
     notes: dict[tuple[str, str, str, str], str] = {}
     for path in metric_paths:
-        model, run, decoder, _seed = _parse(path)
+        model, run, decoder, _seed = parse_metrics_path(path)
         obj = read_json(path)
         for mode in MODES:
             entry = obj.get(mode)
