@@ -467,6 +467,16 @@ def recipe_markdown(recipe: Recipe, rows: pd.DataFrame, gains: Sequence[Gain], *
     return "\n".join(parts)
 
 
+def bars_with_seeds(ax: Any, groups: Mapping[str, pd.Series], *, rotation: int = 20) -> None:
+    """One bar per group (mean ± sample std; 0 without values) with each seed's value as a dot; the bar and
+    its dots carry ``gid`` = the group's name."""
+    for i, (name, values) in enumerate(groups.items()):
+        std = values.std(ddof=1) if len(values) > 1 else 0.0
+        ax.bar(i, values.mean() if len(values) else 0.0, yerr=std, capsize=3, color=f"C{i % 10}", gid=name)
+        ax.plot([i] * len(values), values.to_numpy(), "k.", gid=name)
+    ax.set_xticks(range(len(groups)), list(groups), rotation=rotation, fontsize="small")
+
+
 def plot_recipe(recipe: Recipe, rows: pd.DataFrame, out_png: Path, *, synthetic: bool) -> Figure:
     """The headline metric per run (mean ± std, seeds as dots); the low-shot recipe as one curve per arm
     over the NLQ fraction. Artists carry ``gid`` ``"{run}"`` (bars, dots) or ``"{arm}"`` (curves)."""
@@ -488,12 +498,7 @@ def plot_recipe(recipe: Recipe, rows: pd.DataFrame, out_png: Path, *, synthetic:
         ax.legend(fontsize="small")
     else:
         runs = list(dict.fromkeys(rows["run"]))
-        for i, run in enumerate(runs):
-            values = _values(rows, run).dropna() * 100
-            std = values.std(ddof=1) if len(values) > 1 else 0.0
-            ax.bar(i, values.mean(), yerr=std, capsize=3, color=f"C{i % 10}", gid=run)
-            ax.plot([i] * len(values), values.to_numpy(), "k.", gid=run)
-        ax.set_xticks(range(len(runs)), runs, rotation=20, fontsize="small")
+        bars_with_seeds(ax, {run: _values(rows, run).dropna() * 100 for run in runs})
     ax.set_ylabel(f"{SPLIT} {TABLE_METRICS[METRIC]} (%)")
     fig.suptitle(figure_title(f"Recipe {recipe.name}: {SPLIT} {TABLE_METRICS[METRIC]} ({MODE})", synthetic))
     fig.tight_layout()
@@ -609,12 +614,7 @@ def plot_arms(recipe: Recipe, arms: pd.DataFrame, out_png: Path, *, metric: str,
     fig = Figure(figsize=(8, 4.5))
     ax = fig.add_subplot()
     names = list(dict.fromkeys(arms["arm"]))
-    for i, arm in enumerate(names):
-        values = arms.loc[arms["arm"] == arm, "value"].dropna().astype(float)
-        std = values.std(ddof=1) if len(values) > 1 else 0.0
-        ax.bar(i, values.mean() if len(values) else 0.0, yerr=std, capsize=3, color=f"C{i % 10}", gid=arm)
-        ax.plot([i] * len(values), values.to_numpy(), "k.", gid=arm)
-    ax.set_xticks(range(len(names)), names, rotation=20, fontsize="small")
+    bars_with_seeds(ax, {a: arms.loc[arms["arm"] == a, "value"].dropna().astype(float) for a in names})
     ax.set_ylabel(f"{metric} (%)")
     fig.suptitle(figure_title(f"Recipe {recipe.name}: {metric}", synthetic))
     fig.tight_layout()

@@ -26,7 +26,7 @@ import pyarrow as pa
 from matplotlib.figure import Figure
 
 from egonlq.grounding.plots import figure_title, save_png
-from egonlq.grounding.recipes import GAIN_RULE, Comparison, Gain, Recipe, verdict
+from egonlq.grounding.recipes import GAIN_RULE, Comparison, Gain, Recipe, bars_with_seeds, verdict
 from egonlq.io import write_parquet, write_text
 from egonlq.video.aks import PARAMETER_SETS
 from egonlq.video.moment_hits import moment_hit_table
@@ -177,12 +177,8 @@ def plot_recipe(rows: pd.DataFrame, out_png: Path, *, synthetic: bool) -> Figure
     fig = Figure(figsize=(7, 4.5))
     ax = fig.add_subplot()
     methods = list(dict.fromkeys(rows["method"]))
-    for i, method in enumerate(methods):
-        values = rows.loc[rows["method"] == method, HEADLINE].dropna().astype(float) * 100
-        std = values.std(ddof=1) if len(values) > 1 else 0.0
-        ax.bar(i, values.mean(), yerr=std, capsize=3, color=f"C{i % 10}", gid=method)
-        ax.plot([i] * len(values), values.to_numpy(), "k.", gid=method)
-    ax.set_xticks(range(len(methods)), methods)
+    shares = {m: rows.loc[rows["method"] == m, HEADLINE].dropna().astype(float) * 100 for m in methods}
+    bars_with_seeds(ax, shares, rotation=0)
     ax.set_ylabel("val queries with a selected frame in the GT window (%)")
     ax.set_ylim(0, 100)
     title = f"Recipe {NAME}: AKS (M {_P.M}, depth {_P.depth}) vs uniform and top-k"
