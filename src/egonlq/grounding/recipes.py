@@ -566,6 +566,25 @@ def compare_arms(arms: pd.DataFrame, comparison: Comparison) -> Gain:
     )
 
 
+def gain_table(gains: Sequence[Gain], *, unit: str = "seed", label=lambda s: f"s{s}") -> list[str]:
+    r"""Markdown lines of the comparisons: treatment and control means, the gain (mean ± std over the paired
+    ``unit``\ s), each one's difference (named by ``label``) and whether all agree in sign."""
+    lines = [
+        f"| comparison | treatment mean | control mean | gain (mean ± std over {unit}s) | per {unit}"
+        f" | every {unit} agrees in sign |",
+        "|---|---|---|---|---|---|",
+    ]
+    for g in gains:
+        signs = np.sign(list(g.per_seed.values()))
+        agree = bool(len(signs)) and bool(np.all(signs == np.sign(g.mean)))
+        per = ", ".join(f"{label(k)}: {d:+.2f}" for k, d in g.per_seed.items()) or "–"
+        lines.append(
+            f"| {g.comparison.label} | {g.treatment_mean:.2f} | {g.control_mean:.2f} | {_pm(g.mean, g.std)}"
+            f" | {per} | {'yes' if agree else 'no'} ({len(signs)} {unit}s) |"
+        )
+    return lines
+
+
 def arms_markdown(
     recipe: Recipe,
     arms: pd.DataFrame,
@@ -593,18 +612,8 @@ def arms_markdown(
         "",
         f"## Comparisons ({metric}; points)",
         "",
-        "| comparison | treatment mean | control mean | gain (mean ± std over seeds) | per seed"
-        " | every seed agrees in sign |",
-        "|---|---|---|---|---|---|",
+        *gain_table(gains),
     ]
-    for g in gains:
-        signs = np.sign(list(g.per_seed.values()))
-        agree = bool(len(signs)) and bool(np.all(signs == np.sign(g.mean)))
-        per_seed = ", ".join(f"s{s}: {d:+.2f}" for s, d in g.per_seed.items()) or "–"
-        parts.append(
-            f"| {g.comparison.label} | {g.treatment_mean:.2f} | {g.control_mean:.2f} | {_pm(g.mean, g.std)}"
-            f" | {per_seed} | {'yes' if agree else 'no'} ({len(signs)} seeds) |"
-        )
     parts += ["", f"Rule: {recipe.rule}", "", f"Demo reproduces the claim: {'yes' if ok else 'no'} ({why})"]
     return "\n".join(parts)
 

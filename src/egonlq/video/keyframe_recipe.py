@@ -26,7 +26,15 @@ import pyarrow as pa
 from matplotlib.figure import Figure
 
 from egonlq.grounding.plots import figure_title, save_png
-from egonlq.grounding.recipes import GAIN_RULE, Comparison, Gain, Recipe, bars_with_seeds, verdict
+from egonlq.grounding.recipes import (
+    GAIN_RULE,
+    Comparison,
+    Gain,
+    Recipe,
+    bars_with_seeds,
+    gain_table,
+    verdict,
+)
 from egonlq.io import write_parquet, write_text
 from egonlq.video.aks import PARAMETER_SETS
 from egonlq.video.moment_hits import moment_hit_table
@@ -152,21 +160,8 @@ def recipe_markdown(rows: pd.DataFrame, gains: list[Gain], *, synthetic: bool) -
         "",
         "## Comparisons (queries with a hit; points)",
         "",
-        "| comparison | treatment mean | control mean | gain (mean ± std over scorers) | per scorer"
-        " | every scorer agrees in sign |",
-        "|---|---|---|---|---|---|",
+        *gain_table(gains, unit="scorer", label=str),
     ]
-    for g in gains:
-        signs = np.sign(list(g.per_seed.values()))
-        agree = bool(len(signs)) and bool(np.all(signs == np.sign(g.mean)))
-        gain = (
-            "–" if math.isnan(g.mean) else f"{g.mean:+.2f}" + ("" if math.isnan(g.std) else f" ± {g.std:.2f}")
-        )
-        per = ", ".join(f"{s}: {d:+.2f}" for s, d in g.per_seed.items()) or "–"
-        parts.append(
-            f"| {g.comparison.label} | {g.treatment_mean:.2f} | {g.control_mean:.2f} | {gain} | {per}"
-            f" | {'yes' if agree else 'no'} ({len(signs)} scorers) |"
-        )
     parts += ["", f"Rule: {RECIPE.rule}", "", f"Demo reproduces the claim: {'yes' if ok else 'no'} ({why})"]
     return "\n".join(parts)
 
