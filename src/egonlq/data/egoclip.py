@@ -145,9 +145,8 @@ def _read_well_formed(path: Path) -> pa.Table | None:
         if invalid or any(f.name not in table.schema.names for f in EGOCLIP):
             return None
         table = table.select(EGOCLIP.names)
-        for name in integers:
-            if pc.any(pc.match_substring(table[name], "x", ignore_case=True)).as_py():
-                return None
+        if any(_has_hex_marker(chunk) for name in integers for chunk in table[name].chunks):
+            return None
         table = table.cast(EGOCLIP)
     except pa.ArrowInvalid:  # a number Arrow cannot read, or too large for its type
         return None
@@ -155,6 +154,19 @@ def _read_well_formed(path: Path) -> pa.Table | None:
         if pa.types.is_floating(field.type) and not pc.all(pc.is_finite(table[field.name])).as_py():
             return None
     return table
+
+
+def _has_hex_marker(strings: pa.Array) -> bool:
+    """Whether any value of a string array holds an ``x`` or ``X`` (Arrow reads ``0x10`` as 16).
+
+    One pass over the array's character buffer (~10 ms for an EgoClip column, against ~0.4 s for
+    ``match_substring``); bytes past the last value, if any, can only cause a needless slow path.
+    """
+    data = strings.buffers()[2]
+    if data is None:
+        return False
+    chars = np.frombuffer(data, dtype=np.uint8)
+    return bool(((chars | 0x20) == ord("x")).any())
 
 
 def _read_checked(path: Path) -> tuple[pa.Table, int, int, list[str]]:
