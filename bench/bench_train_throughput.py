@@ -12,7 +12,8 @@ on the same synthetic set; the rows differ in how the text reaches the model and
   and logits match it (tests/grounding/test_compat.py, test_vslnet.py).
 - ``compat``: ``compat="official"`` as a user runs it: the baseline's semantics with our faster operations.
 - ``encoder`` (like for like: same encoder, no precomputed file): the frozen encoder in eval mode, each
-  unique text encoded once per run and kept in memory (``EncodedText``).
+  unique text encoded once per run, up front in batches of equal token count, and kept in memory
+  (``EncodedText.prepare``: counted in the training time).
 - ``cache``: token embeddings read from a text cache built once before training
   (:func:`egonlq.grounding.text_encoder.build_text_cache`, timed separately).
 

@@ -509,6 +509,46 @@ def test_encoded_text_runs_the_encoder_once_per_unique_text(world):
     assert calls == [texts, texts] and official.memo == {}  # the reference's encoder run per batch
 
 
+def test_encoded_text_prepare_batches_equal_lengths(world):
+    """prepare() encodes a run's texts up front in batches without padding: the values of each text alone
+    (up to rounding), the same for every run over the same texts, within the memory budget."""
+    r = records(world)
+    encoder = TextEncoder(world.text_model, max_len=16)
+    calls: list[list[str]] = []
+    embed = encoder.embed
+
+    def counting(texts: list[str], **kw) -> tuple[torch.Tensor, torch.Tensor]:
+        calls.append(list(texts))
+        return embed(texts, **kw)
+
+    encoder.embed = counting
+    texts = list(dict.fromkeys(r.text))
+    source = EncodedText(encoder)
+    source.prepare(texts + texts[:3])
+    assert set(source.memo) == set(texts) and sum(map(len, calls)) == len(texts)
+    assert len(calls) < len(texts)  # batched
+    for batch in calls:  # one token count per batch: no padding
+        assert len({n for n in encoder.token_lengths(batch)}) == 1
+    calls.clear()
+    padded, mask = source.embed(texts)
+    assert calls == []  # all kept
+    for text, row, real in zip(texts, padded, mask, strict=True):
+        alone, _ = embed([text])
+        n = int(real.sum())
+        assert n == alone.shape[1] and torch.allclose(row[:n], alone[0], atol=1e-5)
+        assert torch.all(row[n:] == 0)
+    again = EncodedText(encoder)
+    again.prepare(list(reversed(texts)))  # same set, another order: the same values
+    assert all(np.array_equal(again.memo[t], source.memo[t]) for t in texts)
+    capped = EncodedText(encoder, memo_bytes=1)  # room for no text
+    capped.prepare(texts)
+    assert capped.memo == {}
+    official = EncodedText(encoder, official=True)
+    calls.clear()
+    official.prepare(texts)
+    assert calls == [] and official.memo == {}
+
+
 def test_text_checks(world, tmp_path):
     r = records(world)
     cached = make_text_source("cache", text_cache=world.text_cache, text_model=world.text_model, max_len=16)

@@ -377,6 +377,8 @@ class TextSource(Protocol):
 
     def missing(self, texts: Collection[str]) -> list[str]: ...
 
+    def prepare(self, texts: Collection[str]) -> None: ...
+
 
 def pad(arrays: Sequence[np.ndarray]) -> tuple[Tensor, Tensor]:
     """Stack ``[n_i, D]`` arrays into a zero-padded ``[B, max n_i, D]`` float32 tensor and its 0/1 mask."""
@@ -403,6 +405,9 @@ class CachedText:
     def missing(self, texts: Collection[str]) -> list[str]:
         return sorted(t for t in set(texts) if t not in self.cache)
 
+    def prepare(self, texts: Collection[str]) -> None:
+        """Nothing to do: the cache holds every text."""
+
     def embed(self, texts: Sequence[str], *, training: bool = False) -> tuple[Tensor, Tensor]:
         return pad([self.cache.get(t) for t in texts])
 
@@ -412,9 +417,11 @@ class EncodedText:
 
     In eval mode a text's token embeddings are a function of the text, so each text is encoded once and kept
     in memory (up to ``memo_bytes``; texts beyond are encoded again on each batch): the encoder runs once
-    per unique text instead of once per query and epoch (issue 15). Each text is encoded ALONE (no padding,
-    about as fast on CPU as a padded batch): its values then never depend on which batch met it first, so
-    a resumed run (whose memory starts empty) matches an uninterrupted one bit for bit.
+    per unique text instead of once per query and epoch (issue 15). :meth:`prepare` encodes the texts of a
+    run up front in batches of texts with the same token count (no padding; ~10x faster on CPU than one
+    text at a time); a text met later is encoded ALONE. Either way its values never depend on which
+    training batch met it first, so a resumed run (whose memory starts empty) matches an uninterrupted one
+    bit for bit.
 
     ``official=True`` is the published code's behaviour (compatibility mode ``official``): the encoder's
     outputs at padded positions are kept, and training batches run the frozen encoder in train mode
@@ -434,6 +441,33 @@ class EncodedText:
 
     def missing(self, texts: Collection[str]) -> list[str]:
         return []
+
+    def prepare(self, texts: Collection[str], batch_size: int = 64) -> None:
+        """Encode and keep the unique ``texts`` not kept yet, while ``memo_bytes`` lasts (nothing in the
+        ``official`` mode, which encodes every batch).
+
+        Texts are grouped by their (truncated) token count, so a batch has no padding and each row is the
+        text's encoding alone, up to rounding. The batches depend on the set of texts only (sorted by token
+        count, then text), so every run over the same texts keeps the same values.
+        """
+        if self.official:
+            return
+        todo = sorted(set(texts) - self.memo.keys())
+        if not todo:
+            return
+        groups: dict[int, list[str]] = {}
+        for text, n in zip(todo, self.encoder.token_lengths(todo), strict=True):
+            groups.setdefault(min(n, self.encoder.max_tokens), []).append(text)
+        for n in sorted(groups):
+            group = groups[n]
+            for start in range(0, len(group), batch_size):
+                chunk = group[start : start + batch_size]
+                hidden, _ = self.encoder.embed(chunk)
+                for text, tokens in zip(chunk, hidden.cpu().numpy(), strict=True):
+                    if tokens.nbytes > self.memo_bytes_left:
+                        return
+                    self.memo[text] = tokens
+                    self.memo_bytes_left -= tokens.nbytes
 
     def embed(self, texts: Sequence[str], *, training: bool = False) -> tuple[Tensor, Tensor]:
         if self.official:

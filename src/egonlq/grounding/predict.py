@@ -53,6 +53,7 @@ def predict_records(
     was_training = model.training
     model.eval()
     dataset = NLQDataset(records)  # no jittering
+    text.prepare(records.text)
     out: list[Prediction] = []
     starts = range(0, len(dataset), batch_size)
     try:

@@ -518,6 +518,7 @@ class _Run:
             disable=None if progress else True,
         )
         tick = time.perf_counter()
+        self.text.prepare([*self.train_records.text, *self.val_records.text])  # timed: part of training
         try:
             while state["epoch"] < spec.epochs:
                 epoch = state["epoch"]

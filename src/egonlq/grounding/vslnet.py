@@ -87,10 +87,10 @@ class _MaskedScale(torch.autograd.Function):
 
 
 class Dropout(nn.Dropout):
-    """``nn.Dropout`` whose CPU mask comes from 31-bit integers of torch's generator (``random_``) instead of
-    ``bernoulli_``: dropout was a third of a CPU training step, and this mask is ~1.8x faster forward and
-    backward (issue 15). Same semantics (each element zeroed with probability ``p``, rounded to a multiple of
-    2^-31, survivors scaled by ``1 / (1 - p)``), drawn from the same seeded generator, so runs stay
+    """``nn.Dropout`` whose CPU mask comes from 15-bit integers of torch's generator (``random_``) instead of
+    ``bernoulli_``: dropout was a third of a CPU training step, and this mask is ~3x faster forward and
+    backward (issue 15). Same semantics (each element zeroed with probability ``p`` rounded to a multiple of
+    2^-15, survivors scaled by ``1 / (1 - p)``), drawn from the same seeded generator, so runs stay
     reproducible; other devices use torch's kernel."""
 
     def forward(self, x: Tensor) -> Tensor:
@@ -99,10 +99,11 @@ class Dropout(nn.Dropout):
         if self.p == 1.0:
             return x * 0.0
         n = x.numel()
-        words = torch.empty((n + 1) // 2, dtype=torch.int64).random_()  # 63 random bits each
-        bits = words.view(torch.int32)[:n].view(x.shape).bitwise_and_(0x7FFFFFFF)  # 31 bits per element
-        keep = bits >= round(self.p * 2**31)
-        return _MaskedScale.apply(x, keep.to(x.dtype).mul_(1.0 / (1.0 - self.p)))  # 2x faster than where()
+        words = torch.empty((n + 3) // 4, dtype=torch.int64).random_()  # 63 random bits each
+        bits = words.view(torch.int16)[:n].view(x.shape).bitwise_and_(0x7FFF)  # 15 bits per element
+        scale = torch.empty_like(x)
+        torch.ge(bits, round(self.p * 2**15), out=scale)  # 1.0 where kept, straight into x's dtype
+        return _MaskedScale.apply(x, scale.mul_(1.0 / (1.0 - self.p)))  # 2x faster than where()
 
 
 class VisualProjection(nn.Module):
