@@ -178,6 +178,25 @@ def test_encoder_text_runs_are_reproducible_and_resume_exactly(world, tmp_path):
     assert_same_run(tmp_path / "whole", tmp_path / "cut")
 
 
+def test_bf16_autocast_runs_are_reproducible_and_keep_fp32_weights(world, tmp_path):
+    """precision bf16: the steps under bfloat16 autocast, reproducible and resumable; weights stay fp32."""
+    spec = replace(SPEC, precision="bf16", epochs=3)
+    whole = train(spec, **world.paths(), out_dir=tmp_path / "whole", progress=False)
+    fp32 = train(replace(spec, precision="fp32"), **world.paths(), out_dir=tmp_path / "fp32", progress=False)
+    assert whole["completed"] and whole["best"] is not None
+    weights = load_file(tmp_path / "whole" / "model.safetensors")
+    assert all(w.dtype == torch.float32 for w in weights.values())
+    other = load_file(tmp_path / "fp32" / "model.safetensors")
+    assert any(not torch.equal(weights[k], other[k]) for k in weights)  # autocast did change the steps
+    assert fp32["completed"]
+    train(spec, **world.paths(), out_dir=tmp_path / "cut", progress=False, stop_after_steps=4)
+    resumed = train(spec, **world.paths(), out_dir=tmp_path / "cut", progress=False)
+    assert resumed["resumed_from_step"] is not None and resumed["best"] == whole["best"]
+    assert_same_run(tmp_path / "whole", tmp_path / "cut")
+    with pytest.raises(ValueError, match="precision 'fp16' is not one of"):
+        replace(SPEC, precision="fp16")
+
+
 def test_stale_state_is_never_resumed(world, tmp_path, caplog, monkeypatch):
     spec = replace(SPEC, epochs=2)
     fresh = train(replace(spec, lr=1e-3), **world.paths(), out_dir=tmp_path / "fresh", progress=False)

@@ -32,6 +32,7 @@ checks what a schema cannot: names, references between runs, which keys each sta
         jitter_factor: 2.5      # 0 (off) or > 1; used by pretrain runs only
         jitter_sources: [naq]   # synthetic sources whose queries are jittered; pretrain runs only
         max_train_queries: null
+        precision: fp32         # fp32 | bf16 (bfloat16 autocast of the training steps)
     experiments:
       seeds: [0, 1]
       runs:

@@ -559,8 +559,9 @@ class _Run:
     def _step(self, indices: list[int]) -> tuple[list[float], float]:
         """One optimizer step on the records ``indices``; the losses and the learning rate it used."""
         batch = collate([self.dataset[i] for i in indices], self.text, training=True).to(self.dev)
-        out = self.model(batch.video, batch.video_mask, batch.text, batch.text_mask)
-        loss = self.model.loss(out, batch.s_ind, batch.e_ind, batch.video_mask, batch.highlight)
+        with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.spec.precision == "bf16"):
+            out = self.model(batch.video, batch.video_mask, batch.text, batch.text_mask)
+            loss = self.model.loss(out, batch.s_ind, batch.e_ind, batch.video_mask, batch.highlight)
         self.optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.clip_norm)

@@ -18,6 +18,9 @@ STAGES = ("scratch", "pretrain", "finetune")
 EMPTY_QUERY_SPLITS = ("train", "val")
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass(frozen=True)
 class TrainSpec:
     """Everything that changes a training's results (defaults: the reference NLQ baseline, vslnet.md 7)."""
@@ -42,6 +45,9 @@ class TrainSpec:
     eval_per_epoch: int = REFERENCE["train"]["eval_per_epoch"]  # 2: every half epoch, as the reference
     max_train_queries: int | None = None  # seeded subset of the training queries (demo runs)
     text: str = "cache"  # cache | encoder (the frozen text encoder run on every batch)
+    # fp32 | bf16: the training steps under bfloat16 autocast (~1.4x faster CPU steps on CPUs with bf16
+    # instructions; weights, optimizer and evaluation stay fp32)
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sources", tuple(self.sources))
@@ -66,6 +72,8 @@ class TrainSpec:
             problems.append(
                 f"remove_empty_queries_from {self.remove_empty_queries_from} not within {EMPTY_QUERY_SPLITS}"
             )
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision {self.precision!r} is not one of {PRECISIONS}")
         if self.text not in TEXT_SOURCES:
             problems.append(f"text {self.text!r} is not one of {TEXT_SOURCES}")
         for name in ("epochs", "batch_size", "eval_per_epoch"):
