@@ -277,10 +277,19 @@ def test_in_place_attention_scores_equal_the_reference_formula(dim, heads):
         assert torch.equal(a, b)
 
 
-def test_pointwise_linear_equals_the_kernel_1_convolution():
+def test_conv_block_equals_the_conv1d_modules_forward_and_backward():
+    """The channels-last depthwise conv and the pointwise Linear compute the Conv1d modules' values and
+    gradients (up to rounding); checkpoints keep the Conv1d layouts."""
     torch.manual_seed(0)
     block = DepthwiseSeparableConv(16, 7, dropout=0.0).eval()
-    x = torch.randn(3, 11, 16)
+    x = torch.randn(3, 11, 16, requires_grad=True)
     want = x + torch.relu(block.pointwise(block.depthwise(block.norm(x).transpose(1, 2)))).transpose(1, 2)
-    torch.testing.assert_close(block(x), want, rtol=1e-6, atol=1e-6)
+    got = block(x)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+    g = torch.randn_like(got)
+    grads_want = torch.autograd.grad(want, [x, block.depthwise.weight, block.pointwise.weight], g)
+    grads_got = torch.autograd.grad(got, [x, block.depthwise.weight, block.pointwise.weight], g)
+    for a, b in zip(grads_got, grads_want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     assert block.state_dict()["pointwise.weight"].shape == (16, 16, 1)  # checkpoints keep the conv layout
+    assert block.state_dict()["depthwise.weight"].shape == (16, 1, 7)
