@@ -16,6 +16,8 @@ on the same synthetic set; the rows differ in how the text reaches the model and
   (``EncodedText.prepare``: counted in the training time).
 - ``cache``: token embeddings read from a text cache built once before training
   (:func:`egonlq.grounding.text_encoder.build_text_cache`, timed separately).
+- ``encoder bf16``, ``cache bf16``: the same with ``precision="bf16"`` (the training steps under bfloat16
+  autocast; accuracy compared in the README).
 
 The encoder is the real MiniLM (``default_model_path()``). Throughput is training queries per second of
 training time (the summary's ``queries_per_second``: evaluation excluded). After one uncounted warm-up run of
@@ -69,12 +71,14 @@ TEMPLATES = [
     "Did I close the {p}?",
 ]
 VAL_QUERIES = 16
-# row -> (spec.text, compat, the published code's operations); the first row is the baseline
+# row -> (spec.text, compat, the published code's operations, precision); the first row is the baseline
 VARIANTS = {
-    "official": ("encoder", "official", True),
-    "compat": ("encoder", "official", False),
-    "encoder": ("encoder", "egonlq", False),
-    "cache": ("cache", "egonlq", False),
+    "official": ("encoder", "official", True, "fp32"),
+    "compat": ("encoder", "official", False, "fp32"),
+    "encoder": ("encoder", "egonlq", False, "fp32"),
+    "cache": ("cache", "egonlq", False, "fp32"),
+    "encoder bf16": ("encoder", "egonlq", False, "bf16"),
+    "cache bf16": ("cache", "egonlq", False, "bf16"),
 }
 
 
@@ -261,14 +265,14 @@ def main() -> None:
         )
         rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
         for r in range(-1, args.repeat):  # repeat -1: warm-up of every row, not counted
-            for name, (text, compat, published) in VARIANTS.items():
+            for name, (text, compat, published, precision) in VARIANTS.items():
                 with published_ops(published):
                     summary = train(
-                        replace(spec, text=text),
+                        replace(spec, text=text, precision=precision),
                         **inputs,
                         text_cache=root / "text_cache.safetensors",
                         text_model=model_path,
-                        out_dir=root / f"run_{name}_{r}",
+                        out_dir=root / f"run_{name.replace(' ', '_')}_{r}",
                         progress=False,
                         device=args.device,
                         compat=compat,
@@ -277,7 +281,7 @@ def main() -> None:
                     continue
                 rates[name].append(summary["queries_per_second"])
                 print(
-                    f"  repeat {r}: {name:8s} {summary['queries_per_second']:8.1f} queries/s "
+                    f"  repeat {r}: {name:12s} {summary['queries_per_second']:8.1f} queries/s "
                     f"({summary['samples_trained']} queries in {summary['train_seconds']:.2f} s)",
                     flush=True,
                 )
@@ -296,10 +300,10 @@ def main() -> None:
     )
     print(f"text cache built once: {cache_stats['n_unique']} unique texts in {cache_seconds:.2f} s")
     baseline = statistics.median(rates["official"])
-    print(f"{'text':10s} {'median q/s':>10s} {'min':>8s} {'max':>8s} {'vs official':>12s}")
+    print(f"{'text':12s} {'median q/s':>10s} {'min':>8s} {'max':>8s} {'vs official':>12s}")
     for name, values in rates.items():
         median = statistics.median(values)
-        print(f"{name:10s} {median:10.1f} {min(values):8.1f} {max(values):8.1f} {median / baseline:11.2f}x")
+        print(f"{name:12s} {median:10.1f} {min(values):8.1f} {max(values):8.1f} {median / baseline:11.2f}x")
 
 
 if __name__ == "__main__":
