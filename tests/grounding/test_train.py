@@ -178,6 +178,22 @@ def test_encoder_text_runs_are_reproducible_and_resume_exactly(world, tmp_path):
     assert_same_run(tmp_path / "whole", tmp_path / "cut")
 
 
+def test_deterministic_sets_and_restores_torch_flags_without_importing_the_compiler():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from egonlq.grounding.train import deterministic\n"
+        "with deterministic(torch.device('cpu')):\n"
+        "    assert torch.are_deterministic_algorithms_enabled()\n"
+        "    assert torch.is_deterministic_algorithms_warn_only_enabled()\n"
+        "assert not torch.are_deterministic_algorithms_enabled()\n"
+        "assert 'torch._inductor' not in sys.modules, 'the compiler was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_bf16_autocast_runs_are_reproducible_and_keep_fp32_weights(world, tmp_path):
     """precision bf16: the steps under bfloat16 autocast, reproducible and resumable; weights stay fp32."""
     spec = replace(SPEC, precision="bf16", epochs=3)
