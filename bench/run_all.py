@@ -28,6 +28,7 @@ FULL = {
     "bench_dualenc.py": [],
     "bench_steps.py": [],
     "bench_dag.py": [],
+    "bench_gpu.py": ["--steps", "30"],
 }
 QUICK = {
     "bench_ingest.py": ["--narrations", "50000"],
@@ -42,6 +43,7 @@ QUICK = {
     "bench_dualenc.py": ["--videos", "10", "--pairs", "1000"],
     "bench_steps.py": ["--dfs-limit", "5", "--budget", "20", "--repeats", "2"],
     "bench_dag.py": ["--repeat", "3", "--shards", "100"],
+    "bench_gpu.py": ["--quick", "--device", "cpu"],
 }
 
 
