@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 
 from egonlq.errors import InputError
 from egonlq.grounding.nlq_dataset import EncodedText, make_text_source
-from egonlq.grounding.train import TransformersV4AdamW, make_optimizer
+from egonlq.grounding.train import TransformersV4AdamW, make_optimizer, param_groups
 
 
 class FakeEncoder:
@@ -77,3 +78,20 @@ def test_make_optimizer_picks_by_mode():
     default = make_optimizer(model, 1e-3, 0.01, "egonlq")
     assert type(default) is torch.optim.AdamW
     assert [g["weight_decay"] for g in default.param_groups] == [0.01, 0.0]
+    assert all(g["fused"] for g in default.param_groups)  # one kernel for every parameter
+
+
+def test_fused_adamw_matches_the_per_tensor_update():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.LayerNorm(7), torch.nn.Linear(7, 3))
+    loop = copy.deepcopy(model)
+    fused = make_optimizer(model, 1e-2, 0.01, "egonlq")
+    plain = torch.optim.AdamW(param_groups(loop, 0.01), lr=1e-2, betas=(0.9, 0.999), eps=1e-6, foreach=False)
+    for _ in range(20):
+        x = torch.randn(4, 5)
+        for net, opt in ((model, fused), (loop, plain)):
+            opt.zero_grad()
+            net(x).square().sum().backward()
+            opt.step()
+    for a, b in zip(model.parameters(), loop.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
