@@ -29,6 +29,7 @@ FULL = {
     "bench_steps.py": [],
     "bench_dag.py": [],
     "bench_gpu.py": ["--steps", "30"],
+    "bench_eval.py": ["--threads", "1"],
 }
 QUICK = {
     "bench_ingest.py": ["--narrations", "50000"],
@@ -44,6 +45,7 @@ QUICK = {
     "bench_steps.py": ["--dfs-limit", "5", "--budget", "20", "--repeats", "2"],
     "bench_dag.py": ["--repeat", "3", "--shards", "100"],
     "bench_gpu.py": ["--quick", "--device", "cpu"],
+    "bench_eval.py": ["--quick", "--threads", "1"],
 }
 
 
