@@ -4,9 +4,10 @@ The baseline stands for what one writes first (there is no published ingest to r
 each file, a Python loop over every record building row dicts, ``pa.Table.from_pylist`` and one
 ``pq.write_table``. Each side runs in its own subprocess on the same inputs, ``--repeat`` times (at least 3,
 sides alternating); medians are compared (with min and max) of the wall time (of the whole subprocess,
-interpreter start included), its stages, the CPU time of the child (user + system, all threads: the steadier
-figure on a shared machine) and peak RSS (the child's ``VmHWM``: ``ru_maxrss`` would include the pages of the
-forked parent), and the narration and summary tables of both sides are checked to be equal.
+interpreter start included) and of its stages, the CPU time of the child (user + system, all threads: the
+steadier figure on a shared machine) and of its stages, and peak RSS (the child's ``VmHWM``: ``ru_maxrss``
+would include the pages of the forked parent), and the narration and summary tables of both sides are checked
+to be equal.
 
 Inputs: ``--preset full`` (Ego4D scale, ~3.85M narrations) builds the file set with
 ``egonlq.demo.world.build_world(..., write_features=False)``; ``--narrations N`` instead writes a synthetic
@@ -171,33 +172,47 @@ def synthetic_inputs(root: Path, n_narrations: int, *, seed: int = 0) -> None:
 # ---------------------------------------------------------------------------------------------- the two sides
 
 
+class StageClock:
+    """Wall and CPU seconds of consecutive stages (CPU: ``process_time``, all threads of the process)."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self._start()
+
+    def _start(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def lap(self, stage: str) -> None:
+        """End ``stage`` (begun at the previous lap, or at creation) and begin the next."""
+        self.times[stage] = time.perf_counter() - self.wall
+        self.times[f"{stage}_cpu"] = time.process_time() - self.cpu
+        self._start()
+
+
 def run_ours(inputs: dict[str, Path], out: Path) -> dict[str, float]:
     from egonlq.data.annotations import ingest_nlq
     from egonlq.data.metadata import ingest_metadata
     from egonlq.io import write_parquet
 
-    times = {}
-    t = time.perf_counter()
+    clock = StageClock()
     if "ego4d.json" in inputs:
         videos, _ = ingest_metadata(inputs["ego4d.json"])
         write_parquet(videos, out / "videos.parquet", VIDEOS)
         known = set(videos.column("video_uid").to_pylist())
     else:
         known = None
-    times["metadata"] = time.perf_counter() - t
-    t = time.perf_counter()
+    clock.lap("metadata")
     for name, split in NLQ_SPLITS.items():
         if name in inputs:
             clips, queries, _ = ingest_nlq(inputs[name], split)
             write_parquet(clips, out / f"{name}.clips.parquet", CLIPS)
             write_parquet(queries, out / f"{name}.queries.parquet", QUERIES)
-    times["nlq"] = time.perf_counter() - t
-    t = time.perf_counter()
+    clock.lap("nlq")
     narr.ingest_narrations(
         inputs["narration.json"], out / "narrations.parquet", out / "summaries.parquet", known_videos=known
     )
-    times["narrations"] = time.perf_counter() - t
-    return times
+    clock.lap("narrations")
+    return clock.times
 
 
 def _naive_tag(text: str | None) -> tuple[str, bool]:
@@ -218,8 +233,7 @@ def _naive_number(value: object) -> float | None:
 
 
 def run_baseline(inputs: dict[str, Path], out: Path) -> dict[str, float]:
-    times = {}
-    t = time.perf_counter()
+    clock = StageClock()
     if "ego4d.json" in inputs:
         with open(inputs["ego4d.json"], encoding="utf-8") as f:
             data = json.load(f)
@@ -233,9 +247,8 @@ def run_baseline(inputs: dict[str, Path], out: Path) -> dict[str, float]:
             for v in data["videos"]
         ]
         pq.write_table(pa.Table.from_pylist(rows, schema=VIDEOS), out / "videos.parquet", compression="zstd")
-    times["metadata"] = time.perf_counter() - t
+    clock.lap("metadata")
 
-    t = time.perf_counter()
     for name, split in NLQ_SPLITS.items():
         if name not in inputs:
             continue
@@ -296,9 +309,8 @@ def run_baseline(inputs: dict[str, Path], out: Path) -> dict[str, float]:
                 )
         pq.write_table(pa.Table.from_pylist(clips, schema=CLIPS), out / f"{name}.clips.parquet")
         pq.write_table(pa.Table.from_pylist(queries, schema=QUERIES), out / f"{name}.queries.parquet")
-    times["nlq"] = time.perf_counter() - t
+    clock.lap("nlq")
 
-    t = time.perf_counter()
     with open(inputs["narration.json"], encoding="utf-8") as f:
         data = json.load(f)
     rows, summaries = [], []
@@ -343,8 +355,8 @@ def run_baseline(inputs: dict[str, Path], out: Path) -> dict[str, float]:
     pq.write_table(
         pa.Table.from_pylist(summaries, schema=SUMMARIES), out / "summaries.parquet", compression="zstd"
     )
-    times["narrations"] = time.perf_counter() - t
-    return times
+    clock.lap("narrations")
+    return clock.times
 
 
 # ---------------------------------------------------------------------------------------------- driver
@@ -423,6 +435,9 @@ def main() -> None:
         ("  nlq (s)", "nlq"),
         ("  narrations (s)", "narrations"),
         ("CPU time (s)", "cpu_s"),
+        ("  metadata (s)", "metadata_cpu"),
+        ("  nlq (s)", "nlq_cpu"),
+        ("  narrations (s)", "narrations_cpu"),
         ("peak RSS (MiB)", "peak_rss_mib"),
     ]
     for label, key in rows:

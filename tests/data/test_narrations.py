@@ -508,11 +508,15 @@ passes = st.fixed_dictionaries(
         "summaries": _maybe(st.lists(summary_entries | json_scalars, max_size=3)),
     }
 ).map(lambda d: {k: v for k, v in d.items() if v is not MISSING})
+# a status is shown as read, and an integer beyond 64 bits is a float where orjson read the video
+status_scalars = (
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text(max_size=8)
+)
 videos = st.fixed_dictionaries(
     {
         "narration_pass_1": _maybe(passes | st.none() | json_scalars),
         "narration_pass_2": _maybe(passes),
-        "status": _maybe(st.sampled_from(["complete", "redo"]) | json_scalars),
+        "status": _maybe(st.sampled_from(["complete", "redo"]) | status_scalars),
     }
 ).map(lambda d: {k: v for k, v in d.items() if v is not MISSING})
 narration_files = st.dictionaries(st.text(min_size=1, max_size=4), videos | json_scalars, max_size=4)
@@ -654,3 +658,178 @@ def test_streaming_ingest_equals_reference(
     assert narrations == want_rows
     assert summaries == want_summaries
     assert counts == want_counts
+
+
+# ---------------------------------------------------------------------------------------------- fast pass
+
+
+def exact_ingest(path: Path, narrations_out: Path, summaries_out: Path, **kwargs) -> narr.QuirkReport:
+    """The exact pass alone (every value parsed as it is read): the reference of the fast pass."""
+    return narr._ingest(
+        path,
+        narrations_out,
+        summaries_out,
+        kwargs.get("known_videos"),
+        kwargs.get("rows_per_group", narr.ROWS_PER_GROUP),
+        kwargs.get("chunk_chars", narr.CHUNK_CHARS),
+        fast=False,
+    )
+
+
+def _exactly(table) -> list[dict]:
+    """Rows with floats as hex, so that -0.0 and 0.0 differ."""
+    return [{k: v.hex() if isinstance(v, float) else v for k, v in row.items()} for row in table.to_pylist()]
+
+
+def both_passes(tmp_path: Path, text: str, **kwargs) -> list:
+    """``ingest_narrations`` and the exact pass on the same file: tables (bit for bit), row groups and
+    quirk reports with their examples, or the error."""
+    path = tmp_path / "narration.json"
+    path.write_text(text, encoding="utf-8")
+    results = []
+    for name, ingest in (("fast", ingest_narrations), ("exact", exact_ingest)):
+        out = (tmp_path / f"{name}.narrations.parquet", tmp_path / f"{name}.summaries.parquet")
+        try:
+            report = ingest(path, *out, **kwargs)
+        except InputError as e:
+            results.append(("error", str(e)))
+            continue
+        files = [pq.ParquetFile(p) for p in out]
+        groups = [[f.metadata.row_group(i).num_rows for i in range(f.metadata.num_row_groups)] for f in files]
+        results.append(([_exactly(f.read()) for f in files], groups, report.to_dict()))
+    return results
+
+
+def clean_video(entries: list[dict], status: str = "complete") -> dict:
+    summary = {"start_sec": 0.0, "end_sec": 60.0, "summary_text": "#summary C cooks", "annotation_uid": ANN}
+    return {"narration_pass_1": {"narrations": entries, "summaries": [summary]}, "status": status}
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        '"timestamp_sec": -0',  # the integer 0 in Python, -0.0 for Arrow
+        '"timestamp_sec": -0.0',
+        '"timestamp_sec": NaN',
+        '"timestamp_sec": -Infinity',
+        '"timestamp_sec": Inf',  # Arrow reads it; not JSON for the json module
+        '"timestamp_sec": -NaN',
+        '"timestamp_sec": 1e400',
+        '"timestamp_sec": 1.7976931348623159e308',
+        '"timestamp_sec": 123456789012345678901234567890',
+        '"timestamp_frame": 9007199254740993',
+        '"timestamp_frame": 18446744073709551617',
+        '"timestamp_sec": true',
+        '"timestamp_sec": "1.0"',
+        '"narration_text": 7',
+        '"narration_text": "#C \\ud800"',
+        '"narration_text": "a\\u0000b \\u00e9 \\ud83d\\ude00 \\/"',
+        '"timestamp_sec": 1.0, "timestamp_sec": 2.0',
+        '"annotation_uid": null',
+        '"extra": {"a": [1, null, true]}',
+        '"extra": ' + "[" * 3000 + "]" * 3000,  # deeper than the json module decodes
+        '"_unmapped_timestamp_sec": Inf',
+        '"_unmapped_timestamp_sec": "12.5"',
+    ],
+)
+def test_fast_pass_reads_entries_as_the_exact_pass(tmp_path: Path, monkeypatch, snippet: str) -> None:
+    monkeypatch.setattr(narr, "BATCH_CHARS", 1)  # a batch a video: the clean ones go through Arrow
+    clean = json.dumps(clean_video([entry()]))
+    odd = '{"timestamp_frame": 30, "narration_text": "#C C opens", "annotation_uid": "u", ' + snippet + "}"
+    video = '{"narration_pass_1": {"narrations": [' + odd + '], "summaries": []}, "status": "complete"}'
+    text = f'{{"v0": {clean}, "v1": {video}, "v2": {clean}}}'
+    fast, exact = both_passes(tmp_path, text)
+    assert fast == exact
+    if snippet == '"timestamp_sec": -0':  # the integer 0: 0.0, not -0.0
+        assert fast[0][0][1]["timestamp_sec"] == (0.0).hex()
+
+
+@pytest.mark.parametrize(
+    "video",
+    [
+        '{"narration_pass_1": {"narrations": [], "summaries": []}, "status": null}',
+        '{"narration_pass_1": {"narrations": [], "summaries": []}}',
+        '{"narration_pass_1": {"narrations": null, "summaries": []}, "status": "complete"}',
+        '{"narration_pass_1": {"summaries": []}, "status": "complete"}',
+        '{"narration_pass_1": null, "narration_pass_2": {}, "status": "complete"}',
+        '{"narration_pass_1": {"narrations": [null, 3, []]}, "status": "complete"}',
+        '{"narration_pass_1": {"narrations": [null], "summaries": []}, "status": "complete"}',
+        '{"narration_pass_1": {"narrations": []}, "narration_pass_1": {"narrations": []}, "status": "x"}',
+        '{"narration_pass_1": {"narrations": [], "extra": 1}, "status": "complete"}',
+        '{"status": 3.50}',
+        '{"status": {"a": 1}}',
+        '{"status":\n "complete",\n "narration_pass_1": {"narrations":\n []}}',
+        '{"status": "a"} {"status": "b"}',  # two values where one is guessed
+    ],
+)
+def test_fast_pass_reads_videos_as_the_exact_pass(tmp_path: Path, monkeypatch, video: str) -> None:
+    monkeypatch.setattr(narr, "BATCH_CHARS", 1)
+    clean = json.dumps(clean_video([entry()]))
+    fast, exact = both_passes(
+        tmp_path, f'{{"v0": {clean}, "v1": {video}, "v2": {clean}}}', known_videos={"v0"}
+    )
+    assert fast == exact
+
+
+def test_clean_videos_are_read_by_arrow(tmp_path: Path, monkeypatch) -> None:
+    read_with_arrow, batches = narr._read_with_arrow, []
+
+    def spy(*args):
+        batches.append(read_with_arrow(*args))
+        return batches[-1]
+
+    monkeypatch.setattr(narr, "_read_with_arrow", spy)
+    data = {f"v{i}": clean_video([entry(f"#C C takes {j}", float(j)) for j in range(5)]) for i in range(4)}
+    narrations, summaries, counts = run(tmp_path, json.dumps(data))
+    assert [batch is not None for batch in batches] == [True]  # the last video has no likely end: Python
+    assert len(narrations) == 20 and len(summaries) == 4 and counts == {"status:complete": 4}
+
+
+def test_a_wrong_guess_of_a_video_end_reads_the_file_again(tmp_path: Path, caplog) -> None:
+    # a text ending in "}, " puts a likely video end inside a string
+    data = {"v0": clean_video([entry("#C C writes {x}, "), entry()]), "v1": clean_video([entry()])}
+    with caplog.at_level("INFO", logger="egonlq.data.narrations"):
+        fast, exact = both_passes(tmp_path, json.dumps(data))
+    assert "read again value by value" in caplog.text
+    assert fast == exact
+    assert [r["text"] for r in fast[0][0]] == ["#C C writes {x}, ", *["#C C opens the door"] * 2]
+
+
+clean_entries = st.builds(
+    lambda t, text, uid: {
+        "timestamp_sec": t,
+        "timestamp_frame": round(t * 30),
+        "_unmapped_timestamp_sec": t,
+        "narration_text": text,
+        "annotation_uid": uid,
+    },
+    st.floats(-5, 4000, allow_nan=False) | st.integers(0, 4000),
+    texts,
+    st.text(max_size=4),
+)
+clean_videos = st.builds(
+    lambda p1, p2, status: {
+        **({"narration_pass_1": {"narrations": p1, "summaries": []}} if p1 is not None else {}),
+        **({"narration_pass_2": {"narrations": p2, "summaries": []}} if p2 is not None else {}),
+        "status": status,
+    },
+    st.none() | st.lists(clean_entries, max_size=5),
+    st.none() | st.lists(clean_entries, max_size=5),
+    st.sampled_from(["complete", "redo"]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.dictionaries(st.text(min_size=1, max_size=4), clean_videos | videos | json_scalars, max_size=6),
+    batch=st.integers(1, 600),
+    group=st.integers(1, 12),
+    indent=st.sampled_from([None, None, 1]),
+)
+def test_fast_pass_equals_exact_pass(
+    tmp_path: Path, monkeypatch, data: dict, batch: int, group: int, indent: int | None
+) -> None:
+    monkeypatch.setattr(narr, "BATCH_CHARS", batch)
+    text = json.dumps(data, indent=indent, ensure_ascii=batch % 2 == 0)
+    fast, exact = both_passes(tmp_path, text, rows_per_group=group, known_videos=set(list(data)[::2]))
+    assert fast == exact

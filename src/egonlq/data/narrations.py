@@ -1,11 +1,14 @@
 """Streaming ingest of Ego4D ``narration.json`` into the NARRATIONS and SUMMARIES tables.
 
 The real file holds ~3.85M sentences (hundreds of MB), so it is never loaded whole: the top-level object is
-parsed one video at a time (:class:`JsonObjectStream`: orjson on each video's text, the ``json`` module where
-orjson cannot be trusted to agree with it, over a buffered read), each video's
-entry lists go to Arrow in C (``pa.array`` with an explicit struct type), and the columns (null-outs, tags,
-counts) are computed with vectorised Arrow kernels per row group. Peak memory is one video's Python objects,
-the read buffer and one row group.
+read one video at a time (:class:`JsonObjectStream`, over a buffered read) and the videos go in batches of
+~16M characters to a reader thread. Arrow's JSON reader turns a batch into columns in C, on all cores and
+without the GIL (:func:`_read_with_arrow`); a batch it cannot read exactly as the ``json`` module would goes
+through orjson and Python instead (:func:`_read_in_python`). When the stream's guess of where a video ends
+turns out wrong, or the file is malformed, the file is read a second time with every value parsed as it is
+read (the exact path: its values and errors are the reference). The columns (null-outs, tags, counts) are
+computed with vectorised Arrow kernels per row group, in a writer thread. Peak memory is a few batches, the
+read buffer and a few row groups.
 
 Rows keep their pass (1 or 2) and ``narration_idx`` (position in the pass's original list); nothing is sorted
 or de-duplicated here (curation does that). Defects are KEPT with null fields and counted, for curation to
@@ -40,14 +43,16 @@ tag ``#unsure`` appears anywhere.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import logging
 import re
+import string
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import chain
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -55,6 +60,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pj
 import pyarrow.parquet as pq
 
 from egonlq.data.tables import NARRATIONS, SUMMARIES
@@ -67,7 +73,9 @@ from egonlq.timegrid import CANONICAL_FPS
 logger = logging.getLogger(__name__)
 
 CHUNK_CHARS = 1 << 21
+BATCH_CHARS = 1 << 24  # characters of the videos read together (Arrow splits them over the cores)
 ROWS_PER_GROUP = 1 << 17
+MAX_PENDING_BATCHES = 2  # batches being read, ahead of the stream (bounds memory)
 MAX_PENDING_GROUPS = 2  # row groups built but not yet written (bounds memory)
 FRAME_TOLERANCE = 1.0
 PASSES = (1, 2)
@@ -86,6 +94,21 @@ LEADING_CO_PATTERN = f"^{_WS}*(?:{_TAG}{_WS}+)*?#(?P<co>[CcOo])\\b"
 TAG_PATTERN = _TAG
 UNSURE_PATTERN = f"#{_nocase('unsure')}\\b"
 BLANK_PATTERN = f"^{_WS}*$"
+
+
+def _byte_class(chars: str) -> np.ndarray:
+    """A lookup table of the 256 byte values: True for the (ASCII) ``chars``."""
+    table = np.zeros(256, dtype=bool)
+    table[list(chars.encode("ascii"))] = True
+    return table
+
+
+# Byte classes of the prefilters that spare most rows the patterns: ``\\w`` (ASCII in RE2 and re.ASCII), _WS
+_WORD_BYTES = _byte_class(string.ascii_letters + string.digits + "_")
+_SPACE_BYTES = _byte_class(" \t\n\r\f\v")
+_CO_BYTES = _byte_class("CcOo")
+_TAG_NAMES = pa.array(["none", "#C", "#O", "#unsure", "#summary"])
+_TAG_NONE, _TAG_C, _TAG_O, _TAG_UNSURE, _TAG_SUMMARY = range(len(_TAG_NAMES))
 
 _JSON_WS = re.compile(r"[ \t\n\r]*")
 # Where a video's object may end: "}" before the next member's key (not a key a video object holds itself).
@@ -109,52 +132,106 @@ def ingest_narrations(
     """Stream ``narration.json`` into NARRATIONS and SUMMARIES parquet files (atomic, row groups).
 
     ``known_videos`` (e.g. the video_uids of ego4d.json) only serves to count narrated videos unknown to the
-    metadata. Raises :class:`~egonlq.errors.InputError` on malformed JSON (with file and position). Row groups
-    are built and written by one worker thread (Arrow kernels and parquet encoding release the GIL) while the
-    next videos are parsed; their quirk counts are merged in file order.
+    metadata. Raises :class:`~egonlq.errors.InputError` on malformed JSON (with file and position): the fast
+    pass gives up on any doubt (:class:`_Unsure`) and the exact pass, which reads the file again, decides.
     """
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")
+    args = (path, narrations_out, summaries_out, known_videos, rows_per_group, chunk_chars)
+    try:
+        return _ingest(*args, fast=True)
+    except _Unsure as e:
+        logger.info("%s: read again value by value (%s)", path.name, e)
+        return _ingest(*args, fast=False)
+
+
+class _Unsure(Exception):
+    """The fast pass cannot tell that it reads the file as the exact pass would (a wrong guess of where a
+    video ends, or a malformed file): the exact pass must read it."""
+
+
+def _ingest(
+    path: Path,
+    narrations_out: Path,
+    summaries_out: Path,
+    known_videos: set[str] | None,
+    rows_per_group: int,
+    chunk_chars: int,
+    *,
+    fast: bool,
+) -> QuirkReport:
+    """One pass over the file: batches of videos are read by one thread (:func:`_read_batch`) while the stream
+    goes on, and row groups are built and written by another (Arrow kernels and parquet encoding release the
+    GIL); quirk counts are merged in file order. ``fast``: videos come as text (:class:`RawJson`), and any
+    error of the stream is a doubt."""
     report = QuirkReport()
-    narrations = _Table("narration", "narrations", _NARRATION_RAW, NARRATIONS, _narration_columns)
-    summaries = _Table("summary", "summaries", _SUMMARY_RAW, SUMMARIES, _summary_columns)
     n_videos = 0
     with (
         atomic_path(narrations_out) as narrations_tmp,
         atomic_path(summaries_out) as summaries_tmp,
-        pq.ParquetWriter(narrations_tmp, NARRATIONS, compression="zstd") as narrations.writer,
-        pq.ParquetWriter(summaries_tmp, SUMMARIES, compression="zstd") as summaries.writer,
+        pq.ParquetWriter(narrations_tmp, NARRATIONS, compression="zstd") as narrations_writer,
+        pq.ParquetWriter(summaries_tmp, SUMMARIES, compression="zstd") as summaries_writer,
         open(path, encoding="utf-8", newline="") as f,
         tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc="narrations", disable=None) as bar,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="narration-batches") as reader,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="narration-row-groups") as worker,
     ):
+        outputs = (
+            _RowGroups("narration", NARRATIONS, _narration_columns, narrations_writer),
+            _RowGroups("summary", SUMMARIES, _summary_columns, summaries_writer),
+        )
+        batches: deque[Future[_Batch]] = deque()
         jobs: deque[Future[QuirkReport]] = deque()
 
-        def write_pending(table: _Table) -> None:
-            job = table.take_row_group()
+        def write(job: Callable[[], QuirkReport] | None) -> None:
             if job is not None:
                 jobs.append(worker.submit(job))
             while len(jobs) > MAX_PENDING_GROUPS:
                 report.merge(jobs.popleft().result())
 
-        stream = JsonObjectStream(f, path, chunk_chars=chunk_chars, progress=bar.update)
-        for video_uid, value in stream:
-            n_videos += 1
-            _add_video(video_uid, value, narrations, summaries, report, known_videos)
-            for table in (narrations, summaries):
-                if table.pending_rows >= rows_per_group:
-                    write_pending(table)
-        write_pending(narrations)
-        write_pending(summaries)
+        def take(batch: _Batch) -> None:
+            report.merge(batch.report)
+            for output, rows, per_video in zip(outputs, batch.rows, batch.per_video, strict=True):
+                for job in output.add(rows, per_video, rows_per_group):
+                    write(job)
+
+        def read(video_uids: list[str], values: list) -> None:
+            if values:
+                batches.append(reader.submit(_read_batch, video_uids, values, known_videos))
+            while len(batches) > MAX_PENDING_BATCHES:
+                take(batches.popleft().result())
+
+        stream = JsonObjectStream(f, path, chunk_chars=chunk_chars, progress=bar.update, raw_objects=fast)
+        video_uids, values, batch_start = [], [], 0
+        try:
+            for video_uid, value in stream:
+                n_videos += 1
+                if values and isinstance(value, RawJson) != isinstance(values[-1], RawJson):
+                    read(video_uids, values)  # a batch takes one route
+                    video_uids, values, batch_start = [], [], stream.position
+                video_uids.append(video_uid)
+                values.append(value)
+                if stream.position - batch_start >= BATCH_CHARS:
+                    read(video_uids, values)
+                    video_uids, values, batch_start = [], [], stream.position
+        except InputError as e:
+            if fast:
+                raise _Unsure(str(e)) from e
+            raise
+        read(video_uids, values)
+        while batches:
+            take(batches.popleft().result())
+        for output in outputs:
+            write(output.take_row_group())
         while jobs:
             report.merge(jobs.popleft().result())
     logger.info(
         "%s: %d videos, %d narrations, %d summaries, quirks %s",
         path.name,
         n_videos,
-        narrations.rows_written,
-        summaries.rows_written,
+        outputs[0].rows_written,
+        outputs[1].rows_written,
         {k: v for k, v in report.to_dict()["counts"].items() if not k.startswith("status:")},
     )
     return report
@@ -170,20 +247,37 @@ class JsonObjectStream:
     decoder: :meth:`_decode_value`); the buffer grows geometrically when a value is larger than it, so reading
     stays linear. Values equal ``json.load``'s, except that an integer beyond 64 bits (in no Ego4D field)
     comes back as the nearest float, as orjson reads it. Duplicate keys are an error.
+
+    With ``raw_objects``, an object value whose end can be guessed comes back undecoded, as :class:`RawJson`
+    (its text), for the caller to decode in bulk; the stream reads on as if the guess were right.
     """
 
-    def __init__(self, f: TextIO, path: Path, *, chunk_chars: int = CHUNK_CHARS, progress=None) -> None:
+    def __init__(
+        self,
+        f: TextIO,
+        path: Path,
+        *,
+        chunk_chars: int = CHUNK_CHARS,
+        progress=None,
+        raw_objects: bool = False,
+    ) -> None:
         self.f = f
         self.path = path
         self.chunk_chars = chunk_chars
         self.progress = progress
+        self.raw_objects = raw_objects
         self.buf = ""
         self.pos = 0
         self.offset = 0  # characters of the file before buf[0]
         self.eof = False
         self.decoder = json.JSONDecoder()
 
-    def __iter__(self) -> Iterator[tuple[str, object, bool]]:
+    @property
+    def position(self) -> int:
+        """Characters of the file read so far."""
+        return self.offset + self.pos
+
+    def __iter__(self) -> Iterator[tuple[str, object]]:
         if self._peek() != "{":
             self._fail("top level is not a JSON object", expected="'{'")
         self.pos += 1
@@ -244,8 +338,9 @@ class JsonObjectStream:
 
     def _decode_value(self) -> tuple[object, int]:
         """The member value at ``pos`` and where it ends: orjson on the text up to a likely end (about twice
-        as fast as the json module), the json module when there is no likely end or orjson refuses the text
-        (which also covers NaN, lone surrogates and errors, reported as the json module reports them)."""
+        as fast as the json module; that text itself with ``raw_objects``), the json module when there is no
+        likely end or orjson refuses the text (which also covers NaN, lone surrogates and errors, reported as
+        the json module reports them)."""
         start = scan = self.pos
         if self.buf.startswith("{", start):
             while True:
@@ -256,6 +351,8 @@ class JsonObjectStream:
                 if not self._fill():
                     break
                 start, scan = self.pos, scan - start + self.pos  # _fill moved the text left
+            if end is not None and self.raw_objects:
+                return RawJson(self.buf[start : end.end()]), end.end()
             if end is not None:
                 try:
                     return orjson.loads(self.buf[start : end.end()]), end.end()
@@ -293,6 +390,17 @@ class JsonObjectStream:
         )
 
 
+@dataclass(frozen=True)
+class RawJson:
+    """The text of an object value, undecoded (``JsonObjectStream(raw_objects=True)``).
+
+    Its end is the stream's guess: the text is the whole value only if it parses whole (a JSON value is never
+    a proper prefix of another), and then the stream read on from the right place.
+    """
+
+    text: str
+
+
 def _line_column(path: Path, offset: int) -> tuple[int, int]:
     """1-based line and column of character ``offset`` of a text file (read again, only on errors)."""
     line, last_newline, seen = 1, -1, 0
@@ -309,7 +417,7 @@ def _line_column(path: Path, offset: int) -> tuple[int, int]:
     return line, offset - last_newline
 
 
-# ---------------------------------------------------------------------------------------------- per video
+# ---------------------------------------------------------------------------------------------- batches
 
 _NARRATION_RAW = pa.struct(
     [
@@ -327,64 +435,204 @@ _SUMMARY_RAW = pa.struct(
         ("annotation_uid", pa.string()),
     ]
 )
+# What pa.array raises for a value of the wrong JSON type, an integer beyond int64 or a lone surrogate
+_REFUSED = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeEncodeError)
+
+# A video as Arrow's JSON reader reads it: the raw fields, and the one other field of the format (read and
+# checked, then dropped). Any other field makes it refuse the batch: a field it skipped could hold what the
+# json module refuses (``Inf``, nesting deeper than it decodes).
+_ARROW_LISTS = {
+    "narrations": (_NARRATION_RAW, pa.struct([*_NARRATION_RAW, ("_unmapped_timestamp_sec", pa.float64())])),
+    "summaries": (_SUMMARY_RAW, _SUMMARY_RAW),
+}
+_ARROW_PASS = pa.struct([(key, pa.list_(read)) for key, (_, read) in _ARROW_LISTS.items()])
+_ARROW_VIDEO = pa.schema([*((f"narration_pass_{p}", _ARROW_PASS) for p in PASSES), ("status", pa.string())])
+_ARROW_PARSE = pj.ParseOptions(explicit_schema=_ARROW_VIDEO, unexpected_field_behavior="error")
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Rows of one output table, in file order: the raw fields and what names each row."""
+
+    raw: pa.StructArray
+    video_uid: pa.Array
+    pass_no: np.ndarray
+    idx: np.ndarray  # position in the pass's list
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def slice(self, start: int, stop: int) -> _Rows:
+        n = stop - start
+        return _Rows(
+            self.raw.slice(start, n),
+            self.video_uid.slice(start, n),
+            self.pass_no[start:stop],
+            self.idx[start:stop],
+        )
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What a batch of videos holds for the output tables, with its per-video and conversion quirk counts."""
+
+    rows: tuple[_Rows, _Rows]  # narrations, summaries
+    per_video: tuple[np.ndarray, np.ndarray]  # their rows from each video (a row group ends after a video)
+    report: QuirkReport
+
+
+def _read_batch(video_uids: list[str], values: list, known_videos: set[str] | None) -> _Batch:
+    """A batch of videos, read in the reader thread: by Arrow when they come as text and Arrow reads them as
+    the json module would, else decoded one by one and read in Python."""
+    if isinstance(values[0], RawJson):
+        texts = [value.text for value in values]
+        batch = _read_with_arrow(video_uids, texts, known_videos)
+        if batch is not None:
+            return batch
+        values = [_decode(text) for text in texts]
+    return _read_in_python(video_uids, values, known_videos)
+
+
+def _decode(text: str) -> object:
+    """A video's text decoded as the stream decodes a value (orjson, else the json module), or
+    :class:`_Unsure` when it does not decode whole: a wrong guess of where the video ends, or bad JSON."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise _Unsure(f"a video does not decode whole: {e}") from e
+
+
+def _read_with_arrow(video_uids: list[str], texts: list[str], known_videos: set[str] | None) -> _Batch | None:
+    """The videos (one a line) read by Arrow's JSON reader, or None where the result could differ from the
+    json module's values.
+
+    Arrow refuses invalid JSON, a value of another JSON type than the schema's (a bool, a string for a
+    number...), an unknown field and a duplicate key. It reads NaN and infinities in more spellings than the
+    json module (``Inf``, ``-NaN``) and ``-0`` as -0.0 (Python: the integer 0), and it reads a null as it
+    reads a missing field: so a NaN, an infinity, a negative zero, a null entry, a null ``status`` and a null
+    entry list in a pass leave the batch to Python.
+    """
+    data = "\n".join(texts).encode("utf-8")
+    options = pj.ReadOptions(block_size=max(1 << 20, 4 * max(map(len, texts)) + 1))  # a line fits a block
+    try:
+        table = pj.read_json(io.BytesIO(data), read_options=options, parse_options=_ARROW_PARSE)
+    except pa.ArrowInvalid:
+        return None
+    status = table.column("status").combine_chunks()
+    if table.num_rows != len(texts) or status.null_count:  # more rows: a text held more than one value
+        return None
+    passes = [table.column(f"narration_pass_{p}").combine_chunks() for p in PASSES]
+    rows, per_video = [], []
+    for key, (raw_type, _) in _ARROW_LISTS.items():
+        parts = [_arrow_entries(pass_value, key, raw_type) for pass_value in passes]
+        if any(part is None for part in parts):
+            return None
+        table_rows, counts = _in_file_order(parts, video_uids)
+        rows.append(table_rows)
+        per_video.append(counts)
+    report = QuirkReport()
+    for video_uid, shown in zip(video_uids, status.to_pylist(), strict=True):
+        _count_video(video_uid, shown, report, known_videos)
+    return _Batch(tuple(rows), tuple(per_video), report)
+
+
+def _arrow_entries(
+    pass_value: pa.StructArray, key: str, raw_type: pa.StructType
+) -> tuple[pa.StructArray, np.ndarray] | None:
+    """The entries of one list of a pass, of every video (``raw_type``), and how many each video has; None
+    for a null list in a pass, a null entry or a float that is not finite or is a negative zero."""
+    lists = pass_value.flatten()[pass_value.type.get_field_index(key)]  # null where the pass is
+    if pc.any(pc.and_(pass_value.is_valid(), lists.is_null())).as_py():
+        return None
+    entries = lists.flatten()
+    if entries.null_count:
+        return None
+    fields = entries.flatten()
+    for f, values in zip(entries.type, fields, strict=True):
+        if pa.types.is_floating(f.type):
+            x = pc.fill_null(values, 0.0).to_numpy()
+            if not np.isfinite(x).all() or np.signbit(x[x == 0]).any():
+                return None
+    counts = pc.fill_null(pc.list_value_length(lists), 0).to_numpy()
+    return pa.StructArray.from_arrays(fields[: raw_type.num_fields], fields=list(raw_type)), counts
+
+
+def _in_file_order(
+    parts: list[tuple[pa.StructArray, np.ndarray]], video_uids: list[str]
+) -> tuple[_Rows, np.ndarray]:
+    """Per-pass entries (each in video order) as one table's rows in file order (by video, then pass), and
+    the rows of each video."""
+    counts = np.stack([c for _, c in parts], axis=1)  # videos x passes
+    pass_start = np.cumsum(counts.sum(axis=0)) - counts.sum(axis=0)
+    source_start = (np.cumsum(counts, axis=0) - counts + pass_start).ravel()  # by video, then pass
+    lengths = counts.ravel()
+    start = np.cumsum(lengths) - lengths
+    order = np.repeat(source_start - start, lengths) + np.arange(lengths.sum())
+    raw = pa.concat_arrays([entries for entries, _ in parts]).take(order)
+    video = np.repeat(np.arange(len(video_uids)).repeat(len(PASSES)), lengths)
+    rows = _Rows(
+        raw,
+        pa.array(video_uids, pa.string()).take(video),
+        np.repeat(np.tile(np.asarray(PASSES, dtype=np.int8), len(video_uids)), lengths),
+        (np.arange(len(raw)) - np.repeat(start, lengths)).astype(np.int32),
+    )
+    return rows, counts.sum(axis=1)
+
+
+def _read_in_python(video_uids: list[str], values: list, known_videos: set[str] | None) -> _Batch:
+    """The videos (decoded values) read in Python, entry lists converted by :func:`_to_struct`."""
+    report = QuirkReport()
+    tables = (
+        _Entries("narration", "narrations", _NARRATION_RAW),
+        _Entries("summary", "summaries", _SUMMARY_RAW),
+    )
+    for video, (video_uid, value) in enumerate(zip(video_uids, values, strict=True)):
+        _add_video(video, video_uid, value, tables, report, known_videos)
+    found = [table.rows(video_uids, report) for table in tables]
+    return _Batch(tuple(rows for rows, _ in found), tuple(counts for _, counts in found), report)
 
 
 @dataclass
-class _Table:
-    """Pending per-video chunks of one output table, flushed as one parquet row group."""
+class _Entries:
+    """The entry lists (as decoded) of one output table found in a batch, with their video and pass."""
 
     name: str  # "narration" or "summary": prefix of the report kinds
     list_key: str  # key of the entry list inside a pass
     raw_type: pa.StructType  # what is read from each entry
-    schema: pa.Schema
-    columns: Callable[[pa.StructArray, _RowKeys, QuirkReport], list[pa.Array]]  # raw -> schema columns
-    writer: pq.ParquetWriter | None = None
-    chunks: list[pa.StructArray] = field(default_factory=list)
-    video_uids: list[str] = field(default_factory=list)
+    lists: list[list] = field(default_factory=list)
+    videos: list[int] = field(default_factory=list)
     passes: list[int] = field(default_factory=list)
-    indices: list[np.ndarray] = field(default_factory=list)
-    pending_rows: int = 0
-    rows_written: int = 0
 
-    def add(self, video_uid: str, pass_no: int, chunk: pa.StructArray, idx: np.ndarray) -> None:
-        self.chunks.append(chunk)
-        self.video_uids.append(video_uid)
+    def add(self, video: int, pass_no: int, entries: list) -> None:
+        self.lists.append(entries)
+        self.videos.append(video)
         self.passes.append(pass_no)
-        self.indices.append(idx)
-        self.pending_rows += len(chunk)
 
-    def take_row_group(self) -> Callable[[], QuirkReport] | None:
-        """The pending rows as a job that builds and writes one row group and returns its quirk counts."""
-        if not self.chunks:
-            return None
-        chunks, video_uids, passes, indices = self.chunks, self.video_uids, self.passes, self.indices
-        self.chunks, self.video_uids, self.passes, self.indices = [], [], [], []
-        self.pending_rows = 0
-
-        def write() -> QuirkReport:
-            report = QuirkReport()
-            raw = pa.concat_arrays(chunks)
-            counts = np.fromiter((len(c) for c in chunks), dtype=np.int64, count=len(chunks))
-            owner = np.repeat(np.arange(len(chunks)), counts)
-            keys = _RowKeys(
-                pa.array(video_uids, pa.string()).take(owner),
-                np.repeat(np.asarray(passes, dtype=np.int8), counts),
-                np.concatenate(indices).astype(np.int32),
-                self.name,
-            )
-            table = pa.Table.from_arrays(self.columns(raw, keys, report), schema=self.schema)
-            self.writer.write_table(table, row_group_size=len(table))
-            self.rows_written += len(table)
-            return report
-
-        return write
+    def rows(self, video_uids: list[str], report: QuirkReport) -> tuple[_Rows, np.ndarray]:
+        """The entries as rows, and the rows of each video."""
+        wheres = [
+            f"video_uid={video_uids[v]}, pass={p}" for v, p in zip(self.videos, self.passes, strict=True)
+        ]
+        raw, counts, idx = _to_struct(self.lists, self.raw_type, report=report, name=self.name, wheres=wheres)
+        video = np.repeat(np.asarray(self.videos, dtype=np.int64), counts)
+        rows = _Rows(
+            raw,
+            pa.array(video_uids, pa.string()).take(video),
+            np.repeat(np.asarray(self.passes, dtype=np.int8), counts),
+            idx,
+        )
+        return rows, np.bincount(video, minlength=len(video_uids))
 
 
 def _add_video(
+    video: int,
     video_uid: str,
     value: object,
-    narrations: _Table,
-    summaries: _Table,
+    tables: tuple[_Entries, _Entries],
     report: QuirkReport,
     known_videos: set[str] | None,
 ) -> None:
@@ -392,14 +640,12 @@ def _add_video(
     if not isinstance(value, dict):
         report.add("narration_video_not_object", f"{record}: {type(value).__name__}")
         return
-    if known_videos is not None and video_uid not in known_videos:
-        report.add("narration_video_unknown", record)
     status = value.get("status", _MISSING)
     if status is _MISSING or isinstance(status, dict | list):  # a container is named, never printed
         shown = "<missing>" if status is _MISSING else f"<{type(status).__name__}>"
     else:
         shown = status if isinstance(status, str) else json.dumps(status)
-    report.add(f"status:{shown}", record)
+    _count_video(video_uid, shown, report, known_videos)
     for pass_no in PASSES:
         pass_value = value.get(f"narration_pass_{pass_no}")
         if pass_value is None:
@@ -407,52 +653,72 @@ def _add_video(
         if not isinstance(pass_value, dict):
             report.add("narration_pass_not_object", f"{record}, pass={pass_no}: {type(pass_value).__name__}")
             continue
-        for table in (narrations, summaries):
+        for table in tables:
             entries = pass_value.get(table.list_key, [])
-            where = f"{record}, pass={pass_no}"
             if not isinstance(entries, list):
-                report.add(f"{table.name}_list_not_list", f"{where}: {type(entries).__name__}")
-                continue
-            if entries:
-                chunk, idx = _to_struct(entries, table.raw_type, report=report, where=where)
-                if len(idx) < len(entries):
-                    skipped = np.setdiff1d(np.arange(len(entries)), idx)
-                    report.add_many(
-                        f"{table.name}_not_object",
-                        (f"{where}, {table.name}_idx={i}" for i in skipped[:5]),
-                        len(skipped),
-                    )
-                if len(idx):
-                    table.add(video_uid, pass_no, chunk, idx)
+                report.add(
+                    f"{table.name}_list_not_list", f"{record}, pass={pass_no}: {type(entries).__name__}"
+                )
+            elif entries:
+                table.add(video, pass_no, entries)
+
+
+def _count_video(video_uid: str, status: str, report: QuirkReport, known_videos: set[str] | None) -> None:
+    """The per-video kinds of a video object: unknown to the metadata, and its ``status`` (as shown)."""
+    record = f"video_uid={video_uid}"
+    if known_videos is not None and video_uid not in known_videos:
+        report.add("narration_video_unknown", record)
+    report.add(f"status:{status}", record)
 
 
 def _to_struct(
-    entries: list, raw_type: pa.StructType, *, report: QuirkReport, where: str
-) -> tuple[pa.StructArray, np.ndarray]:
-    """Entries (JSON objects) as an Arrow struct array of ``raw_type``, and their positions in the list.
+    lists: list[list], raw_type: pa.StructType, *, report: QuirkReport, name: str, wheres: list[str]
+) -> tuple[pa.StructArray, np.ndarray, np.ndarray]:
+    """Entry lists as one Arrow struct array of ``raw_type``, the rows of each list and their positions in it.
 
-    Fast path: each field's values are gathered in C (``map(dict.get, ...)``) and converted by Arrow, column
-    by column (twice as fast as converting the dicts into a struct array). It is taken only where it cannot
-    differ from the checked Python path: every entry a dict, no bool in a float field (Arrow reads true as
-    1.0) and every value of the expected JSON type (Arrow refuses the others).
-    Otherwise, in Python, wrong-typed values become null and non-objects are dropped; strings with lone
-    surrogates (not encodable as UTF-8) get U+FFFD and are counted as ``invalid_unicode``.
+    Fast path: all the entries at once, by Arrow in C (about twice as fast as field by field), when they are
+    all objects (Arrow would also read null, and a list of pairs, as a row) and Arrow accepts every value: it
+    refuses a value of the wrong JSON type (a string in a float field, a number in a string field, a
+    container), an integer beyond int64 and a lone surrogate. Otherwise the lists are converted one by one
+    and those Arrow refuses are checked in Python (:func:`_checked_rows`). Bools are set to null after
+    (:func:`_null_bools`).
     """
-    floats = _float_fields(raw_type)
+    entries = list(chain.from_iterable(lists))
+    if set(map(type, entries)) <= {dict}:
+        try:
+            raw = pa.array(entries, type=raw_type)
+            counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+            idx = np.arange(len(raw)) - np.repeat(np.cumsum(counts) - counts, counts)
+            return _null_bools(raw, entries), counts, idx.astype(np.int32)
+        except _REFUSED:
+            pass
+    chunks, kept, indices = [], [], []
+    for entries_of_list, where in zip(lists, wheres, strict=True):
+        rows, idx = _checked_rows(entries_of_list, raw_type, report=report, name=name, where=where)
+        chunks.append(pa.array(rows, type=raw_type))
+        kept.extend(rows)
+        indices.append(idx)
+    raw = pa.concat_arrays(chunks)
+    counts = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))
+    return _null_bools(raw, kept), counts, np.concatenate(indices).astype(np.int32)
+
+
+def _checked_rows(
+    entries: list, raw_type: pa.StructType, *, report: QuirkReport, name: str, where: str
+) -> tuple[list[dict], np.ndarray]:
+    """The entries Arrow can convert (the list itself when it converts whole) and their positions.
+
+    Otherwise, in Python: non-objects are dropped and counted, wrong-typed values become null, and strings
+    with lone surrogates (not encodable as UTF-8) get U+FFFD and are counted as ``invalid_unicode``.
+    """
     if set(map(type, entries)) == {dict}:
         try:
-            columns = []
-            for f in raw_type:
-                values = list(map(dict.get, entries, repeat(f.name)))
-                if f.name in floats and bool in set(map(type, values)):
-                    break
-                columns.append(pa.array(values, type=f.type))
-            else:
-                chunk = pa.StructArray.from_arrays(columns, fields=list(raw_type))
-                return chunk, np.arange(len(entries), dtype=np.int32)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeEncodeError):
+            pa.array(entries, type=raw_type)
+            return entries, np.arange(len(entries), dtype=np.int32)
+        except _REFUSED:
             pass
-    kept, idx = [], []
+    floats = _float_fields(raw_type)
+    rows, idx = [], []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             continue
@@ -465,9 +731,33 @@ def _to_struct(
                 row[f.name] = _as_utf8(value, report, f"{where}, index {i}, {f.name}")
             else:
                 row[f.name] = None
-        kept.append(row)
+        rows.append(row)
         idx.append(i)
-    return pa.array(kept, type=raw_type), np.asarray(idx, dtype=np.int32)
+    if len(idx) < len(entries):
+        skipped = np.setdiff1d(np.arange(len(entries)), idx)
+        report.add_many(f"{name}_not_object", (f"{where}, {name}_idx={i}" for i in skipped[:5]), len(skipped))
+    return rows, np.asarray(idx, dtype=np.int32)
+
+
+def _null_bools(raw: pa.StructArray, entries: list[dict]) -> pa.StructArray:
+    """``raw`` (converted from ``entries``) with null where a float field held a JSON bool.
+
+    Arrow reads true and false as 1.0 and 0.0; only rows holding 0 or 1 are looked up in Python.
+    """
+    columns = [raw.field(i) for i in range(raw.type.num_fields)]
+    changed = False
+    for i, f in enumerate(raw.type):
+        if not pa.types.is_floating(f.type):
+            continue
+        values = columns[i].to_numpy(zero_copy_only=False)
+        maybe = np.flatnonzero((values == 0) | (values == 1))
+        bools = [r for r in maybe if type(entries[r].get(f.name)) is bool]
+        if bools:
+            mask = np.zeros(len(raw), dtype=bool)
+            mask[bools] = True
+            columns[i] = pc.if_else(mask, pa.scalar(None, f.type), columns[i])
+            changed = True
+    return pa.StructArray.from_arrays(columns, fields=list(raw.type)) if changed else raw
 
 
 @functools.cache
@@ -491,6 +781,62 @@ def _as_utf8(text: str, report: QuirkReport, record: str) -> str:
         report.add("invalid_unicode", record)
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return text
+
+
+# ---------------------------------------------------------------------------------------------- row groups
+
+
+@dataclass
+class _RowGroups:
+    """The rows of one output table waiting for their row group, in file order."""
+
+    name: str  # "narration" or "summary": prefix of the report kinds
+    schema: pa.Schema
+    columns: Callable[[pa.StructArray, _RowKeys, QuirkReport], list[pa.Array]]  # raw -> schema columns
+    writer: pq.ParquetWriter
+    pending: list[_Rows] = field(default_factory=list)
+    pending_rows: int = 0
+    rows_written: int = 0
+
+    def add(
+        self, rows: _Rows, per_video: np.ndarray, rows_per_group: int
+    ) -> Iterator[Callable[[], QuirkReport]]:
+        """Queue a batch's rows; a row group ends after the video that brings it to ``rows_per_group`` rows
+        (its job is yielded)."""
+        start = 0
+        for end in np.cumsum(per_video).tolist():
+            if self.pending_rows + end - start >= rows_per_group:
+                self._queue(rows.slice(start, end))
+                start = end
+                yield self.take_row_group()
+        self._queue(rows.slice(start, len(rows)))
+
+    def _queue(self, rows: _Rows) -> None:
+        if len(rows):
+            self.pending.append(rows)
+            self.pending_rows += len(rows)
+
+    def take_row_group(self) -> Callable[[], QuirkReport] | None:
+        """The pending rows as a job that builds and writes one row group and returns its quirk counts."""
+        if not self.pending:
+            return None
+        parts, self.pending, self.pending_rows = self.pending, [], 0
+
+        def write() -> QuirkReport:
+            report = QuirkReport()
+            keys = _RowKeys(
+                pa.concat_arrays([p.video_uid for p in parts]),
+                np.concatenate([p.pass_no for p in parts]),
+                np.concatenate([p.idx for p in parts]),
+                self.name,
+            )
+            raw = pa.concat_arrays([p.raw for p in parts])
+            table = pa.Table.from_arrays(self.columns(raw, keys, report), schema=self.schema)
+            self.writer.write_table(table, row_group_size=len(table))
+            self.rows_written += len(table)
+            return report
+
+        return write
 
 
 # ---------------------------------------------------------------------------------------------- columns
@@ -526,9 +872,18 @@ def _finite_or_null(values: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 
 def _text_or_null(values: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """``values`` with blank strings set to null, and the mask of rows that are null in the result."""
-    bad = pc.fill_null(pc.match_substring_regex(values, BLANK_PATTERN), True)
-    return pc.if_else(bad, pa.scalar(None, pa.string()), values), bad
+    """``values`` with blank strings set to null, and the mask of rows that are null in the result.
+
+    Only a value that is empty or starts with ASCII whitespace can be blank: the pattern runs on those alone.
+    """
+    lengths, (first,) = _string_heads(values, 1)
+    bad = lengths == 0  # null or empty
+    maybe = np.flatnonzero(_SPACE_BYTES[first] & ~bad)
+    if len(maybe):
+        blank = pc.match_substring_regex(values.take(maybe), BLANK_PATTERN)
+        bad[maybe] = blank.to_numpy(zero_copy_only=False)
+    mask = pa.array(bad)
+    return pc.if_else(mask, pa.scalar(None, pa.string()), values), mask
 
 
 def _narration_columns(raw: pa.StructArray, keys: _RowKeys, report: QuirkReport) -> list[pa.Array]:
@@ -580,21 +935,66 @@ def _summary_columns(raw: pa.StructArray, keys: _RowKeys, report: QuirkReport) -
 
 
 def tag_columns(text: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """The ``tag`` and ``unsure`` columns of narration texts (null text: "none", False)."""
-    summary = pc.fill_null(pc.match_substring_regex(text, SUMMARY_PATTERN), False)
-    leading = pc.struct_field(pc.extract_regex(text, LEADING_CO_PATTERN), "co")
-    n_unsure = pc.fill_null(pc.count_substring_regex(text, UNSURE_PATTERN), 0)
-    unsure = pc.greater(n_unsure, 0)
-    # "#unsure is the only tag": the tag count is needed only where #unsure occurs (rare)
-    rows = np.flatnonzero(unsure.to_numpy(zero_copy_only=False))
-    only_unsure = np.zeros(len(text), dtype=bool)
-    if len(rows):
-        n_tags = pc.count_substring_regex(text.take(rows), TAG_PATTERN)
-        only_unsure[rows] = pc.equal(n_tags, n_unsure.take(rows)).to_numpy(zero_copy_only=False)
-    co = pc.if_else(pc.equal(pc.utf8_upper(leading), "C"), "#C", "#O")
-    tag = pc.if_else(
-        summary,
-        "#summary",
-        pc.if_else(pc.is_valid(leading), co, pc.if_else(pa.array(only_unsure), "#unsure", "none")),
-    )
-    return tag, unsure
+    """The ``tag`` and ``unsure`` columns of narration texts (null text: "none", False).
+
+    Most texts start with a whole ``#C`` or ``#O`` tag: their tag is read from their first three bytes, and
+    the patterns (~0.1 µs a row each) run on the other rows only; ``#unsure`` is looked for only in the rows
+    holding ``#u`` (either case), and the tags are counted only where it occurs.
+    """
+    lengths, (first, second, third) = _string_heads(text, 3)
+    co_first = (lengths >= 2) & (first == ord("#")) & _CO_BYTES[second] & ~_WORD_BYTES[third]
+    codes = np.where(co_first, np.where(second | 0x20 == ord("c"), _TAG_C, _TAG_O), _TAG_NONE).astype(np.int8)
+    rest = np.flatnonzero(~co_first & (lengths > 0))
+    if len(rest):
+        others = text.take(rest)
+        summary = pc.fill_null(pc.match_substring_regex(others, SUMMARY_PATTERN), False)
+        leading = pc.struct_field(pc.extract_regex(others, LEADING_CO_PATTERN), "co")
+        co = pc.if_else(pc.equal(pc.utf8_upper(leading), "C"), _TAG_C, _TAG_O)
+        code = pc.if_else(summary, _TAG_SUMMARY, pc.if_else(pc.is_valid(leading), co, _TAG_NONE))
+        codes[rest] = code.to_numpy(zero_copy_only=False)
+
+    unsure = np.zeros(len(text), dtype=bool)
+    maybe = _rows_holding(text, "#u")
+    if len(maybe):
+        candidates = text.take(maybe)
+        n_unsure = pc.fill_null(pc.count_substring_regex(candidates, UNSURE_PATTERN), 0).to_numpy()
+        found = n_unsure > 0
+        unsure[maybe] = found
+        n_tags = pc.count_substring_regex(candidates.filter(found), TAG_PATTERN).to_numpy()
+        only = maybe[found][n_tags == n_unsure[found]]  # "#unsure" is the only tag
+        codes[only] = np.where(codes[only] == _TAG_NONE, _TAG_UNSURE, codes[only])
+    return _TAG_NAMES.take(codes), pa.array(unsure)
+
+
+def _string_buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The offsets (one per value, then the end) and the character buffer of a string array."""
+    _, offsets, chars = strings.buffers()
+    offsets = np.frombuffer(offsets, dtype=np.int32, count=len(strings) + 1, offset=4 * strings.offset)
+    return offsets, np.frombuffer(chars, dtype=np.uint8) if chars is not None else np.zeros(0, np.uint8)
+
+
+def _string_heads(strings: pa.Array, n: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The byte length of each value of a string array (0 for null), and its first ``n`` bytes (0 past the
+    end)."""
+    offsets, chars = _string_buffers(strings)
+    lengths = np.diff(offsets)
+    if strings.null_count:
+        lengths[~strings.is_valid().to_numpy(zero_copy_only=False)] = 0
+    heads = []
+    for k in range(n):
+        head = np.zeros(len(strings), dtype=np.uint8)
+        rows = lengths > k
+        head[rows] = chars[offsets[:-1][rows] + k]
+        heads.append(head)
+    return lengths, heads
+
+
+def _rows_holding(strings: pa.Array, pair: str) -> np.ndarray:
+    """The rows (ascending) whose value may hold ``pair``'s first byte then its second in either case.
+
+    One pass over the character buffer; a pair across two values, or in a null slot, only adds a row.
+    """
+    offsets, chars = _string_buffers(strings)
+    span = chars[offsets[0] : offsets[-1]]
+    at = np.flatnonzero((span[:-1] == ord(pair[0])) & (span[1:] | 0x20 == ord(pair[1].lower())))
+    return np.unique(np.searchsorted(offsets, at + offsets[0], side="right") - 1)
