@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import math
 import random
+import tempfile
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,17 +23,24 @@ from egonlq.data.tables import EGOCLIP, NARRATIONS, VIDEOS
 from egonlq.errors import InputError
 from egonlq.queries.naq import (
     EGOCLIP_ROWS,
+    EncodedQueries,
     build_naq,
     em_train_clips,
+    encoded_queries,
+    json_numbers,
+    json_strings,
     merge_naq_nlq,
     naq_clips,
+    naq_columns,
+    naq_object,
     naq_table,
     naq_windows_from_narrations,
     pool_file_order,
+    query_table,
     subsample_videos,
     write_naq_json,
 )
-from egonlq.queries.training_queries import TRAINING_QUERIES
+from egonlq.queries.training_queries import CLIP_COLUMNS, TRAINING_QUERIES
 
 # ---------------------------------------------------------------------------------------------- helpers
 
@@ -60,6 +71,13 @@ def q(a: float, b: float, vs: float, text: str) -> dict:
         "video_end_frame": math.ceil(30 * b),
         "query": text,
     }
+
+
+def written(obj: dict) -> bytes:
+    """The bytes :func:`write_naq_json` writes for ``obj``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        write_naq_json(obj, Path(tmp) / "x.json")
+        return (Path(tmp) / "x.json").read_bytes()
 
 
 # Pool order: V1/C2 first, so V1's clips come out C2, C1, C3 (pool order, not sorted).
@@ -231,6 +249,126 @@ def test_build_naq_equals_reference_loops(clips, rows):
     assert stats["queries"] == sum(
         len(a["language_queries"]) for v in naq["videos"] for c in v["clips"] for a in c["annotations"]
     )
+    columns, _ = naq_columns(egoclip(egorows), pool_frame(pool), subsample_v1=False)
+    assert written(naq_object(columns, encoded_queries(columns))) == written(naq)
+
+
+# ---------------------------------------------------------------------------------------------- JSON text
+
+# Texts a narration could hold: JSON escapes (quotes, backslashes, control characters), non-ASCII, emoji
+HOSTILE_TEXTS = [
+    '#C C says "hi"',
+    "#C C a\\b \\",
+    "#C C line\nbreak\ttab\rcr\x08\x0c",
+    "#C C nul\x00 unit\x1f del\x7f",
+    "#C C unit separator alone \x1f",
+    "#C C café naïve 中文 ñ",
+    "#C C 🙂👍🏽 emoji",
+    "#C C \u2028 \u2029 line separators",
+    "#C C </script> / slash",
+    "",
+    '"',
+    "\\",
+]
+
+
+def test_json_strings_are_orjsons_bytes():
+    texts = pa.array([*HOSTILE_TEXTS, None, "#C C plain"])
+    got = json_strings(texts).to_pylist()
+    assert got == [orjson.dumps(t).decode() for t in texts.to_pylist()]
+    assert got[-2] == "null"
+    sliced = texts.slice(3, 6)  # an array with an offset into its buffers
+    assert json_strings(sliced).to_pylist() == [orjson.dumps(t).decode() for t in sliced.to_pylist()]
+    assert json_strings(pa.array([], pa.string())).to_pylist() == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(), max_size=20))
+def test_json_strings_equal_orjson_for_any_text(texts):
+    assert json_strings(pa.array(texts, pa.string())).to_pylist() == [orjson.dumps(t).decode() for t in texts]
+
+
+SPECIAL_FLOATS = [0.0, -0.0, 0.1, 0.1 + 0.2, 1 / 3, 5.0, 1e-7, 1e16, 1e17, 1e21, 1e22, 123456789.123, 5e-324,
+                  2.2250738585072014e-308, 1.7976931348623157e308, -1.5, 48.0, 2.51]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=30))
+def test_json_numbers_are_orjsons_and_round_trip(values):
+    values = np.array(values + SPECIAL_FLOATS, dtype=np.float64)
+    got = json_numbers(values).to_pylist()
+    assert got == [orjson.dumps(float(v)).decode() + "," for v in values]  # an item of a JSON list
+    back = np.array([json.loads(g[:-1]) for g in got], dtype=np.float64)
+    assert back.tobytes() == values.tobytes()  # bit for bit, -0.0 included
+
+
+def test_json_numbers_of_integers_and_of_nothing():
+    frames = np.array([0, 1, -3, 2**40, 1800], dtype=np.int64)
+    assert json_numbers(frames).to_pylist() == ["0,", "1,", "-3,", "1099511627776,", "1800,"]
+    assert json_numbers(np.zeros(0)).to_pylist() == []
+
+
+# POOL with C1 where the NLQ train fixture has it (within math.isclose), for the merge
+HOSTILE_POOL = POOL.assign(video_start_sec=POOL["video_start_sec"].replace(10.01, 10.0 + 1e-12))
+
+
+def hostile_rows() -> pa.Table:
+    """ROWS with every hostile text (each inside C1 and C2), windows whose clip seconds are inexact."""
+    extra = [("V1", 60.0 + 0.1 * i, 60.3 + 0.2 * i, t) for i, t in enumerate(HOSTILE_TEXTS)]
+    rows = ROWS.to_pylist()
+    return egoclip([(r["video_uid"], r["clip_start"], r["clip_end"], r["clip_text"]) for r in rows] + extra)
+
+
+def test_encoded_naq_and_merge_are_byte_for_byte_the_dict_path():
+    rows = hostile_rows()
+    naq, stats = build_naq(rows, HOSTILE_POOL, subsample_v1=False)
+    columns, column_stats = naq_columns(rows, HOSTILE_POOL, subsample_v1=False)
+    encoded = naq_object(columns, encoded_queries(columns))
+    assert column_stats == stats
+    assert written(encoded) == written(naq) == orjson.dumps(naq, option=orjson.OPT_APPEND_NEWLINE)
+    parsed = json.loads(written(encoded))
+    assert parsed == naq and [list(v) for v in parsed["videos"]] == [list(v) for v in naq["videos"]]
+    lqs = [lq for v in parsed["videos"] for c in v["clips"] for lq in c["annotations"][0]["language_queries"]]
+    assert {lq["query"] for lq in lqs} >= set(HOSTILE_TEXTS)
+    assert any(lq["clip_start_sec"] == 60.0 + 0.1 * 3 - (10.0 + 1e-12) for lq in lqs)  # exact after parsing
+    # C3 holds no narration: an empty list, counted as such
+    c3 = next(c for v in encoded["videos"] for c in v["clips"] if c["clip_uid"] == "C3")
+    assert c3["annotations"][0]["language_queries"] == EncodedQueries(memoryview(b"[]"), 0)
+
+    merged, merge_stats = merge_naq_nlq(nlq_train(), naq)
+    merged_encoded, encoded_stats = merge_naq_nlq(nlq_train(), encoded)
+    assert encoded_stats == merge_stats
+    assert written(merged_encoded) == written(merged)
+    assert json.loads(written(merged_encoded)) == merged
+
+
+def test_query_table_is_naq_table_of_the_object():
+    rows = hostile_rows()
+    columns, _ = naq_columns(rows, POOL, subsample_v1=False)
+    naq, _ = build_naq(rows, POOL, subsample_v1=False)
+    assert query_table(columns).equals(naq_table(naq), check_metadata=True)
+    empty, _ = naq_columns(egoclip([]), POOL, subsample_v1=False)
+    assert query_table(empty).num_rows == 0 and naq_object(empty, encoded_queries(empty)) == {"videos": []}
+
+
+def test_write_naq_json_refuses_what_is_not_json(tmp_path):
+    with pytest.raises(TypeError, match="object"):
+        write_naq_json({"x": object()}, tmp_path / "x.json")
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_chunked_and_dictionary_rows_give_the_same_naq():
+    """Rows in many chunks, the video uids dictionary-encoded with a dictionary per chunk (as read by
+    egonlq.io.read_parquet(..., dictionary=...)), give what one plain chunk gives."""
+    rows = hostile_rows()
+    expected = written(build_naq(rows, POOL, subsample_v1=False)[0])
+    chunked = pa.concat_tables([rows.slice(i, 3) for i in range(0, rows.num_rows, 3)])
+    assert chunked.column("clip_text").num_chunks > 3
+    video = pa.chunked_array([pc.dictionary_encode(c) for c in chunked.column("video_uid").chunks])
+    assert len({tuple(c.dictionary.to_pylist()) for c in video.chunks}) > 1
+    for table in (chunked, chunked.set_column(0, "video_uid", video)):
+        naq, stats = build_naq(table, POOL, subsample_v1=False)
+        assert written(naq) == expected and stats["queries"] == 5 + 2 * len(HOSTILE_TEXTS)
 
 
 # ------------------------------------------------------------------------------------------ em_train_clips
@@ -391,6 +529,18 @@ def test_naq_command_runs_without_vq_or_mq_files(tmp_path):
     naq = json.loads(out["naq-json"].read_text())
     assert [c["clip_uid"] for v in naq["videos"] for c in v["clips"]] == ["C1"]  # V1's NLQ clip [10, 100]
     assert stats["naq"]["queries"] == 2  # "#C C opens the fridge" and "#O a man picks a cup"
+    # what the dict path gives, byte for byte
+    obj, _ = build_naq(ROWS, em_train_clips([tmp_path / "nlq_train.json"]), subsample_v1=False)
+    assert out["naq-json"].read_bytes() == written(obj)
+    assert out["merged-json"].read_bytes() == written(merge_naq_nlq(nlq_train(), obj)[0])
+    assert pq.read_table(out["table"]).equals(naq_table(obj))
+    assert pq.read_table(out["clips"]).to_pandas().equals(naq_clips(obj)[list(CLIP_COLUMNS)])
+
+    # a bad pool file, read in the background, is the usual bad-input exit
+    (tmp_path / "nlq_train.json").write_text("[]")
+    with pytest.raises(SystemExit) as e:
+        main(["naq", "--egoclip", str(tmp_path / "egoclip.parquet"), "--nlq-train", nlq, *args])
+    assert e.value.code == 2
 
 
 # ---------------------------------------------------------------------------------------------- narrations
@@ -673,4 +823,8 @@ def test_build_naq_needs_only_the_row_columns(tmp_path):
     write_parquet(full.select(EGOCLIP.names), tmp_path / "egoclip.parquet")
     rows = read_parquet(tmp_path / "egoclip.parquet", EGOCLIP, columns=ROW_COLUMNS)
     assert rows.column_names == list(ROW_COLUMNS)
+    assert build_naq(rows, POOL) == build_naq(ROWS, POOL)
+    # the naq job's read: video uids dictionary-encoded, their type checked as the plain one
+    rows = read_parquet(tmp_path / "egoclip.parquet", EGOCLIP, columns=ROW_COLUMNS, dictionary=["video_uid"])
+    assert pa.types.is_dictionary(rows.schema.field("video_uid").type)
     assert build_naq(rows, POOL) == build_naq(ROWS, POOL)
