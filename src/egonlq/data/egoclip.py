@@ -90,16 +90,17 @@ def read_egoclip_csv(path: Path) -> tuple[pa.Table, dict]:
         rows_in, malformed, examples = table.num_rows, 0, []
     else:
         table, rows_in, malformed, examples = _read_checked(path)
-    start = table["clip_start"].to_numpy()
-    end = table["clip_end"].to_numpy()
-    window_ok = np.isfinite(start) & np.isfinite(end) & (end >= start)
+    start, end = table["clip_start"], table["clip_end"]
+    window_ok = pc.and_(pc.and_(pc.is_finite(start), pc.is_finite(end)), pc.greater_equal(end, start))
+    n_ok = pc.sum(window_ok).as_py() or 0
     stats = {
         "rows_in": rows_in,
         "malformed_lines": malformed,
         "malformed_examples": examples,
-        "bad_window": int((~window_ok).sum()),
+        "bad_window": table.num_rows - n_ok,
     }
-    table = table.filter(pa.array(window_ok))
+    if n_ok < table.num_rows:  # filtering copies every column: only when a row goes (~0.7 s at full scale)
+        table = table.filter(window_ok)
     stats["rows_out"] = table.num_rows
     if stats["malformed_lines"]:
         logger.warning(
