@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -475,8 +476,8 @@ def test_cached_and_encoded_text_agree(world):
     assert torch.all(b[mask_b == 0] == 0) and a.abs().sum() > 0
 
 
-def test_encoded_text_runs_the_encoder_once_per_unique_text(world):
-    r = records(world)
+def counting_encoder(world) -> tuple[TextEncoder, list[list[str]], Callable]:
+    """The world's encoder with its ``embed`` calls recorded: (encoder, calls, the original embed)."""
     encoder = TextEncoder(world.text_model, max_len=16)
     calls: list[list[str]] = []
     embed = encoder.embed
@@ -486,6 +487,12 @@ def test_encoded_text_runs_the_encoder_once_per_unique_text(world):
         return embed(texts, **kw)
 
     encoder.embed = counting
+    return encoder, calls, embed
+
+
+def test_encoded_text_runs_the_encoder_once_per_unique_text(world):
+    r = records(world)
+    encoder, calls, embed = counting_encoder(world)
     texts = r.text[:4] + r.text[:2]  # duplicates inside one batch
     source = EncodedText(encoder)
     a, mask_a = source.embed(texts, training=True)
@@ -513,15 +520,7 @@ def test_encoded_text_prepare_batches_equal_lengths(world):
     """prepare() encodes a run's texts up front in batches without padding: the values of each text alone
     (up to rounding), the same for every run over the same texts, within the memory budget."""
     r = records(world)
-    encoder = TextEncoder(world.text_model, max_len=16)
-    calls: list[list[str]] = []
-    embed = encoder.embed
-
-    def counting(texts: list[str], **kw) -> tuple[torch.Tensor, torch.Tensor]:
-        calls.append(list(texts))
-        return embed(texts, **kw)
-
-    encoder.embed = counting
+    encoder, calls, embed = counting_encoder(world)
     texts = list(dict.fromkeys(r.text))
     source = EncodedText(encoder)
     source.prepare(texts + texts[:3])
