@@ -179,16 +179,19 @@ def test_encoder_text_runs_are_reproducible_and_resume_exactly(world, tmp_path):
 
 
 def test_deterministic_sets_and_restores_torch_flags_without_importing_the_compiler():
+    """The flags are set (without the NaN fill of new tensors) and restored, and no compiler import."""
     import subprocess
     import sys
 
     code = (
-        "import sys, torch\n"
+        "import sys, torch, torch.utils.deterministic\n"
         "from egonlq.grounding.train import deterministic\n"
         "with deterministic(torch.device('cpu')):\n"
         "    assert torch.are_deterministic_algorithms_enabled()\n"
         "    assert torch.is_deterministic_algorithms_warn_only_enabled()\n"
+        "    assert not torch.utils.deterministic.fill_uninitialized_memory, 'NaN fill of new tensors'\n"
         "assert not torch.are_deterministic_algorithms_enabled()\n"
+        "assert torch.utils.deterministic.fill_uninitialized_memory, 'not restored'\n"
         "assert 'torch._inductor' not in sys.modules, 'the compiler was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -145,22 +145,31 @@ def linear_schedule(warmup_steps: int, total_steps: int):
 
 @contextlib.contextmanager
 def deterministic(device: torch.device) -> Iterator[None]:
-    """Deterministic kernels (warn where none exists) and cuDNN without autotuning, restored afterwards."""
+    """Deterministic kernels (warn where none exists) and cuDNN without autotuning, restored afterwards.
+
+    Deterministic mode would also fill every new tensor's memory with NaN (torch's
+    ``fill_uninitialized_memory``, a debugging aid against kernels that read memory they never wrote): one
+    extra kernel per allocation, ~5 % of a training step on the demo's model. It is switched off here:
+    every kernel used writes its output in full, so results are the same bit for bit (the reproducibility
+    tests train twice and compare)."""
     before = (
         torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled(),
         torch.backends.cudnn.deterministic,
         torch.backends.cudnn.benchmark,
+        torch._C._get_deterministic_fill_uninitialized_memory(),
     )
     if device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     _set_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    torch._C._set_deterministic_fill_uninitialized_memory(False)
     try:
         yield
     finally:
         _set_deterministic_algorithms(before[0], warn_only=before[1])
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[2], before[3]
+        torch._C._set_deterministic_fill_uninitialized_memory(before[4])
 
 
 def _set_deterministic_algorithms(mode: bool, *, warn_only: bool) -> None:
