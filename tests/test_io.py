@@ -135,3 +135,33 @@ def test_use_fast_memory_pool_prefers_jemalloc_unless_the_user_chose(monkeypatch
         assert use_fast_memory_pool() == "system"
     finally:
         pa.set_memory_pool(before)
+
+
+def test_write_parquet_dictionary_for_text_statistics_for_numbers_and_ids(tmp_path: Path) -> None:
+    """The writer policy, on flat and nested columns: the same values read back; text is
+    dictionary-encoded, numbers are not; statistics for numbers, booleans and ``*_uid``, none for text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from egonlq.io import write_parquet
+
+    table = pa.table(
+        {
+            "n": [1, 2],
+            "video_uid": ["v1", "v2"],
+            "text": ["#C C opens", "#O X waves"],
+            "ok": [True, False],
+            "tags": [["a"], None],
+            "clip": [{"start": 1.5, "clip_uid": "c1"}, {"start": 2.5, "clip_uid": "c2"}],
+            "split": pa.array(["train", "val"]).dictionary_encode(),
+        }
+    )
+    path = tmp_path / "t.parquet"
+    write_parquet(table, path)
+    assert pq.read_table(path).equals(table)
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    columns = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    dictionary = {p for p, c in columns.items() if "RLE_DICTIONARY" in c.encodings}
+    statistics = {p for p, c in columns.items() if c.is_stats_set}
+    assert dictionary == {"video_uid", "text", "tags.list.element", "clip.clip_uid", "split"}
+    assert statistics == {"n", "video_uid", "ok", "clip.start", "clip.clip_uid"}

