@@ -95,3 +95,31 @@ def test_fused_adamw_matches_the_per_tensor_update():
             opt.step()
     for a, b in zip(model.parameters(), loop.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1e3])  # gradients under the norm, and clipped
+def test_flat_gradients_zero_and_clip_as_clip_grad_norm(scale):
+    """``_FlatGradients``: backward adds into the one buffer (the gradients stay its views step after step),
+    zeroing clears it, and clipping matches ``clip_grad_norm_`` up to the summation order of the norm; the
+    official mode keeps torch's per-tensor handling."""
+    from egonlq.grounding.train import _FlatGradients, _PerTensorGradients
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.LayerNorm(7), torch.nn.Linear(7, 3))
+    reference = copy.deepcopy(model)
+    flat, per_tensor = _FlatGradients(model), _PerTensorGradients(reference)
+    for _ in range(3):
+        x = torch.randn(4, 5)
+        for net, gradients in ((model, flat), (reference, per_tensor)):
+            gradients.zero()
+            (scale * net(x).square().sum()).backward()
+            gradients.clip(1.0)
+        for p in model.parameters():
+            assert p.grad.untyped_storage().data_ptr() == flat.buffer.untyped_storage().data_ptr()
+        for a, b in zip(model.parameters(), reference.parameters(), strict=True):
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-6, atol=1e-9)
+    assert torch.linalg.vector_norm(flat.buffer) <= 1.0 + 1e-6 or scale < 1
+    flat.zero()
+    assert not flat.buffer.any() and all(not p.grad.any() for p in model.parameters())
+    per_tensor.zero()
+    assert all(p.grad is None for p in reference.parameters())

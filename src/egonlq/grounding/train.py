@@ -132,6 +132,46 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float, compat: str
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-6, fused=fused)
 
 
+class _PerTensorGradients:
+    """Gradients as the official code handles them: set to None before each step, clipped by
+    ``clip_grad_norm_`` (a norm and a product per tensor)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def zero(self) -> None:
+        for p in self.model.parameters():
+            p.grad = None
+
+    def clip(self, max_norm: float) -> None:
+        nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+
+
+class _FlatGradients:
+    """Every parameter's gradient is a view of one buffer (backward adds into it in place), so zeroing and
+    clipping are one kernel each instead of one per tensor: ~0.9 ms of a 32 ms demo step on CPU (issue 15).
+    The clipping is ``clip_grad_norm_``'s (``max_norm / (norm + 1e-6)``, at most 1), the norm summed in
+    another order. Every parameter of VSLNet takes part in every step, so a zero gradient never stands
+    for a missing one."""
+
+    def __init__(self, model: nn.Module) -> None:
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.buffer = torch.zeros(
+            sum(p.numel() for p in params), dtype=params[0].dtype, device=params[0].device
+        )
+        offset = 0
+        for p in params:
+            p.grad = self.buffer[offset : offset + p.numel()].view_as(p)
+            offset += p.numel()
+
+    def zero(self) -> None:
+        self.buffer.zero_()
+
+    def clip(self, max_norm: float) -> None:
+        norm = torch.linalg.vector_norm(self.buffer)
+        self.buffer.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+
+
 def linear_schedule(warmup_steps: int, total_steps: int):
     """LR factor: ``step / warmup`` during warmup, then linear to 0 at ``total_steps`` (transformers')."""
 
@@ -464,6 +504,9 @@ class _Run:
         self.schedule = _Schedule.of(spec, len(train_records))
         total = self.schedule.total_steps
         self.optimizer = make_optimizer(self.model, spec.lr, spec.weight_decay, compat)
+        self.gradients = (
+            _PerTensorGradients(self.model) if compat == "official" else _FlatGradients(self.model)
+        )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, linear_schedule(int(spec.warmup_proportion * total), total)
         )
@@ -588,9 +631,9 @@ class _Run:
         with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.spec.precision == "bf16"):
             out = self.model(batch.video, batch.video_mask, batch.text, batch.text_mask)
             loss = self.model.loss(out, batch.s_ind, batch.e_ind, batch.video_mask, batch.highlight)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.gradients.zero()
         loss.total.backward()
-        nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.clip_norm)
+        self.gradients.clip(self.spec.clip_norm)
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()
