@@ -251,6 +251,9 @@ def test_cpu_dropout_drops_at_rate_p_scales_survivors_and_passes_gradients_throu
     assert torch.equal(Dropout(1.0)(x), torch.zeros_like(x))
     odd = Dropout(0.5)(torch.ones(3, 5))  # an odd element count
     assert odd.shape == (3, 5) and set(odd.unique().tolist()) <= {0.0, 2.0}
+    half = Dropout(0.1)(torch.full((64, 64), 3.0, dtype=torch.bfloat16))  # under bf16 autocast
+    survivor = torch.tensor(3.0, dtype=torch.bfloat16) * torch.tensor(1 / 0.9, dtype=torch.bfloat16)
+    assert half.dtype == torch.bfloat16 and set(half.unique().tolist()) == {0.0, survivor.item()}
 
 
 @pytest.mark.parametrize(("dim", "heads"), [(64, 4), (128, 8), (24, 2)])

@@ -14,6 +14,7 @@ they load with torch + safetensors + json alone.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -85,12 +86,25 @@ class Dropout(nn.Dropout):
         if self.p == 1.0:
             return x * 0.0
         n = x.numel()
+        low15, threshold, keep_scale = _mask_constants(self.p)
         words = torch.empty((n + 3) // 4, dtype=torch.int64).random_()  # 63 random bits each
-        bits = words.view(torch.int16)[:n].view(x.shape).bitwise_and_(0x7FFF)  # 15 bits per element
+        bits = words.view(torch.int16)[:n].view(x.shape).bitwise_and_(low15)  # 15 bits per element
         scale = torch.empty_like(x)
-        torch.ge(bits, round(self.p * 2**15), out=scale)  # 1.0 where kept, straight into x's dtype
+        torch.ge(bits, threshold, out=scale)  # 1.0 where kept, straight into x's dtype
         # a product with a constant tensor: autograd keeps only the scale, its gradient is grad * scale
-        return x * scale.mul_(1.0 / (1.0 - self.p))  # 2x faster than where()
+        return x * scale.mul_(keep_scale)  # 2x faster than where()
+
+
+@functools.lru_cache(maxsize=8)
+def _mask_constants(p: float) -> tuple[Tensor, Tensor, Tensor]:
+    """The mask's constants as 0-dim tensors of the dtype they meet (int16 bits; a float32 scale, read at
+    full precision as a Python float would be): Python numbers would be converted into a tensor on every
+    call, three small ops per dropout (~2 % of a demo training step). The same values bit for bit."""
+    return (
+        torch.tensor(0x7FFF, dtype=torch.int16),
+        torch.tensor(round(p * 2**15), dtype=torch.int16),
+        torch.tensor(1.0 / (1.0 - p), dtype=torch.float32),
+    )
 
 
 class VisualProjection(nn.Module):
