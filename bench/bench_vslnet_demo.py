@@ -13,7 +13,8 @@ here once per row and seed, in this process, one torch thread unless ``--threads
 - ``cache bf16``: the same under bfloat16 autocast (``precision: bf16``).
 
 Reported per row: training queries/s (the summary's ``queries_per_second``: evaluation excluded) as the
-median over seeds with min and max, its ratio to the baseline's median, and the best val R1@0.3 and R1@0.5
+median over seeds with min and max, its ratio to the baseline's median, the range of the ratios seed by seed
+(each against the baseline's run of that seed, a few minutes apart), and the best val R1@0.3 and R1@0.5
 (mean over seeds, each seed listed), so a speed-up is seen together with the accuracy it keeps. Needs a
 finished ``make run`` (``--results``, default ``results/``).
 
@@ -95,15 +96,18 @@ def main() -> None:
         f"VSLNet '{args.run}' run of the demo ({spec.epochs} epochs, batch {spec.batch_size}, "
         f"dim {spec.model.dim}), {torch.get_num_threads()} thread(s), seeds {args.seeds}"
     )
-    header = f"{'row':12s} {'queries/s':>10s} {'min':>7s} {'max':>7s} {'ratio':>7s}"
+    header = f"{'row':12s} {'queries/s':>10s} {'min':>7s} {'max':>7s} {'ratio':>7s} {'per seed':>12s}"
     print(f"{header}   R1@0.3 (per seed)   R1@0.5")
-    base = statistics.median(rates[args.rows[0]])
+    baseline = rates[args.rows[0]]
     for row in args.rows:
         r03 = [s[0] for s in scores[row]]
         r05 = [s[1] for s in scores[row]]
+        # the ratio of each seed to the baseline's run of the same seed: how far the machine drifted
+        per_seed = [r / b for r, b in zip(rates[row], baseline, strict=True)]
         print(
             f"{row:12s} {statistics.median(rates[row]):10.1f} {min(rates[row]):7.1f} {max(rates[row]):7.1f} "
-            f"{statistics.median(rates[row]) / base:6.2f}x   {statistics.mean(r03):.3f} "
+            f"{statistics.median(rates[row]) / statistics.median(baseline):6.2f}x "
+            f"{min(per_seed):5.2f}-{max(per_seed):4.2f}x   {statistics.mean(r03):.3f} "
             f"({', '.join(f'{v:.3f}' for v in r03)})   {statistics.mean(r05):.3f}"
         )
 
