@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import torch.utils.deterministic
 from torch import nn
 
 from egonlq.errors import InputError
@@ -189,7 +190,7 @@ def deterministic(device: torch.device) -> Iterator[None]:
 
     Deterministic mode would also fill every new tensor's memory with NaN (torch's
     ``fill_uninitialized_memory``, a debugging aid against kernels that read memory they never wrote): one
-    extra kernel per allocation, ~5 % of a training step on the demo's model. It is switched off here:
+    extra kernel per allocation, a few % of a training step on the demo's model. It is switched off here:
     every kernel used writes its output in full, so results are the same bit for bit (the reproducibility
     tests train twice and compare)."""
     before = (
@@ -197,19 +198,19 @@ def deterministic(device: torch.device) -> Iterator[None]:
         torch.is_deterministic_algorithms_warn_only_enabled(),
         torch.backends.cudnn.deterministic,
         torch.backends.cudnn.benchmark,
-        torch._C._get_deterministic_fill_uninitialized_memory(),
+        torch.utils.deterministic.fill_uninitialized_memory,
     )
     if device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     _set_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    torch._C._set_deterministic_fill_uninitialized_memory(False)
+    torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         yield
     finally:
         _set_deterministic_algorithms(before[0], warn_only=before[1])
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[2], before[3]
-        torch._C._set_deterministic_fill_uninitialized_memory(before[4])
+        torch.utils.deterministic.fill_uninitialized_memory = before[4]
 
 
 def _set_deterministic_algorithms(mode: bool, *, warn_only: bool) -> None:
