@@ -165,3 +165,50 @@ def test_write_parquet_dictionary_for_text_statistics_for_numbers_and_ids(tmp_pa
     statistics = {p for p, c in columns.items() if c.is_stats_set}
     assert dictionary == {"video_uid", "text", "tags.list.element", "clip.clip_uid", "split"}
     assert statistics == {"n", "video_uid", "ok", "clip.start", "clip.clip_uid"}
+
+
+def test_write_parquet_stream_writes_a_row_group_per_table(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from egonlq.io import write_parquet_stream
+
+    schema = pa.schema([pa.field("a", pa.int64(), nullable=False), pa.field("b", pa.string())])
+    parts = [
+        pa.table({"b": ["x", None], "a": pa.array([1, 2], pa.int32())}),
+        pa.table({"a": [3], "b": ["z"]}),
+    ]
+    path = tmp_path / "t.parquet"
+    assert write_parquet_stream(iter(parts), path, schema) == 3
+    assert pq.read_table(path).equals(pa.table({"a": [1, 2, 3], "b": ["x", None, "z"]}, schema=schema))
+    assert pq.ParquetFile(path).metadata.num_row_groups == 2
+
+
+@pytest.mark.parametrize("where", ["producer", "writer"])
+def test_write_parquet_stream_leaves_nothing_when_it_fails(tmp_path: Path, monkeypatch, where: str) -> None:
+    """A producer that raises, or a writer that fails part way (a full disk): the error comes out in the
+    caller's thread and no file is left, temporary or final."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from egonlq.io import write_parquet_stream
+
+    def tables():
+        for i in range(50):
+            yield pa.table({"a": [i]})
+        if where == "producer":
+            raise ValueError("producer failed")
+
+    if where == "writer":
+        real, calls = pq.ParquetWriter.write_table, []
+
+        def failing(self, table, *args, **kwargs):
+            calls.append(table)
+            if len(calls) == 3:
+                raise OSError("disk full")
+            return real(self, table, *args, **kwargs)
+
+        monkeypatch.setattr(pq.ParquetWriter, "write_table", failing)
+    with pytest.raises(ValueError if where == "producer" else OSError, match="failed|disk full"):
+        write_parquet_stream(tables(), tmp_path / "t.parquet", pa.schema([pa.field("a", pa.int64())]))
+    assert list(tmp_path.iterdir()) == []

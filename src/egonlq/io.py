@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import tempfile
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +96,42 @@ def write_parquet(table: pa.Table, path: str | Path, schema: pa.Schema | None = 
         table = table.select(schema.names).cast(schema)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, **parquet_options(table.schema))
+
+
+def write_parquet_stream(tables: Iterable[pa.Table], path: str | Path, schema: pa.Schema) -> int:
+    """Write ``tables`` as one parquet file, atomically, a row group each; returns the rows written.
+
+    Each table is cast to ``schema`` and handed to a writer thread, which encodes it while the next one is
+    produced: a producer that leaves the GIL free (Arrow's csv reader) and the parquet encoder then share
+    the cores. At most two tables wait in between. If ``tables`` raises, nothing is left at ``path``.
+    """
+    waiting: queue.Queue[pa.Table | None] = queue.Queue(maxsize=2)
+    failed: list[BaseException] = []
+    rows = 0
+
+    def encode(writer: pq.ParquetWriter) -> None:
+        while (table := waiting.get()) is not None:
+            if not failed:  # after a failure the queue is only drained, so that the producer never blocks
+                try:
+                    writer.write_table(table, row_group_size=max(1, table.num_rows))
+                except BaseException as e:  # noqa: BLE001  (re-raised in the producer's thread)
+                    failed.append(e)
+
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, **parquet_options(schema)) as writer:
+        thread = threading.Thread(target=encode, args=(writer,), name="parquet-writer", daemon=True)
+        thread.start()
+        try:
+            for table in tables:
+                if failed:
+                    break
+                waiting.put(table.select(schema.names).cast(schema))
+                rows += table.num_rows
+        finally:
+            waiting.put(None)
+            thread.join()
+        if failed:
+            raise failed[0]
+    return rows
 
 
 def read_parquet(

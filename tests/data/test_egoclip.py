@@ -141,3 +141,47 @@ def test_hexadecimal_index_is_malformed(tmp_path: Path) -> None:
     table, stats = read_egoclip_csv(write(tmp_path, [row(0), row(1, ind="0x10")]))
     assert table.column("clip_idx").to_pylist() == [0]
     assert stats["malformed_examples"] == ["line 3: narration_ind='0x10' is not a number"]
+
+
+def _many(n: int, **bad: tuple[int, dict]) -> list[str]:
+    lines = [row(i) for i in range(n)]
+    for i, kwargs in bad.values():
+        lines[i] = row(i, **kwargs)
+    return lines
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {},  # well formed: streamed in several blocks and row groups
+        {"inverted": (17, {"start": "9.0", "end": "1.0"})},  # dropped as bad_window, still streamed
+        {"hex_late": (55, {"ind": "0x10"})},  # a doubt after row groups were written: read again, checked
+        {"nan_late": (58, {"end": "nan"}), "inverted": (3, {"start": "9.0", "end": "1.0"})},
+    ],
+)
+def test_streamed_parquet_equals_the_whole_file_read(tmp_path: Path, bad: dict) -> None:
+    """``write_egoclip_parquet`` (the ingest job) writes the rows and stats of ``read_egoclip_csv``."""
+    import pyarrow.parquet as pq
+
+    from egonlq.data.egoclip import write_egoclip_parquet
+
+    path = write(tmp_path, _many(60, **bad))
+    out = tmp_path / "out" / "egoclip.parquet"
+    stats = write_egoclip_parquet(path, out, rows_per_group=7, block_size=512)
+    table, expected = read_egoclip_csv(path)
+    assert stats == expected
+    assert pq.read_table(out).equals(table) and pq.read_schema(out).equals(EGOCLIP)
+    groups = pq.ParquetFile(out).metadata.num_row_groups
+    assert groups > 1 if stats["malformed_lines"] == 0 else groups == 1  # the checked path writes it whole
+    assert [p.name for p in out.parent.iterdir()] == ["egoclip.parquet"]  # no temporary file left
+
+
+def test_streamed_parquet_of_a_header_only_file(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from egonlq.data.egoclip import write_egoclip_parquet
+
+    out = tmp_path / "egoclip.parquet"
+    stats = write_egoclip_parquet(write(tmp_path, []), out)
+    assert stats["rows_in"] == stats["rows_out"] == 0
+    assert pq.read_table(out).schema.equals(EGOCLIP) and pq.read_table(out).num_rows == 0

@@ -89,12 +89,10 @@ def _ingest_egoclip_args(p: argparse.ArgumentParser) -> None:
 
 @command("ingest-egoclip", _ingest_egoclip_args)
 def ingest_egoclip(a: argparse.Namespace) -> None:
-    from egonlq.data.egoclip import read_egoclip_csv
-    from egonlq.data.tables import EGOCLIP
-    from egonlq.io import write_json, write_parquet
+    from egonlq.data.egoclip import write_egoclip_parquet
+    from egonlq.io import write_json
 
-    table, stats = read_egoclip_csv(a.input)
-    write_parquet(table, a.table, EGOCLIP)
+    stats = write_egoclip_parquet(a.input, a.table)
     counts = {k: v for k, v in stats.items() if k in ("malformed_lines", "bad_window") and v}
     out = {
         "source": str(a.input),

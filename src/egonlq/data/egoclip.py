@@ -10,7 +10,7 @@ the README): ``beta`` is computed per (video, pass) on time-sorted timestamps; a
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ import pyarrow.csv as pacsv
 
 from egonlq.data.tables import EGOCLIP
 from egonlq.errors import InputError
+from egonlq.io import write_parquet, write_parquet_stream
 
 logger = logging.getLogger(__name__)
 
@@ -80,36 +81,90 @@ def read_egoclip_csv(path: Path) -> tuple[pa.Table, dict]:
     counted from 1 with the header), ``bad_window``, ``rows_out``.
 
     A well-formed file (the usual case) is parsed straight into typed columns on all cores
-    (:func:`_read_well_formed`); any doubt sends it through the line-by-line checks (:func:`_read_checked`).
+    (:func:`_well_formed_tables`); any doubt sends it through the line-by-line checks (:func:`_read_checked`).
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "file not found")
+    path = _existing(path)
     table = _read_well_formed(path)
     if table is not None:
         rows_in, malformed, examples = table.num_rows, 0, []
     else:
         table, rows_in, malformed, examples = _read_checked(path)
+    table, bad_window = _drop_bad_windows(table)
+    stats = _stats(path, rows_in, malformed, examples, bad_window, table.num_rows)
+    return table, stats
+
+
+def write_egoclip_parquet(
+    path: Path, out: Path, *, rows_per_group: int = 1 << 18, block_size: int = 1 << 22
+) -> dict:
+    """:func:`read_egoclip_csv` written to the parquet table ``out`` (atomically); returns its stats.
+
+    A well-formed file streams: Arrow parses blocks on all cores while the parquet writer encodes the rows
+    parsed before (:func:`egonlq.io.write_parquet_stream`), in row groups of about ``rows_per_group`` rows
+    (parsed ``block_size`` bytes of csv at a time), and the whole file is never held in memory. A doubt
+    found part way through drops what was written and reads the file again through the line-by-line checks.
+    """
+    path = _existing(path)
+    counts = {"rows_in": 0, "bad_window": 0}
+
+    def groups() -> Iterator[pa.Table]:
+        pending: list[pa.Table] = []
+        for table in _well_formed_tables(path, block_size):
+            pending.append(table)
+            counts["rows_in"] += table.num_rows
+            if sum(t.num_rows for t in pending) >= rows_per_group:
+                yield from _kept(pending, counts)
+                pending = []
+        yield from _kept(pending, counts)
+
+    try:
+        rows_out = write_parquet_stream(groups(), out, EGOCLIP)
+        return _stats(path, counts["rows_in"], 0, [], counts["bad_window"], rows_out)
+    except _Doubtful:
+        table, rows_in, malformed, examples = _read_checked(path)
+        table, bad_window = _drop_bad_windows(table)
+        write_parquet(table, out, EGOCLIP)
+        return _stats(path, rows_in, malformed, examples, bad_window, table.num_rows)
+
+
+def _kept(tables: list[pa.Table], counts: dict[str, int]) -> Iterator[pa.Table]:
+    """The rows of ``tables`` with a valid window, as one table (none when there are no rows)."""
+    if tables:
+        table, bad = _drop_bad_windows(pa.concat_tables(tables))
+        counts["bad_window"] += bad
+        if table.num_rows:
+            yield table
+
+
+def _existing(path: Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    return path
+
+
+def _drop_bad_windows(table: pa.Table) -> tuple[pa.Table, int]:
+    """The rows whose window is finite and not inverted, and how many were dropped."""
     start, end = table["clip_start"], table["clip_end"]
     window_ok = pc.and_(pc.and_(pc.is_finite(start), pc.is_finite(end)), pc.greater_equal(end, start))
     n_ok = pc.sum(window_ok).as_py() or 0
-    stats = {
+    if n_ok < table.num_rows:  # filtering copies every column: only when a row goes
+        table = table.filter(window_ok)
+    return table, len(window_ok) - n_ok
+
+
+def _stats(
+    path: Path, rows_in: int, malformed: int, examples: list[str], bad_window: int, rows_out: int
+) -> dict:
+    if malformed:
+        logger.warning("%s: %d malformed lines skipped, first: %s", path.name, malformed, "; ".join(examples))
+    return {
         "rows_in": rows_in,
         "malformed_lines": malformed,
         "malformed_examples": examples,
-        "bad_window": table.num_rows - n_ok,
+        "bad_window": bad_window,
+        "rows_out": rows_out,
     }
-    if n_ok < table.num_rows:  # filtering copies every column: only when a row goes (~0.7 s at full scale)
-        table = table.filter(window_ok)
-    stats["rows_out"] = table.num_rows
-    if stats["malformed_lines"]:
-        logger.warning(
-            "%s: %d malformed lines skipped, first: %s",
-            path.name,
-            stats["malformed_lines"],
-            "; ".join(stats["malformed_examples"]),
-        )
-    return table, stats
 
 
 def _parse_options(on_invalid) -> pacsv.ParseOptions:
@@ -119,12 +174,26 @@ def _parse_options(on_invalid) -> pacsv.ParseOptions:
     )
 
 
-def _read_well_formed(path: Path) -> pa.Table | None:
-    """The EGOCLIP table when every line of ``path`` is well formed, else None (nothing is skipped here).
+class _Doubtful(Exception):
+    """A line the typed read cannot vouch for: the file goes through the line-by-line checks."""
 
-    Arrow parses the numbers as it would cast the text (:func:`_read_checked`), on all cores. What it takes
-    that the checks refuse is looked for afterwards: NaN and infinities in float columns, hexadecimal
-    (``0x10``) in integer columns, read as text for that reason and cast here.
+
+def _read_well_formed(path: Path) -> pa.Table | None:
+    """The EGOCLIP table when every line of ``path`` is well formed, else None (nothing is skipped here)."""
+    try:
+        return pa.concat_tables(_well_formed_tables(path)).combine_chunks()
+    except _Doubtful:
+        return None
+
+
+def _well_formed_tables(path: Path, block_size: int = 1 << 22) -> Iterator[pa.Table]:
+    """The EGOCLIP rows of ``path``, typed, one parsed block (``block_size`` bytes of csv) at a time.
+
+    Raises :class:`_Doubtful` at the first line the line-by-line checks (:func:`_read_checked`) might judge
+    otherwise, possibly after some blocks were yielded. Arrow parses the numbers as it would cast the text,
+    on all cores, reading ahead. What it takes that the checks refuse is looked for in each block: NaN and
+    infinities in float columns, hexadecimal (``0x10``) in integer columns (read as text for that reason and
+    cast here). A block always comes, empty for a file of no rows.
     """
     invalid: list[pacsv.InvalidRow] = []
 
@@ -133,28 +202,35 @@ def _read_well_formed(path: Path) -> pa.Table | None:
         return "skip"
 
     integers = [f.name for f in EGOCLIP if pa.types.is_integer(f.type)]
+    floats = [f.name for f in EGOCLIP if pa.types.is_floating(f.type)]
     types = {f.name: pa.string() if f.name in integers else f.type for f in EGOCLIP}
     try:
-        table = pacsv.read_csv(
+        reader = pacsv.open_csv(
             path,
-            read_options=pacsv.ReadOptions(use_threads=True),
+            read_options=pacsv.ReadOptions(use_threads=True, block_size=block_size),
             parse_options=_parse_options(on_invalid),
             convert_options=pacsv.ConvertOptions(
                 column_types=types, null_values=[], strings_can_be_null=False
             ),
         )
-        if invalid or any(f.name not in table.schema.names for f in EGOCLIP):
-            return None
-        table = table.select(EGOCLIP.names)
-        if any(_has_hex_marker(chunk) for name in integers for chunk in table[name].chunks):
-            return None
-        table = table.cast(EGOCLIP)
-    except pa.ArrowInvalid:  # a number Arrow cannot read, or too large for its type
-        return None
-    for field in EGOCLIP:
-        if pa.types.is_floating(field.type) and not pc.all(pc.is_finite(table[field.name])).as_py():
-            return None
-    return table
+        if any(f.name not in reader.schema.names for f in EGOCLIP):
+            raise _Doubtful
+        yielded = False
+        for batch in reader:
+            table = pa.Table.from_batches([batch]).select(EGOCLIP.names)
+            if invalid or any(_has_hex_marker(chunk) for name in integers for chunk in table[name].chunks):
+                raise _Doubtful
+            table = table.cast(EGOCLIP)
+            if not all(pc.all(pc.is_finite(table[name])).as_py() is not False for name in floats):
+                raise _Doubtful
+            yielded = True
+            yield table
+        if invalid:
+            raise _Doubtful
+        if not yielded:
+            yield EGOCLIP.empty_table()
+    except pa.ArrowInvalid as e:  # a number Arrow cannot read, or too large for its type
+        raise _Doubtful from e
 
 
 def _has_hex_marker(strings: pa.Array) -> bool:
