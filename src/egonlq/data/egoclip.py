@@ -221,7 +221,7 @@ def _well_formed_tables(path: Path, block_size: int = 1 << 22) -> Iterator[pa.Ta
             if invalid or any(_has_hex_marker(chunk) for name in integers for chunk in table[name].chunks):
                 raise _Doubtful
             table = table.cast(EGOCLIP)
-            if not all(pc.all(pc.is_finite(table[name])).as_py() is not False for name in floats):
+            if not all(pc.all(pc.is_finite(table[name])).as_py() for name in floats):
                 raise _Doubtful
             yielded = True
             yield table
