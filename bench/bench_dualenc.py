@@ -9,10 +9,11 @@
 2. Embedding a full split of windows (windows/s) with the video tower, batched from the bank.
 
 Synthetic set: ``--videos`` videos of ``--seconds`` s with random ``--dim``-d features (float16 files, as the
-official releases), ``--pairs`` windows of ~1 s (EgoClip-like) spread over them.
+official releases), ``--pairs`` windows of ~1 s (EgoClip-like) spread over them. Each rate is the median of
+``--repeat`` runs (at least 3) with min and max; the ratio compares the medians.
 
     .venv/bin/python bench/bench_dualenc.py [--videos 100] [--seconds 300] [--dim 256] [--pairs 4000]
-        [--batch 128] [--baseline-batches 10] [--threads 1]
+        [--batch 128] [--baseline-batches 10] [--threads 1] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from egonlq.data.features import load_video_features, save_video_features
 from egonlq.dualenc.bank import FeatureBank
 from egonlq.dualenc.model import DualEncoder, DualEncoderConfig
 from egonlq.timegrid import FEATURES_PER_SEC
+from medians import check_repeat, median, run_times
 
 
 def make_set(root: Path, videos: int, seconds: float, dim: int, pairs: int, seed: int = 0) -> tuple:
@@ -69,57 +71,67 @@ def main() -> None:
     p.add_argument("--baseline-batches", type=int, default=10)
     p.add_argument("--max-rows", type=int, default=8)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeat", type=int, default=3, help="runs of each measurement (medians, min, max; >= 3)")
     a = p.parse_args()
+    check_repeat(a.repeat)
+    batches = a.pairs // a.batch  # full batches only, on both sides
+    if batches < 1:
+        raise SystemExit(f"--pairs ({a.pairs}) must be at least --batch ({a.batch})")
+    baseline_batches = min(a.baseline_batches, batches)
     torch.set_num_threads(a.threads)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         videos, start, end = make_set(root, a.videos, a.seconds, a.dim, a.pairs)
-        t = time.perf_counter()
-        bank = FeatureBank.load(root, videos, dim=a.dim, progress=False)
-        load_s = time.perf_counter() - t
+        loads: list[float] = []
+        for _ in range(a.repeat):
+            t = time.perf_counter()
+            bank = FeatureBank.load(root, videos, dim=a.dim, progress=False)
+            loads.append(time.perf_counter() - t)
         first, count = bank.window_rows(videos, start, end)
         first_t, count_t = torch.from_numpy(first), torch.from_numpy(count)
         order = np.random.default_rng(1).permutation(a.pairs)
-        t = time.perf_counter()
-        served = 0
-        for b in range(0, a.pairs - a.batch + 1, a.batch):
-            idx = torch.from_numpy(order[b : b + a.batch])
-            bank.gather(first_t[idx], count_t[idx], a.max_rows)
-            served += a.batch
-        bank_rate = served / (time.perf_counter() - t)
-        t = time.perf_counter()
-        served = 0
-        for b in range(a.baseline_batches):
-            idx = order[b * a.batch : (b + 1) * a.batch]
-            pad(
-                [per_item_load(root, videos[i], start[i], end[i], a.dim, a.max_rows) for i in idx], a.max_rows
-            )
-            served += len(idx)
-        loop_rate = served / (time.perf_counter() - t)
+
+        def serve_bank() -> None:
+            for b in range(batches):
+                idx = torch.from_numpy(order[b * a.batch : (b + 1) * a.batch])
+                bank.gather(first_t[idx], count_t[idx], a.max_rows)
+
+        def serve_per_item() -> None:
+            for b in range(baseline_batches):
+                idx = order[b * a.batch : (b + 1) * a.batch]
+                items = [per_item_load(root, videos[i], start[i], end[i], a.dim, a.max_rows) for i in idx]
+                pad(items, a.max_rows)
 
         model = DualEncoder(DualEncoderConfig(video_dim=a.dim, text_dim=384)).eval()
-        t = time.perf_counter()
-        with torch.no_grad():
+
+        @torch.no_grad()
+        def embed() -> None:
             for b in range(0, a.pairs, 1024):
                 rows, mask = bank.gather(first_t[b : b + 1024], count_t[b : b + 1024], a.max_rows)
                 model.encode_video(rows, mask)
-        embed_rate = a.pairs / (time.perf_counter() - t)
 
+        bank_rates = [batches * a.batch / s for s in run_times(serve_bank, a.repeat)]
+        loop_rates = [baseline_batches * a.batch / s for s in run_times(serve_per_item, a.repeat)]
+        embed_rates = [a.pairs / s for s in run_times(embed, a.repeat)]
+
+    def rate(values: list[float]) -> str:
+        return f"{median(values):,.0f} (min {min(values):,.0f}, max {max(values):,.0f})"
+
+    bank_rate, loop_rate, load_s = median(bank_rates), median(loop_rates), median(loads)
     print(f"set: {a.videos} videos x {a.seconds:.0f} s, dim {a.dim}, {a.pairs} windows, batch {a.batch}")
+    print(f"medians of {a.repeat} runs (min, max)")
     print("| what | rate | note |")
     print("|---|---|---|")
-    print(
-        f"| pairs/s, feature bank (one gather per batch) | {bank_rate:,.0f} | one-time load {load_s:.2f} s |"
-    )
-    print(f"| pairs/s, load the feature file per item | {loop_rate:,.0f} | {a.baseline_batches} batches |")
-    print(
-        f"| windows/s, video tower over the split | {embed_rate:,.0f} | batch 1024, {a.threads} thread(s) |"
-    )
+    rows = [
+        ("pairs/s, feature bank (one gather per batch)", bank_rates, f"one-time load {load_s:.2f} s"),
+        ("pairs/s, load the feature file per item (baseline)", loop_rates, f"{baseline_batches} batches"),
+        ("windows/s, video tower over the split", embed_rates, f"batch 1024, {a.threads} thread(s)"),
+    ]
+    for what, values, note in rows:
+        print(f"| {what} | {rate(values)} | {note} |")
     print(f"ratio bank / per-item loading: {bank_rate / loop_rate:,.0f}x")
-    print(
-        f"bank incl. its one-time load, one epoch: {a.pairs / (load_s + a.pairs / bank_rate):,.0f} pairs/s "
-        f"({a.pairs / (load_s + a.pairs / bank_rate) / loop_rate:,.1f}x)"
-    )
+    epoch = a.pairs / (load_s + a.pairs / bank_rate)
+    print(f"bank incl. its one-time load, one epoch: {epoch:,.0f} pairs/s ({epoch / loop_rate:,.1f}x)")
 
 
 if __name__ == "__main__":
