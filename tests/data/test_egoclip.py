@@ -185,3 +185,21 @@ def test_streamed_parquet_of_a_header_only_file(tmp_path: Path) -> None:
     stats = write_egoclip_parquet(write(tmp_path, []), out)
     assert stats["rows_in"] == stats["rows_out"] == 0
     assert pq.read_table(out).schema.equals(EGOCLIP) and pq.read_table(out).num_rows == 0
+
+
+def test_a_column_of_the_file_own_does_not_stop_the_stream(tmp_path: Path) -> None:
+    """A column outside the table (here numbers in the first blocks, text later: the streaming reader would
+    type it from its first block) is not read at all, and the file still streams."""
+    import pyarrow.parquet as pq
+
+    from egonlq.data.egoclip import write_egoclip_parquet
+
+    lines = [f"{line}\t{i if i < 40 else 'text'}" for i, line in enumerate(_many(60))]
+    path = tmp_path / "egoclip.csv"
+    path.write_text("\n".join([HEADER + "\textra", *lines]) + "\n", encoding="utf-8")
+    out = tmp_path / "egoclip.parquet"
+    stats = write_egoclip_parquet(path, out, rows_per_group=7, block_size=512)
+    table, expected = read_egoclip_csv(path)
+    assert stats == expected and stats["rows_out"] == 60 and stats["malformed_lines"] == 0
+    assert pq.read_table(out).equals(table) and pq.read_schema(out).equals(EGOCLIP)
+    assert pq.ParquetFile(out).metadata.num_row_groups > 1  # streamed, not re-read through the checks

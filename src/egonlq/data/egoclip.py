@@ -209,12 +209,12 @@ def _well_formed_tables(path: Path, block_size: int = 1 << 22) -> Iterator[pa.Ta
             path,
             read_options=pacsv.ReadOptions(use_threads=True, block_size=block_size),
             parse_options=_parse_options(on_invalid),
+            # only the table's columns: another column of the file is never typed (the streaming reader would
+            # infer its type from the first block, and a later block could then fail to convert)
             convert_options=pacsv.ConvertOptions(
-                column_types=types, null_values=[], strings_can_be_null=False
+                column_types=types, null_values=[], strings_can_be_null=False, include_columns=EGOCLIP.names
             ),
-        )
-        if any(f.name not in reader.schema.names for f in EGOCLIP):
-            raise _Doubtful
+        )  # a missing column raises ArrowKeyError here: the checks then name it
         yielded = False
         for batch in reader:
             table = pa.Table.from_batches([batch]).select(EGOCLIP.names)
@@ -229,6 +229,8 @@ def _well_formed_tables(path: Path, block_size: int = 1 << 22) -> Iterator[pa.Ta
             raise _Doubtful
         if not yielded:
             yield EGOCLIP.empty_table()
+    except pa.ArrowKeyError as e:  # a column of the table absent from the header
+        raise _Doubtful from e
     except pa.ArrowInvalid as e:  # a number Arrow cannot read, or too large for its type
         raise _Doubtful from e
 
