@@ -21,7 +21,6 @@ import argparse
 import csv
 import json
 import os
-import sys
 from collections import defaultdict
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -99,17 +98,27 @@ def job_times(directory: Path, jobs: list, recorded: dict) -> dict:
 
 
 def critical_path(jobs: list, deps: dict, times: dict) -> tuple[float, list]:
-    """The dependency chain with the largest total time (jobs without a time count 0)."""
-    best: dict = {}
+    """The dependency chain with the largest total time (jobs without a time count 0).
 
-    def finish(job) -> float:  # memoised longest path ending at job; DAGs here are a few hundred jobs
-        if job not in best:
-            before = max(((finish(d), d) for d in deps[job]), default=(0.0, None), key=lambda t: t[0])
+    The longest path ending at each job, dependencies first, with an explicit stack: no recursion, so neither
+    a deep DAG nor Python's recursion limit (which is the whole process's, left as it is) matter.
+    """
+    best: dict = {}  # job -> (longest path ending there, the dependency it comes through)
+    for root in jobs:
+        stack = [root]
+        while stack:
+            job = stack[-1]
+            if job in best:
+                stack.pop()
+                continue
+            waiting = [d for d in deps[job] if d not in best]
+            if waiting:
+                stack.extend(waiting)
+                continue
+            stack.pop()
+            before = max(((best[d][0], d) for d in deps[job]), default=(0.0, None), key=lambda t: t[0])
             best[job] = (before[0] + (times[job].seconds or 0.0), before[1])
-        return best[job][0]
-
-    sys.setrecursionlimit(max(10_000, sys.getrecursionlimit()))
-    end = max(jobs, key=finish)
+    end = max(jobs, key=lambda job: best[job][0])
     chain = []
     job = end
     while job is not None:
