@@ -177,12 +177,18 @@ def read_parquet(
 MAX_JSON_DEPTH = 64
 
 
-def read_json(path: str | Path) -> Any:
-    """Parse a JSON file; a syntax error, bad encoding or nesting deeper than :data:`MAX_JSON_DEPTH` is an
-    :class:`InputError` naming the file (with line and column for syntax errors), never a RecursionError."""
+def existing_file(path: str | Path) -> Path:
+    """``path`` as a Path, or an :class:`InputError` naming it when there is nothing there."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")
+    return path
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file; a syntax error, bad encoding or nesting deeper than :data:`MAX_JSON_DEPTH` is an
+    :class:`InputError` naming the file (with line and column for syntax errors), never a RecursionError."""
+    path = existing_file(path)
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)

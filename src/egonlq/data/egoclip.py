@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 
 from egonlq.data.tables import EGOCLIP
 from egonlq.errors import InputError
-from egonlq.io import write_parquet, write_parquet_stream
+from egonlq.io import existing_file, write_parquet, write_parquet_stream
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def read_egoclip_csv(path: Path) -> tuple[pa.Table, dict]:
     A well-formed file (the usual case) is parsed straight into typed columns on all cores
     (:func:`_well_formed_tables`); any doubt sends it through the line-by-line checks (:func:`_read_checked`).
     """
-    path = _existing(path)
+    path = existing_file(path)
     table = _read_well_formed(path)
     if table is not None:
         rows_in, malformed, examples = table.num_rows, 0, []
@@ -104,7 +104,7 @@ def write_egoclip_parquet(
     (parsed ``block_size`` bytes of csv at a time), and the whole file is never held in memory. A doubt
     found part way through drops what was written and reads the file again through the line-by-line checks.
     """
-    path = _existing(path)
+    path = existing_file(path)
     counts = {"rows_in": 0, "bad_window": 0}
 
     def groups() -> Iterator[pa.Table]:
@@ -134,13 +134,6 @@ def _kept(tables: list[pa.Table], counts: dict[str, int]) -> Iterator[pa.Table]:
         counts["bad_window"] += bad
         if table.num_rows:
             yield table
-
-
-def _existing(path: Path) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "file not found")
-    return path
 
 
 def _drop_bad_windows(table: pa.Table) -> tuple[pa.Table, int]:

@@ -66,7 +66,7 @@ import pyarrow.parquet as pq
 from egonlq.data.tables import NARRATIONS, SUMMARIES
 from egonlq.data.validation import QuirkReport, is_number
 from egonlq.errors import InputError
-from egonlq.io import atomic_path, parquet_options, too_deep_message
+from egonlq.io import atomic_path, existing_file, parquet_options, too_deep_message
 from egonlq.progress import tqdm
 from egonlq.timegrid import CANONICAL_FPS
 
@@ -135,9 +135,7 @@ def ingest_narrations(
     metadata. Raises :class:`~egonlq.errors.InputError` on malformed JSON (with file and position): the fast
     pass gives up on any doubt (:class:`_Unsure`) and the exact pass, which reads the file again, decides.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "file not found")
+    path = existing_file(path)
     args = (path, narrations_out, summaries_out, known_videos, rows_per_group, chunk_chars)
     try:
         return _ingest(*args, fast=True)
