@@ -4,6 +4,8 @@ one ``read_json`` and the streaming narration reader), never a RecursionError.""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from egonlq.data.metadata import ingest_metadata
 from egonlq.data.narrations import ingest_narrations
 from egonlq.errors import InputError
 from egonlq.evaluation.metric import load_ground_truth
-from egonlq.io import MAX_JSON_DEPTH, json_depth_exceeds, read_json
+from egonlq.io import MAX_JSON_DEPTH, json_depth_exceeds, read_json, write_json
 
 
 def nested(depth: int, *, closed: bool = True, leaf: str = "1") -> str:
@@ -212,3 +214,63 @@ def test_write_parquet_stream_leaves_nothing_when_it_fails(tmp_path: Path, monke
     with pytest.raises(ValueError if where == "producer" else OSError, match="failed|disk full"):
         write_parquet_stream(tables(), tmp_path / "t.parquet", pa.schema([pa.field("a", pa.int64())]))
     assert list(tmp_path.iterdir()) == []
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    code = "import os; print(os.getpid())"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(proc.stdout)
+
+
+def test_a_write_removes_temporaries_of_dead_writers_only(tmp_path: Path, caplog) -> None:
+    from egonlq.io import _HOST
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead = {f".a.parquet.{_HOST}-{_dead_pid()}.k2x_9q.tmp", f".b.json.{_HOST}-{_dead_pid()}.zz.tmp"}
+        kept = {
+            f".a.parquet.{_HOST}-{live.pid}.abc.tmp",  # a writer still running
+            f".a.parquet.{_HOST}x-{_dead_pid()}.abc.tmp",  # another host (a cluster node sharing the folder)
+            ".a.parquet.q1w2e3.tmp",  # the old naming: no host or pid, so no way to know
+            "notes.tmp",
+            "a.parquet",
+        }
+        for name in dead | kept:
+            (tmp_path / name).write_text("x")
+        with caplog.at_level("INFO", logger="egonlq.io"):
+            write_json({"ok": 1}, tmp_path / "c.json")
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept | {"c.json"})
+        assert sum("stopped before it finished" in r.getMessage() for r in caplog.records) == 2
+        # once per folder and process: a later stale file waits for the next process
+        late = tmp_path / f".d.json.{_HOST}-{_dead_pid()}.xy.tmp"
+        late.write_text("x")
+        write_json({"ok": 2}, tmp_path / "c.json")
+        assert late.exists()
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_a_killed_writer_leaves_a_temporary_that_the_next_run_removes(tmp_path: Path) -> None:
+    """kill -9 in the middle of a write: the target is absent, the temporary is there; the rerun (a new
+    process, as a rerun of the job is) writes the target and removes the temporary."""
+    target = tmp_path / "out" / "big.json"
+    code = (
+        "import sys, time\n"
+        "from egonlq.io import atomic_path\n"
+        "with atomic_path(sys.argv[1]) as tmp:\n"
+        "    tmp.write_text('partial')\n"
+        "    print('writing', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    writer = subprocess.Popen([sys.executable, "-c", code, str(target)], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "writing"
+    writer.kill()
+    writer.wait()
+    left = [p.name for p in target.parent.iterdir()]
+    assert not target.exists() and len(left) == 1 and left[0].endswith(".tmp")
+    rerun = "import sys; from egonlq.io import write_json; write_json({'done': True}, sys.argv[1])"
+    subprocess.run([sys.executable, "-c", rerun, str(target)], check=True)
+    assert [p.name for p in target.parent.iterdir()] == ["big.json"]
+    assert json.loads(target.read_text()) == {"done": True}

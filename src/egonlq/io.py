@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import queue
+import re
+import socket
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,8 +24,19 @@ import pyarrow.parquet as pq
 
 from egonlq.errors import InputError
 
+logger = logging.getLogger(__name__)
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+# Temporary files are named ".<name>.<host>-<pid>.<random>.tmp": a process killed before its rename (kill -9,
+# a node lost) leaves one behind, and a later write into the same folder on the same host removes it once that
+# process is gone (see _sweep_stale_temporaries).
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+_STALE = re.compile(rf"^\..+\.{re.escape(_HOST)}-(\d+)\.[^.]+\.tmp$")
+_swept: set[Path] = set()
+_swept_lock = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -30,7 +44,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _sweep_stale_temporaries(path.parent)
+    prefix = f".{path.name}.{_HOST}-{os.getpid()}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -40,6 +56,46 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _sweep_stale_temporaries(folder: Path) -> None:
+    """Remove the temporary files in ``folder`` that a process of this host left when it died before its
+    rename, once per folder and process (a folder of 10,000 feature files is listed once, not per write).
+
+    Only files named by :func:`atomic_path` on this host are touched, and only when their process no longer
+    exists: a temporary file of a live writer (another job, another node of a cluster sharing the folder) is
+    never removed. A reused pid keeps its file until a later sweep; files of other names are never touched.
+    """
+    folder = folder.resolve()
+    with _swept_lock:
+        if folder in _swept:
+            return
+        _swept.add(folder)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        match = _STALE.match(name)
+        if match is None or _process_exists(int(match[1])):
+            continue
+        try:
+            os.unlink(folder / name)
+        except OSError:  # removed by another sweep meanwhile, or not ours to remove
+            continue
+        logger.info("removed %s: left by process %s, stopped before it finished", folder / name, match[1])
+
+
+def _process_exists(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, as another user's process
+        return True
+    return True
 
 
 def write_json(obj: Any, path: str | Path, *, indent: int | None = None) -> None:
