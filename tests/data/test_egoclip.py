@@ -1,5 +1,5 @@
 """egoclip.csv ingest: the README row, malformed lines (columns or numbers) skipped and counted with their
-line numbers, inverted windows dropped, a missing column named."""
+line numbers, inverted windows dropped, a missing column named, quoted fields read as pandas reads them."""
 
 from __future__ import annotations
 
@@ -203,3 +203,94 @@ def test_a_column_of_the_file_own_does_not_stop_the_stream(tmp_path: Path) -> No
     assert stats == expected and stats["rows_out"] == 60 and stats["malformed_lines"] == 0
     assert pq.read_table(out).equals(table) and pq.read_schema(out).equals(EGOCLIP)
     assert pq.ParquetFile(out).metadata.num_row_groups > 1  # streamed, not re-read through the checks
+
+
+def _fields(idx: int, text: str, *, start: str = "2.967651", noun: str = "[192, 115, 12]") -> str:
+    """A data line with the given clip_text, clip_start and tag_noun written as they stand in the file."""
+    fields = (str(idx), VIDEO, "128.033333", "narration_pass_1", str(idx), "3.3445", start, "3.721266",
+              text, "[93]", noun)  # fmt: skip
+    return "\t".join(fields)
+
+
+QUOTED = [
+    _fields(0, "#C C picks a bag"),
+    _fields(1, '"#C C says ""hi"" to man X"'),  # pandas' to_csv quoting: "" inside stands for "
+    _fields(2, '"#C C reads" the sign'),  # text after the closing quote joins the field
+    _fields(3, '"#C C types\ta tab"'),  # a tab inside quotes is text, not a separator
+    _fields(4, '"#C C writes\ntwo lines"'),  # a line break inside quotes: one row over two lines
+    _fields(5, '#C C says "hi" in the middle'),  # a quote inside a field is text
+    _fields(6, "#C C holds a cup", start='"2.5"', noun='"[1, 2]"'),  # quoted number and tag list
+    _fields(7, '"#C C opens'),  # unbalanced: pandas reads on to the next quote, taking the next row in
+    _fields(8, '#C C closes"'),
+    _fields(9, "#C C puts the cup down"),
+]
+
+
+def test_quoted_fields_are_read_as_pandas_reads_them(tmp_path: Path) -> None:
+    """EgoVLP and NaQ read egoclip.csv with pandas' ``read_csv(sep="\\t")``, whose quoting turns a field that
+    starts with ``"`` into a quoted one. The ingest gives the same rows, quirks included; a file with such a
+    field leaves the fast read for the checked one."""
+    import pandas as pd
+
+    path = write(tmp_path, QUOTED)
+    assert _read_well_formed(path) is None  # a quote-led field: no longer read unquoted
+    table, stats = read_egoclip_csv(path)
+    frame = pd.read_csv(path, sep="\t", on_bad_lines="skip")
+    expected = frame[["clip_idx", "clip_start", "clip_text", "tag_noun"]].to_dict("records")
+    assert table.select(["clip_idx", "clip_start", "clip_text", "tag_noun"]).to_pylist() == expected
+    assert table["clip_text"][1].as_py() == '#C C says "hi" to man X'
+    assert table["clip_text"][4].as_py() == "#C C writes\ntwo lines"
+    assert table["clip_start"][6].as_py() == 2.5 and table["tag_noun"][6].as_py() == "[1, 2]"
+    assert stats["rows_in"] == stats["rows_out"] == 9 and stats["malformed_lines"] == 0
+
+
+def test_malformed_lines_after_a_quoted_line_break_keep_their_line_numbers(tmp_path: Path) -> None:
+    lines = [
+        row(0),  # line 2
+        _fields(1, '"#C C writes\ntwo lines"'),  # lines 3-4
+        "2\tonly three\tcolumns",  # line 5
+        _fields(3, '"#C C a\nb\nc"', start="abc"),  # lines 6-8: not a number
+        row(4, end="nan"),  # line 9
+    ]
+    table, stats = read_egoclip_csv(write(tmp_path, lines))
+    assert table["clip_idx"].to_pylist() == [0, 1]
+    assert stats["malformed_examples"] == [
+        "line 5: 3 columns instead of 11",
+        "line 6: clip_start='abc' is not a number",
+        "line 9: clip_end='nan' is not a number",
+    ]
+
+
+def test_a_quote_led_field_late_in_the_stream_reads_the_file_again(tmp_path: Path) -> None:
+    """A quoted field found after row groups were written: the stream is dropped, the checked read wins."""
+    import pyarrow.parquet as pq
+
+    from egonlq.data.egoclip import write_egoclip_parquet
+
+    lines = _many(60)
+    lines[50] = _fields(50, '"#C C says ""ok"""')
+    path = write(tmp_path, lines)
+    out = tmp_path / "out" / "egoclip.parquet"
+    stats = write_egoclip_parquet(path, out, rows_per_group=7, block_size=512)
+    table, expected = read_egoclip_csv(path)
+    assert stats == expected and stats["rows_out"] == 60
+    assert pq.read_table(out).equals(table)
+    assert pq.read_table(out)["clip_text"][50].as_py() == '#C C says "ok"'
+    assert [p.name for p in out.parent.iterdir()] == ["egoclip.parquet"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        _fields(1, "#C C holds a cup", start='"2.5"'),  # a quoted float: Arrow cannot convert it
+        _fields(1, "#C C holds a cup").replace("1\t", '"1"\t', 1),  # a quoted integer: the cast fails
+        _fields(1, "#C C holds a cup").replace(VIDEO, f'"{VIDEO}"'),  # a quoted uid: a text column
+        _fields(1, "#C C holds a cup", noun='"[1, 2]"'),
+        _fields(1, '"#C C holds a cup"'),
+    ],
+)
+def test_a_quoted_field_of_any_column_leaves_the_fast_read(tmp_path: Path, line: str) -> None:
+    path = write(tmp_path, [row(0), line, row(2)])
+    assert _read_well_formed(path) is None
+    table, stats = read_egoclip_csv(path)
+    assert stats["rows_out"] == 3 and '"' not in "".join(map(str, table.slice(1, 1).to_pylist()[0].values()))

@@ -77,11 +77,14 @@ def read_egoclip_csv(path: Path) -> tuple[pa.Table, dict]:
     Malformed lines are skipped and counted, as EgoVLP's own loader does: a wrong number of columns, or a
     number column (times, durations, indices) that is not a finite decimal number (``abc``, ``nan``, ``inf``,
     empty). Rows whose window is inverted are dropped and counted. A missing column is an error naming it.
-    Stats: ``rows_in``, ``malformed_lines``, ``malformed_examples`` (the first few, ``"line N: why"``, lines
-    counted from 1 with the header), ``bad_window``, ``rows_out``.
+    Fields are read as EgoVLP's and NaQ's loader (pandas' ``read_csv(sep="\t")``) reads them: one that starts
+    with ``"`` is quoted (``""`` for a quote, tabs and line breaks inside are text, what follows the closing
+    quote is joined to it), so a row may span lines. Stats: ``rows_in``, ``malformed_lines``,
+    ``malformed_examples`` (the first few, ``"line N: why"``, N the row's first line counted from 1 with the
+    header), ``bad_window``, ``rows_out``.
 
-    A well-formed file (the usual case) is parsed straight into typed columns on all cores
-    (:func:`_well_formed_tables`); any doubt sends it through the line-by-line checks (:func:`_read_checked`).
+    A well-formed file (the usual case: no quoted field) is parsed straight into typed columns on all cores
+    (:func:`_well_formed_tables`); any doubt sends it through the row-by-row checks (:func:`_read_checked`).
     """
     path = existing_file(path)
     table = _read_well_formed(path)
@@ -160,10 +163,25 @@ def _stats(
     }
 
 
-def _parse_options(on_invalid) -> pacsv.ParseOptions:
-    """Tab-separated, every line a row (no quoting, empty lines kept: they have the wrong column count)."""
+def _parse_options(on_invalid, *, quoting: bool) -> pacsv.ParseOptions:
+    """Tab-separated; empty lines kept (they have the wrong column count, so they are counted).
+
+    ``quoting``: a field that starts with ``"`` is quoted as pandas' ``read_csv`` reads it (EgoVLP's and
+    NaQ's loaders): it ends at the next lone ``"``, ``""`` inside stands for ``"``, and it may hold tabs and
+    line breaks. Without it every line is a row and quotes are text: the same rows when no field starts
+    with a quote, which the fast read checks (:func:`_quote_led`).
+    """
+    if not quoting:
+        return pacsv.ParseOptions(
+            delimiter="\t", quote_char=False, invalid_row_handler=on_invalid, ignore_empty_lines=False
+        )
     return pacsv.ParseOptions(
-        delimiter="\t", quote_char=False, invalid_row_handler=on_invalid, ignore_empty_lines=False
+        delimiter="\t",
+        quote_char='"',
+        double_quote=True,
+        newlines_in_values=True,
+        invalid_row_handler=on_invalid,
+        ignore_empty_lines=False,
     )
 
 
@@ -197,11 +215,12 @@ def _well_formed_tables(path: Path, block_size: int = 1 << 22) -> Iterator[pa.Ta
     integers = [f.name for f in EGOCLIP if pa.types.is_integer(f.type)]
     floats = [f.name for f in EGOCLIP if pa.types.is_floating(f.type)]
     types = {f.name: pa.string() if f.name in integers else f.type for f in EGOCLIP}
+    texts = [f.name for f in EGOCLIP if pa.types.is_string(f.type)]  # a quoted number fails to convert
     try:
         reader = pacsv.open_csv(
             path,
             read_options=pacsv.ReadOptions(use_threads=True, block_size=block_size),
-            parse_options=_parse_options(on_invalid),
+            parse_options=_parse_options(on_invalid, quoting=False),
             # only the table's columns: another column of the file is never typed (the streaming reader would
             # infer its type from the first block, and a later block could then fail to convert)
             convert_options=pacsv.ConvertOptions(
@@ -213,6 +232,8 @@ def _well_formed_tables(path: Path, block_size: int = 1 << 22) -> Iterator[pa.Ta
             table = pa.Table.from_batches([batch]).select(EGOCLIP.names)
             if invalid or any(_has_hex_marker(chunk) for name in integers for chunk in table[name].chunks):
                 raise _Doubtful
+            if any(_quote_led(chunk) for name in texts for chunk in table[name].chunks):
+                raise _Doubtful  # read unquoted here: the checks read it as pandas does
             table = table.cast(EGOCLIP)
             if not all(pc.all(pc.is_finite(table[name])).as_py() for name in floats):
                 raise _Doubtful
@@ -241,24 +262,58 @@ def _has_hex_marker(strings: pa.Array) -> bool:
     return bool(((chars | 0x20) == ord("x")).any())
 
 
-def _read_checked(path: Path) -> tuple[pa.Table, int, int, list[str]]:
-    """The EGOCLIP rows of ``path`` read as text and checked line by line.
+def _first_lines(table: pa.Table, skipped: list[tuple[int, int, str]]) -> tuple[np.ndarray, np.ndarray]:
+    """The first line in the file of each row of ``table`` and of each skipped record.
 
-    Returns the well-formed rows, the number of rows read, the number of malformed lines and the first few
-    of them (``"line N: why"``).
+    Arrow numbers records (the header is record 1), and a record spans one line plus the line breaks inside
+    its quoted fields: a row's first line follows from the lines of all records before it.
     """
-    skipped: list[tuple[int, str]] = []
+    n = table.num_rows + len(skipped)
+    skipped_at = np.array([number for number, _, _ in skipped], dtype=np.int64) - 2
+    read_at = np.setdiff1d(np.arange(n), skipped_at)  # records in order; the skipped ones taken out
+    spans = np.ones(n, dtype=np.int64)
+    spans[skipped_at] = [span for _, span, _ in skipped]
+    for column in table.columns:
+        if pa.types.is_string(column.type):
+            spans[read_at] += pc.count_substring(column, "\n").to_numpy().astype(np.int64)
+    first = 2 + np.concatenate([[0], np.cumsum(spans)[:-1]])
+    return first[read_at], first[skipped_at]
+
+
+def _quote_led(strings: pa.Array) -> bool:
+    """Whether any value of a string array starts with ``"`` (a quoted field for pandas' ``read_csv``).
+
+    Only the byte at each value's start offset is read (~50 us for an EgoClip block's column). An empty
+    value's offset is the next value's start (same answer) or the buffer's end, clipped to its last byte:
+    at worst a false alarm, which costs only the checked read.
+    """
+    data = strings.buffers()[2]
+    if data is None or data.size == 0:
+        return False
+    width = np.int64 if pa.types.is_large_string(strings.type) else np.int32
+    starts = np.frombuffer(strings.buffers()[1], dtype=width)[strings.offset : strings.offset + len(strings)]
+    return bool((np.take(np.frombuffer(data, dtype=np.uint8), starts, mode="clip") == ord('"')).any())
+
+
+def _read_checked(path: Path) -> tuple[pa.Table, int, int, list[str]]:
+    """The EGOCLIP rows of ``path`` read as text and checked row by row, fields quoted as pandas reads them.
+
+    Returns the well-formed rows, the number of rows read, the number of malformed rows and the first few
+    of them (``"line N: why"``, N the row's first line in the file: a quoted field may span lines).
+    """
+    skipped: list[tuple[int, int, str]] = []  # (record number, lines it spans, why)
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
-        skipped.append((row.number, f"{row.actual_columns} columns instead of {row.expected_columns}"))
+        why = f"{row.actual_columns} columns instead of {row.expected_columns}"
+        skipped.append((row.number, 1 + row.text.count("\n"), why))
         return "skip"
 
     try:
         table = pacsv.read_csv(
             path,
-            # one thread: invalid rows then carry their line number
+            # one thread: invalid rows then carry their record number
             read_options=pacsv.ReadOptions(use_threads=False),
-            parse_options=_parse_options(on_invalid),
+            parse_options=_parse_options(on_invalid, quoting=True),
             convert_options=pacsv.ConvertOptions(
                 column_types={f.name: pa.string() for f in EGOCLIP}, strings_can_be_null=False
             ),
@@ -268,9 +323,8 @@ def _read_checked(path: Path) -> tuple[pa.Table, int, int, list[str]]:
     missing = [f.name for f in EGOCLIP if f.name not in table.schema.names]
     if missing:
         raise InputError(path, "header lacks required columns", field=", ".join(missing))
+    lines, skipped_lines = _first_lines(table, skipped)
     table = table.select(EGOCLIP.names)
-    lines = np.arange(2, table.num_rows + len(skipped) + 2)
-    lines = lines[~np.isin(lines, [n for n, _ in skipped])]  # the line of each row read
 
     ok = np.ones(table.num_rows, dtype=bool)
     why = np.full(table.num_rows, "", dtype=object)
@@ -282,7 +336,9 @@ def _read_checked(path: Path) -> tuple[pa.Table, int, int, list[str]]:
         for row in np.flatnonzero(bad & ok)[:MALFORMED_EXAMPLES]:
             why[row] = f"{field.name}={table[field.name][int(row)].as_py()!r} is not a number"
         ok &= ~bad
-    malformed = sorted(skipped + [(int(lines[r]), why[r]) for r in np.flatnonzero(~ok)[:MALFORMED_EXAMPLES]])
+    malformed = [(int(line), why) for line, (_, _, why) in zip(skipped_lines, skipped, strict=True)]
+    malformed += [(int(lines[r]), why[r]) for r in np.flatnonzero(~ok)[:MALFORMED_EXAMPLES]]
+    malformed.sort()
     try:
         table = table.filter(pa.array(ok)).cast(EGOCLIP)
     except pa.ArrowInvalid as e:  # e.g. an index beyond int64
