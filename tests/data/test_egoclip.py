@@ -57,6 +57,7 @@ def test_readme_row(tmp_path: Path) -> None:
         "rows_in": 1,
         "malformed_lines": 0,
         "malformed_examples": [],
+        "short_rows_kept": 0,
         "bad_window": 0,
         "rows_out": 1,
     }
@@ -114,7 +115,7 @@ def test_well_formed_file_is_read_typed_with_the_checked_rows(tmp_path: Path) ->
     lines = [row(0), row(1, start="+.5", end="7."), row(2, start="1e1", end="2.5E+1", ind="-0")]
     path = write(tmp_path, lines)
     typed = _read_well_formed(path)
-    checked, rows_in, malformed, _ = _read_checked(path)
+    checked, rows_in, malformed, _, _ = _read_checked(path)
     assert typed is not None and malformed == 0 and rows_in == 3
     assert typed.equals(checked)
 
@@ -294,3 +295,49 @@ def test_a_quoted_field_of_any_column_leaves_the_fast_read(tmp_path: Path, line:
     assert _read_well_formed(path) is None
     table, stats = read_egoclip_csv(path)
     assert stats["rows_out"] == 3 and '"' not in "".join(map(str, table.slice(1, 1).to_pylist()[0].values()))
+
+
+def test_rows_lacking_only_their_tags_are_kept_in_order_as_pandas_keeps_them(tmp_path: Path) -> None:
+    """pandas keeps a short row (missing fields NaN): a row that lacks only ``tag_verb``/``tag_noun`` is a
+    NaQ query for the published script, so it is kept here with null tags; one that lacks its text is not."""
+    import pandas as pd
+
+    full = _fields(0, "#C C picks a cup").split("\t")
+    lines = [
+        row(0),  # line 2
+        "\t".join(full[:9]).replace("0\t", "1\t", 1),  # 3: no tags
+        row(2),  # 4
+        "\t".join(full[:10]).replace("0\t", "3\t", 1),  # 5: no tag_noun
+        "\t".join(full[:8]).replace("0\t", "4\t", 1),  # 6: no text: malformed
+        _fields(5, '"#C C writes\ntwo lines"').rsplit("\t", 2)[0],  # 7-8: quoted text over two lines, no tags
+        row(6, start="abc"),  # 9
+    ]
+    path = write(tmp_path, lines)
+    table, stats = read_egoclip_csv(path)
+    assert table["clip_idx"].to_pylist() == [0, 1, 2, 3, 5]
+    assert table["tag_verb"].to_pylist() == ["[93]", None, "[93]", "[93]", None]
+    assert table["tag_noun"].to_pylist() == ["[192, 115, 12]", None, "[192, 115, 12]", None, None]
+    assert table["clip_text"][4].as_py() == "#C C writes\ntwo lines"
+    assert stats["short_rows_kept"] == 3 and stats["malformed_lines"] == 2
+    assert stats["malformed_examples"] == [
+        "line 6: 8 columns instead of 11",
+        "line 9: clip_start='abc' is not a number",
+    ]
+    frame = pd.read_csv(path, sep="\t", on_bad_lines="skip")
+    usable = frame[frame["clip_text"].notna() & pd.to_numeric(frame["clip_start"], errors="coerce").notna()]
+    assert usable["clip_idx"].tolist() == table["clip_idx"].to_pylist()
+    assert usable["clip_text"].tolist() == table["clip_text"].to_pylist()
+
+    out, report = tmp_path / "egoclip.parquet", tmp_path / "egoclip.json"
+    main(["ingest-egoclip", "--input", str(path), "--table", str(out), "--report", str(report)])
+    counts = json.loads(report.read_text())["counts"]
+    assert counts == {"egoclip_malformed_lines": 2, "egoclip_short_rows_kept": 3}
+
+
+def test_a_row_lacking_a_column_of_the_file_own_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "egoclip.csv"
+    lines = [f"{row(0)}\tx", row(1), f"{row(2)}\tz"]
+    path.write_text("\n".join([HEADER + "\textra", *lines]) + "\n", encoding="utf-8")
+    table, stats = read_egoclip_csv(path)
+    assert table["clip_idx"].to_pylist() == [0, 1, 2] and table["tag_noun"][1].as_py() == "[192, 115, 12]"
+    assert stats["short_rows_kept"] == 1 and stats["malformed_lines"] == 0

@@ -93,7 +93,8 @@ def ingest_egoclip(a: argparse.Namespace) -> None:
     from egonlq.io import write_json
 
     stats = write_egoclip_parquet(a.input, a.table)
-    counts = {k: v for k, v in stats.items() if k in ("malformed_lines", "bad_window") and v}
+    kinds = ("malformed_lines", "short_rows_kept", "bad_window")
+    counts = {k: v for k, v in stats.items() if k in kinds and v}
     out = {
         "source": str(a.input),
         **stats,

@@ -9,9 +9,12 @@ the README): ``beta`` is computed per (video, pass) on time-sorted timestamps; a
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -79,9 +82,10 @@ def read_egoclip_csv(path: Path) -> tuple[pa.Table, dict]:
     empty). Rows whose window is inverted are dropped and counted. A missing column is an error naming it.
     Fields are read as EgoVLP's and NaQ's loader (pandas' ``read_csv(sep="\t")``) reads them: one that starts
     with ``"`` is quoted (``""`` for a quote, tabs and line breaks inside are text, what follows the closing
-    quote is joined to it), so a row may span lines. Stats: ``rows_in``, ``malformed_lines``,
-    ``malformed_examples`` (the first few, ``"line N: why"``, N the row's first line counted from 1 with the
-    header), ``bad_window``, ``rows_out``.
+    quote is joined to it), so a row may span lines, and a row shorter than the header is kept when it lacks
+    only ``tag_verb`` / ``tag_noun`` (null here, NaN in pandas) or columns outside the table. Stats:
+    ``rows_in``, ``malformed_lines``, ``malformed_examples`` (the first few, ``"line N: why"``, N the row's
+    first line counted from 1 with the header), ``short_rows_kept``, ``bad_window``, ``rows_out``.
 
     A well-formed file (the usual case: no quoted field) is parsed straight into typed columns on all cores
     (:func:`_well_formed_tables`); any doubt sends it through the row-by-row checks (:func:`_read_checked`).
@@ -89,11 +93,11 @@ def read_egoclip_csv(path: Path) -> tuple[pa.Table, dict]:
     path = existing_file(path)
     table = _read_well_formed(path)
     if table is not None:
-        rows_in, malformed, examples = table.num_rows, 0, []
+        rows_in, malformed, examples, short_kept = table.num_rows, 0, [], 0
     else:
-        table, rows_in, malformed, examples = _read_checked(path)
+        table, rows_in, malformed, examples, short_kept = _read_checked(path)
     table, bad_window = _drop_bad_windows(table)
-    stats = _stats(path, rows_in, malformed, examples, bad_window, table.num_rows)
+    stats = _stats(path, rows_in, malformed, examples, short_kept, bad_window, table.num_rows)
     return table, stats
 
 
@@ -122,12 +126,12 @@ def write_egoclip_parquet(
 
     try:
         rows_out = write_parquet_stream(groups(), out, EGOCLIP)
-        return _stats(path, counts["rows_in"], 0, [], counts["bad_window"], rows_out)
+        return _stats(path, counts["rows_in"], 0, [], 0, counts["bad_window"], rows_out)
     except _Doubtful:
-        table, rows_in, malformed, examples = _read_checked(path)
+        table, rows_in, malformed, examples, short_kept = _read_checked(path)
         table, bad_window = _drop_bad_windows(table)
         write_parquet(table, out, EGOCLIP)
-        return _stats(path, rows_in, malformed, examples, bad_window, table.num_rows)
+        return _stats(path, rows_in, malformed, examples, short_kept, bad_window, table.num_rows)
 
 
 def _kept(tables: list[pa.Table], counts: dict[str, int]) -> Iterator[pa.Table]:
@@ -150,14 +154,23 @@ def _drop_bad_windows(table: pa.Table) -> tuple[pa.Table, int]:
 
 
 def _stats(
-    path: Path, rows_in: int, malformed: int, examples: list[str], bad_window: int, rows_out: int
+    path: Path,
+    rows_in: int,
+    malformed: int,
+    examples: list[str],
+    short_kept: int,
+    bad_window: int,
+    rows_out: int,
 ) -> dict:
     if malformed:
         logger.warning("%s: %d malformed lines skipped, first: %s", path.name, malformed, "; ".join(examples))
+    if short_kept:
+        logger.warning("%s: %d short rows kept (they lack only tags or other columns)", path.name, short_kept)
     return {
         "rows_in": rows_in,
         "malformed_lines": malformed,
         "malformed_examples": examples,
+        "short_rows_kept": short_kept,
         "bad_window": bad_window,
         "rows_out": rows_out,
     }
@@ -262,22 +275,65 @@ def _has_hex_marker(strings: pa.Array) -> bool:
     return bool(((chars | 0x20) == ord("x")).any())
 
 
-def _first_lines(table: pa.Table, skipped: list[tuple[int, int, str]]) -> tuple[np.ndarray, np.ndarray]:
-    """The first line in the file of each row of ``table`` and of each skipped record.
+class _Skipped(NamedTuple):
+    """A record Arrow could not read as a row: its number (the header is record 1), the lines it spans, why,
+    its text and how many fields it has."""
 
-    Arrow numbers records (the header is record 1), and a record spans one line plus the line breaks inside
-    its quoted fields: a row's first line follows from the lines of all records before it.
-    """
-    n = table.num_rows + len(skipped)
-    skipped_at = np.array([number for number, _, _ in skipped], dtype=np.int64) - 2
+    number: int
+    span: int
+    why: str
+    text: str
+    fields: int
+
+
+def _first_lines(spans: np.ndarray, skipped: list[_Skipped]) -> tuple[np.ndarray, np.ndarray]:
+    """The first line in the file of each row read (``spans``: the lines of each, in order) and of each
+    skipped record: a record's first line follows from the lines of all records before it."""
+    n = len(spans) + len(skipped)
+    skipped_at = np.array([record.number for record in skipped], dtype=np.int64) - 2
     read_at = np.setdiff1d(np.arange(n), skipped_at)  # records in order; the skipped ones taken out
-    spans = np.ones(n, dtype=np.int64)
-    spans[skipped_at] = [span for _, span, _ in skipped]
-    for column in table.columns:
-        if pa.types.is_string(column.type):
-            spans[read_at] += pc.count_substring(column, "\n").to_numpy().astype(np.int64)
-    first = 2 + np.concatenate([[0], np.cumsum(spans)[:-1]])
+    every = np.ones(n, dtype=np.int64)
+    every[skipped_at] = [record.span for record in skipped]
+    every[read_at] = spans
+    first = 2 + np.concatenate([[0], np.cumsum(every)[:-1]])
     return first[read_at], first[skipped_at]
+
+
+def _with_short_rows(
+    table: pa.Table, spans: np.ndarray, skipped: list[_Skipped], names: list[str]
+) -> tuple[pa.Table, np.ndarray, list[_Skipped], int]:
+    """``table`` with the short records that lack only optional fields put back in file order (tags null), as
+    pandas' ``read_csv`` keeps a short row (its missing fields NaN); the rest of ``skipped``.
+
+    ``names``: the header's columns in file order. A record qualifies when every column past its last field
+    is ``tag_verb``, ``tag_noun`` or a column outside the table. A short record missing a time or the text
+    stays malformed (pandas would give NaN times, which NaQ's script would write out as queries).
+    """
+    optional = {f.name for f in EGOCLIP if f.nullable} | (set(names) - set(EGOCLIP.names))
+    kept: list[tuple[_Skipped, list[str]]] = []
+    for record in skipped:
+        if record.fields < len(names) and set(names[record.fields :]) <= optional:
+            fields = next(csv.reader(io.StringIO(record.text), delimiter="\t", quotechar='"'), [])
+            if len(fields) == record.fields:  # split as Arrow split it
+                kept.append((record, fields))
+    if not kept:
+        return table, spans, skipped, 0
+    column = {name: names.index(name) for name in EGOCLIP.names}
+    extra = pa.table(
+        {
+            name: pa.array([f[i] if i < len(f) else None for _, f in kept], pa.string())
+            for name, i in column.items()
+        }
+    )
+    numbers = np.array([record.number for record in skipped], dtype=np.int64)
+    read_numbers = np.setdiff1d(np.arange(2, table.num_rows + len(skipped) + 2), numbers)
+    kept_numbers = np.array([record.number for record, _ in kept], dtype=np.int64)
+    order = np.argsort(np.concatenate([read_numbers, kept_numbers]), kind="stable")
+    table = pa.concat_tables([table, extra]).take(pa.array(order))
+    spans = np.concatenate([spans, [record.span for record, _ in kept]])[order]
+    taken = set(kept_numbers.tolist())
+    rest = [record for record in skipped if record.number not in taken]
+    return table, spans, rest, len(kept)
 
 
 def _quote_led(strings: pa.Array) -> bool:
@@ -295,17 +351,18 @@ def _quote_led(strings: pa.Array) -> bool:
     return bool((np.take(np.frombuffer(data, dtype=np.uint8), starts, mode="clip") == ord('"')).any())
 
 
-def _read_checked(path: Path) -> tuple[pa.Table, int, int, list[str]]:
+def _read_checked(path: Path) -> tuple[pa.Table, int, int, list[str], int]:
     """The EGOCLIP rows of ``path`` read as text and checked row by row, fields quoted as pandas reads them.
 
-    Returns the well-formed rows, the number of rows read, the number of malformed rows and the first few
-    of them (``"line N: why"``, N the row's first line in the file: a quoted field may span lines).
+    Returns the well-formed rows, the number of rows read, the number of malformed rows, the first few of
+    them (``"line N: why"``, N the row's first line in the file: a quoted field may span lines) and the
+    number of short rows kept (:func:`_with_short_rows`).
     """
-    skipped: list[tuple[int, int, str]] = []  # (record number, lines it spans, why)
+    skipped: list[_Skipped] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         why = f"{row.actual_columns} columns instead of {row.expected_columns}"
-        skipped.append((row.number, 1 + row.text.count("\n"), why))
+        skipped.append(_Skipped(row.number, 1 + row.text.count("\n"), why, row.text, row.actual_columns))
         return "skip"
 
     try:
@@ -323,8 +380,13 @@ def _read_checked(path: Path) -> tuple[pa.Table, int, int, list[str]]:
     missing = [f.name for f in EGOCLIP if f.name not in table.schema.names]
     if missing:
         raise InputError(path, "header lacks required columns", field=", ".join(missing))
-    lines, skipped_lines = _first_lines(table, skipped)
-    table = table.select(EGOCLIP.names)
+    spans = np.ones(table.num_rows, dtype=np.int64)  # lines per row: one, plus quoted line breaks
+    for column in table.columns:
+        if pa.types.is_string(column.type):
+            spans += pc.count_substring(column, "\n").to_numpy().astype(np.int64)
+    names = table.schema.names
+    table, spans, skipped, short_kept = _with_short_rows(table.select(EGOCLIP.names), spans, skipped, names)
+    lines, skipped_lines = _first_lines(spans, skipped)
 
     ok = np.ones(table.num_rows, dtype=bool)
     why = np.full(table.num_rows, "", dtype=object)
@@ -336,7 +398,7 @@ def _read_checked(path: Path) -> tuple[pa.Table, int, int, list[str]]:
         for row in np.flatnonzero(bad & ok)[:MALFORMED_EXAMPLES]:
             why[row] = f"{field.name}={table[field.name][int(row)].as_py()!r} is not a number"
         ok &= ~bad
-    malformed = [(int(line), why) for line, (_, _, why) in zip(skipped_lines, skipped, strict=True)]
+    malformed = [(int(line), record.why) for line, record in zip(skipped_lines, skipped, strict=True)]
     malformed += [(int(lines[r]), why[r]) for r in np.flatnonzero(~ok)[:MALFORMED_EXAMPLES]]
     malformed.sort()
     try:
@@ -344,4 +406,4 @@ def _read_checked(path: Path) -> tuple[pa.Table, int, int, list[str]]:
     except pa.ArrowInvalid as e:  # e.g. an index beyond int64
         raise InputError(path, f"a number column does not fit its type: {e}") from e
     examples = [f"line {n}: {reason}" for n, reason in malformed[:MALFORMED_EXAMPLES]]
-    return table, len(lines) + len(skipped), len(skipped) + int((~ok).sum()), examples
+    return table, len(lines) + len(skipped), len(skipped) + int((~ok).sum()), examples, short_kept
