@@ -274,3 +274,28 @@ def test_a_killed_writer_leaves_a_temporary_that_the_next_run_removes(tmp_path: 
     subprocess.run([sys.executable, "-c", rerun, str(target)], check=True)
     assert [p.name for p in target.parent.iterdir()] == ["big.json"]
     assert json.loads(target.read_text()) == {"done": True}
+
+
+@pytest.mark.parametrize("packer", ["gzip", "zip", "bz2", "lzma"])
+def test_a_compressed_input_is_named_as_such(tmp_path: Path, packer: str) -> None:
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    from egonlq.data.egoclip import read_egoclip_csv
+
+    text = b'{"videos": []}'
+    for name in ("ann.json", "egoclip.csv"):
+        path = tmp_path / name
+        if packer == "zip":
+            with zipfile.ZipFile(path, "w") as z:
+                z.writestr("inside", text)
+        else:
+            path.write_bytes({"gzip": gzip, "bz2": bz2, "lzma": lzma}[packer].compress(text))
+    expected = {"gzip": "gzip", "zip": "zip", "bz2": "bzip2", "lzma": "xz"}[packer]
+    with pytest.raises(InputError, match=f"a {expected}-compressed file, not text: decompress it first"):
+        read_json(tmp_path / "ann.json")
+    with pytest.raises(InputError, match=f"{expected}-compressed") as info:
+        read_egoclip_csv(tmp_path / "egoclip.csv")
+    assert info.value.path == str(tmp_path / "egoclip.csv")

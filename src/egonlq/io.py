@@ -233,11 +233,29 @@ def read_parquet(
 MAX_JSON_DEPTH = 64
 
 
+# The first bytes of the compressed and archive formats a download may come in, instead of the text expected.
+_PACKED = {
+    b"\x1f\x8b": "gzip",
+    b"PK\x03\x04": "zip",
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+}
+
+
 def existing_file(path: str | Path) -> Path:
-    """``path`` as a Path, or an :class:`InputError` naming it when there is nothing there."""
+    """``path`` as a Path, or an :class:`InputError` naming it when there is nothing there, or when it is a
+    compressed file (gzip, zip, zstd, bzip2, xz) where text is read: it names the format, so the reader
+    does not fail later on bytes that are not UTF-8."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")
+    if path.is_file():
+        with open(path, "rb") as f:
+            head = f.read(6)
+        for magic, name in _PACKED.items():
+            if head.startswith(magic):
+                raise InputError(path, f"a {name}-compressed file, not text: decompress it first")
     return path
 
 
