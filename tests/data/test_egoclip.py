@@ -229,13 +229,13 @@ QUOTED = [
 
 def test_quoted_fields_are_read_as_pandas_reads_them(tmp_path: Path) -> None:
     """EgoVLP and NaQ read egoclip.csv with pandas' ``read_csv(sep="\\t")``, whose quoting turns a field that
-    starts with ``"`` into a quoted one. The ingest gives the same rows, quirks included; a file with such a
-    field leaves the fast read for the checked one."""
+    starts with ``"`` into a quoted one. The ingest gives the same rows, quirks included, in the fast read
+    and in the checked one."""
     import pandas as pd
 
     path = write(tmp_path, QUOTED)
-    assert _read_well_formed(path) is None  # a quote-led field: no longer read unquoted
     table, stats = read_egoclip_csv(path)
+    assert table.equals(_read_well_formed(path)) and table.equals(_read_checked(path)[0])
     frame = pd.read_csv(path, sep="\t", on_bad_lines="skip")
     expected = frame[["clip_idx", "clip_start", "clip_text", "tag_noun"]].to_dict("records")
     assert table.select(["clip_idx", "clip_start", "clip_text", "tag_noun"]).to_pylist() == expected
@@ -262,14 +262,16 @@ def test_malformed_lines_after_a_quoted_line_break_keep_their_line_numbers(tmp_p
     ]
 
 
-def test_a_quote_led_field_late_in_the_stream_reads_the_file_again(tmp_path: Path) -> None:
-    """A quoted field found after row groups were written: the stream is dropped, the checked read wins."""
+def test_quoted_fields_stream_across_blocks(tmp_path: Path) -> None:
+    """Quoted fields (a line break inside one) over several small csv blocks and row groups: streamed, the
+    rows of the checked read."""
     import pyarrow.parquet as pq
 
     from egonlq.data.egoclip import write_egoclip_parquet
 
     lines = _many(60)
     lines[50] = _fields(50, '"#C C says ""ok"""')
+    lines[20] = _fields(20, '"#C C writes\ntwo lines"')
     path = write(tmp_path, lines)
     out = tmp_path / "out" / "egoclip.parquet"
     stats = write_egoclip_parquet(path, out, rows_per_group=7, block_size=512)
@@ -277,23 +279,25 @@ def test_a_quote_led_field_late_in_the_stream_reads_the_file_again(tmp_path: Pat
     assert stats == expected and stats["rows_out"] == 60
     assert pq.read_table(out).equals(table)
     assert pq.read_table(out)["clip_text"][50].as_py() == '#C C says "ok"'
+    assert pq.read_table(out)["clip_text"][20].as_py() == "#C C writes\ntwo lines"
+    assert pq.ParquetFile(out).metadata.num_row_groups > 1  # streamed, not re-read through the checks
     assert [p.name for p in out.parent.iterdir()] == ["egoclip.parquet"]
 
 
 @pytest.mark.parametrize(
     "line",
     [
-        _fields(1, "#C C holds a cup", start='"2.5"'),  # a quoted float: Arrow cannot convert it
-        _fields(1, "#C C holds a cup").replace("1\t", '"1"\t', 1),  # a quoted integer: the cast fails
-        _fields(1, "#C C holds a cup").replace(VIDEO, f'"{VIDEO}"'),  # a quoted uid: a text column
+        _fields(1, "#C C holds a cup", start='"2.5"'),  # a quoted float
+        _fields(1, "#C C holds a cup").replace("1\t", '"1"\t', 1),  # a quoted integer
+        _fields(1, "#C C holds a cup").replace(VIDEO, f'"{VIDEO}"'),  # a quoted uid
         _fields(1, "#C C holds a cup", noun='"[1, 2]"'),
         _fields(1, '"#C C holds a cup"'),
     ],
 )
-def test_a_quoted_field_of_any_column_leaves_the_fast_read(tmp_path: Path, line: str) -> None:
+def test_a_quoted_field_of_any_column_is_read_unquoted(tmp_path: Path, line: str) -> None:
     path = write(tmp_path, [row(0), line, row(2)])
-    assert _read_well_formed(path) is None
     table, stats = read_egoclip_csv(path)
+    assert table.equals(_read_well_formed(path)) and table.equals(_read_checked(path)[0])
     assert stats["rows_out"] == 3 and '"' not in "".join(map(str, table.slice(1, 1).to_pylist()[0].values()))
 
 

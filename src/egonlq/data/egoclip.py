@@ -87,8 +87,9 @@ def read_egoclip_csv(path: Path) -> tuple[pa.Table, dict]:
     ``rows_in``, ``malformed_lines``, ``malformed_examples`` (the first few, ``"line N: why"``, N the row's
     first line counted from 1 with the header), ``short_rows_kept``, ``bad_window``, ``rows_out``.
 
-    A well-formed file (the usual case: no quoted field) is parsed straight into typed columns on all cores
-    (:func:`_well_formed_tables`); any doubt sends it through the row-by-row checks (:func:`_read_checked`).
+    A well-formed file (the usual case, quoted fields included) is parsed straight into typed columns on all
+    cores (:func:`_well_formed_tables`); any doubt sends it through the row-by-row checks
+    (:func:`_read_checked`).
     """
     path = existing_file(path)
     table = _read_well_formed(path)
@@ -176,18 +177,11 @@ def _stats(
     }
 
 
-def _parse_options(on_invalid, *, quoting: bool) -> pacsv.ParseOptions:
-    """Tab-separated; empty lines kept (they have the wrong column count, so they are counted).
-
-    ``quoting``: a field that starts with ``"`` is quoted as pandas' ``read_csv`` reads it (EgoVLP's and
-    NaQ's loaders): it ends at the next lone ``"``, ``""`` inside stands for ``"``, and it may hold tabs and
-    line breaks. Without it every line is a row and quotes are text: the same rows when no field starts
-    with a quote, which the fast read checks (:func:`_quote_led`).
-    """
-    if not quoting:
-        return pacsv.ParseOptions(
-            delimiter="\t", quote_char=False, invalid_row_handler=on_invalid, ignore_empty_lines=False
-        )
+def _parse_options(on_invalid) -> pacsv.ParseOptions:
+    """Tab-separated, quoted as pandas' ``read_csv`` reads it (EgoVLP's and NaQ's loaders): a field that
+    starts with ``"`` ends at the next lone ``"``, ``""`` inside stands for ``"``, it may hold tabs and line
+    breaks, and text after its closing quote is joined to it. Empty lines are kept: they have the wrong
+    column count, so they are counted."""
     return pacsv.ParseOptions(
         delimiter="\t",
         quote_char='"',
@@ -228,12 +222,11 @@ def _well_formed_tables(path: Path, block_size: int = 1 << 22) -> Iterator[pa.Ta
     integers = [f.name for f in EGOCLIP if pa.types.is_integer(f.type)]
     floats = [f.name for f in EGOCLIP if pa.types.is_floating(f.type)]
     types = {f.name: pa.string() if f.name in integers else f.type for f in EGOCLIP}
-    texts = [f.name for f in EGOCLIP if pa.types.is_string(f.type)]  # a quoted number fails to convert
     try:
         reader = pacsv.open_csv(
             path,
             read_options=pacsv.ReadOptions(use_threads=True, block_size=block_size),
-            parse_options=_parse_options(on_invalid, quoting=False),
+            parse_options=_parse_options(on_invalid),
             # only the table's columns: another column of the file is never typed (the streaming reader would
             # infer its type from the first block, and a later block could then fail to convert)
             convert_options=pacsv.ConvertOptions(
@@ -245,8 +238,6 @@ def _well_formed_tables(path: Path, block_size: int = 1 << 22) -> Iterator[pa.Ta
             table = pa.Table.from_batches([batch]).select(EGOCLIP.names)
             if invalid or any(_has_hex_marker(chunk) for name in integers for chunk in table[name].chunks):
                 raise _Doubtful
-            if any(_quote_led(chunk) for name in texts for chunk in table[name].chunks):
-                raise _Doubtful  # read unquoted here: the checks read it as pandas does
             table = table.cast(EGOCLIP)
             if not all(pc.all(pc.is_finite(table[name])).as_py() for name in floats):
                 raise _Doubtful
@@ -336,21 +327,6 @@ def _with_short_rows(
     return table, spans, rest, len(kept)
 
 
-def _quote_led(strings: pa.Array) -> bool:
-    """Whether any value of a string array starts with ``"`` (a quoted field for pandas' ``read_csv``).
-
-    Only the byte at each value's start offset is read (~50 us for an EgoClip block's column). An empty
-    value's offset is the next value's start (same answer) or the buffer's end, clipped to its last byte:
-    at worst a false alarm, which costs only the checked read.
-    """
-    data = strings.buffers()[2]
-    if data is None or data.size == 0:
-        return False
-    width = np.int64 if pa.types.is_large_string(strings.type) else np.int32
-    starts = np.frombuffer(strings.buffers()[1], dtype=width)[strings.offset : strings.offset + len(strings)]
-    return bool((np.take(np.frombuffer(data, dtype=np.uint8), starts, mode="clip") == ord('"')).any())
-
-
 def _read_checked(path: Path) -> tuple[pa.Table, int, int, list[str], int]:
     """The EGOCLIP rows of ``path`` read as text and checked row by row, fields quoted as pandas reads them.
 
@@ -370,7 +346,7 @@ def _read_checked(path: Path) -> tuple[pa.Table, int, int, list[str], int]:
             path,
             # one thread: invalid rows then carry their record number
             read_options=pacsv.ReadOptions(use_threads=False),
-            parse_options=_parse_options(on_invalid, quoting=True),
+            parse_options=_parse_options(on_invalid),
             convert_options=pacsv.ConvertOptions(
                 column_types={f.name: pa.string() for f in EGOCLIP}, strings_can_be_null=False
             ),
