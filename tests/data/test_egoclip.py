@@ -114,9 +114,9 @@ def test_well_formed_file_is_read_typed_with_the_checked_rows(tmp_path: Path) ->
     """The fast typed read gives the rows of the line-by-line checks, number spellings included."""
     lines = [row(0), row(1, start="+.5", end="7."), row(2, start="1e1", end="2.5E+1", ind="-0")]
     path = write(tmp_path, lines)
-    typed = _read_well_formed(path)
+    typed, rejects = _read_well_formed(path)
     checked, rows_in, malformed, _, _ = _read_checked(path)
-    assert typed is not None and malformed == 0 and rows_in == 3
+    assert not rejects.malformed and malformed == 0 and rows_in == 3
     assert typed.equals(checked)
 
 
@@ -129,8 +129,7 @@ def test_well_formed_file_is_read_typed_with_the_checked_rows(tmp_path: Path) ->
         row(1, dur=""),
         row(1, ind="+5"),
         row(1, ind="99999999999999999999"),
-        "1\ttoo\tfew",
-        "",
+        "",  # Arrow reads an empty line as a row of one empty field
     ],
 )
 def test_any_doubtful_line_sends_the_file_to_the_checks(tmp_path: Path, line: str) -> None:
@@ -235,7 +234,7 @@ def test_quoted_fields_are_read_as_pandas_reads_them(tmp_path: Path) -> None:
 
     path = write(tmp_path, QUOTED)
     table, stats = read_egoclip_csv(path)
-    assert table.equals(_read_well_formed(path)) and table.equals(_read_checked(path)[0])
+    assert table.equals(_read_well_formed(path)[0]) and table.equals(_read_checked(path)[0])
     frame = pd.read_csv(path, sep="\t", on_bad_lines="skip")
     expected = frame[["clip_idx", "clip_start", "clip_text", "tag_noun"]].to_dict("records")
     assert table.select(["clip_idx", "clip_start", "clip_text", "tag_noun"]).to_pylist() == expected
@@ -297,7 +296,7 @@ def test_quoted_fields_stream_across_blocks(tmp_path: Path) -> None:
 def test_a_quoted_field_of_any_column_is_read_unquoted(tmp_path: Path, line: str) -> None:
     path = write(tmp_path, [row(0), line, row(2)])
     table, stats = read_egoclip_csv(path)
-    assert table.equals(_read_well_formed(path)) and table.equals(_read_checked(path)[0])
+    assert table.equals(_read_well_formed(path)[0]) and table.equals(_read_checked(path)[0])
     assert stats["rows_out"] == 3 and '"' not in "".join(map(str, table.slice(1, 1).to_pylist()[0].values()))
 
 
@@ -345,3 +344,70 @@ def test_a_row_lacking_a_column_of_the_file_own_is_kept(tmp_path: Path) -> None:
     table, stats = read_egoclip_csv(path)
     assert table["clip_idx"].to_pylist() == [0, 1, 2] and table["tag_noun"][1].as_py() == "[192, 115, 12]"
     assert stats["short_rows_kept"] == 1 and stats["malformed_lines"] == 0
+
+
+def _checked_only(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple:
+    """``read_egoclip_csv`` forced through the row-by-row checks (the exact reference of the fast read)."""
+    import egonlq.data.egoclip as egoclip
+
+    def doubt(*args, **kwargs):
+        raise egoclip._Doubtful
+        yield
+
+    with monkeypatch.context() as m:
+        m.setattr(egoclip, "_well_formed_tables", doubt)
+        return read_egoclip_csv(path)
+
+
+def _no_tags(idx: int, text: str = "#C C picks a cup") -> str:
+    return "\t".join(_fields(idx, text).split("\t")[:9])
+
+
+@pytest.mark.parametrize(
+    "case",
+    {
+        "column counts": {0: "0\ttoo\tfew", 7: row(7) + "\textra\tfields", 59: "59\tlast"},
+        "short rows": {0: _no_tags(0), 1: _no_tags(1), 30: _no_tags(30), 31: "31\tx", 59: _no_tags(59)},
+        "short row, bad number": {20: _no_tags(20).replace("2.967651", "abc")},
+        "quoted line break, then a bad count": {5: _fields(5, '"#C C a\nb"'), 40: "40\tx"},
+        "all of them": {
+            3: "3",
+            4: _no_tags(4),
+            9: row(9, start="9.0", end="1.0"),
+            44: _no_tags(44, '"a\tb"'),
+        },
+    }.items(),
+    ids=lambda case: case[0],
+)
+def test_the_stream_skips_and_keeps_rows_as_the_checks_do(tmp_path: Path, monkeypatch, case) -> None:
+    """Malformed records are skipped in the stream with their line numbers, short rows put back in their
+    place, across many small blocks and row groups: the table and stats of the row-by-row checks."""
+    import pyarrow.parquet as pq
+
+    from egonlq.data.egoclip import write_egoclip_parquet
+
+    lines = _many(60)
+    for i, line in case[1].items():
+        lines[i] = line
+    path = write(tmp_path, lines)
+    out = tmp_path / "out" / "egoclip.parquet"
+    stats = write_egoclip_parquet(path, out, rows_per_group=7, block_size=512)
+    table, expected = _checked_only(path, monkeypatch)
+    assert stats == expected and pq.read_table(out).equals(table)
+    whole, whole_stats = read_egoclip_csv(path)  # the fast read in one block
+    assert whole.equals(table) and whole_stats == expected
+    assert stats["malformed_lines"] + stats["short_rows_kept"] > 0 or case[0] == "short row, bad number"
+
+
+def test_a_malformed_line_keeps_the_file_on_the_fast_read(tmp_path: Path, monkeypatch) -> None:
+    """One record with the wrong field count no longer sends the whole file through the slow checks."""
+    import egonlq.data.egoclip as egoclip
+
+    lines = _many(60)
+    lines[30] = "30\tbroken"
+    path = write(tmp_path, lines)
+    monkeypatch.setattr(egoclip, "_read_checked", lambda *a: pytest.fail("read through the checks"))
+    table, stats = egoclip.read_egoclip_csv(path)
+    stats_w = egoclip.write_egoclip_parquet(path, tmp_path / "t.parquet", rows_per_group=7, block_size=512)
+    assert stats == stats_w and table.num_rows == 59
+    assert stats["malformed_examples"] == ["line 32: 2 columns instead of 11"]

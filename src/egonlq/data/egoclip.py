@@ -92,9 +92,11 @@ def read_egoclip_csv(path: Path) -> tuple[pa.Table, dict]:
     (:func:`_read_checked`).
     """
     path = existing_file(path)
-    table = _read_well_formed(path)
-    if table is not None:
-        rows_in, malformed, examples, short_kept = table.num_rows, 0, [], 0
+    fast = _read_well_formed(path)
+    if fast is not None:
+        table, rejects = fast
+        malformed, examples, short_kept = len(rejects.malformed), rejects.examples(), rejects.short_kept
+        rows_in = table.num_rows + malformed
     else:
         table, rows_in, malformed, examples, short_kept = _read_checked(path)
     table, bad_window = _drop_bad_windows(table)
@@ -107,17 +109,20 @@ def write_egoclip_parquet(
 ) -> dict:
     """:func:`read_egoclip_csv` written to the parquet table ``out`` (atomically); returns its stats.
 
-    A well-formed file streams: Arrow parses blocks on all cores while the parquet writer encodes the rows
-    parsed before (:func:`egonlq.io.write_parquet_stream`), in row groups of about ``rows_per_group`` rows
-    (parsed ``block_size`` bytes of csv at a time), and the whole file is never held in memory. A doubt
-    found part way through drops what was written and reads the file again through the line-by-line checks.
+    The file streams: Arrow parses blocks while the parquet writer encodes the rows parsed before on the
+    other core (:func:`egonlq.io.write_parquet_stream`), in row groups of about ``rows_per_group`` rows
+    (parsed ``block_size`` bytes of csv at a time), and the whole file is never held in memory. Records
+    with the wrong number of fields are skipped and counted on the way (:func:`_well_formed_tables`). A
+    doubt found part way through drops what was written and reads the file again through the row-by-row
+    checks.
     """
     path = existing_file(path)
     counts = {"rows_in": 0, "bad_window": 0}
+    rejects = _Rejects()
 
     def groups() -> Iterator[pa.Table]:
         pending: list[pa.Table] = []
-        for table in _well_formed_tables(path, block_size):
+        for table in _well_formed_tables(path, block_size, rejects=rejects):
             pending.append(table)
             counts["rows_in"] += table.num_rows
             if sum(t.num_rows for t in pending) >= rows_per_group:
@@ -127,7 +132,11 @@ def write_egoclip_parquet(
 
     try:
         rows_out = write_parquet_stream(groups(), out, EGOCLIP)
-        return _stats(path, counts["rows_in"], 0, [], 0, counts["bad_window"], rows_out)
+        malformed = len(rejects.malformed)
+        rows_in = counts["rows_in"] + malformed
+        return _stats(
+            path, rows_in, malformed, rejects.examples(), rejects.short_kept, counts["bad_window"], rows_out
+        )
     except _Doubtful:
         table, rows_in, malformed, examples, short_kept = _read_checked(path)
         table, bad_window = _drop_bad_windows(table)
@@ -196,36 +205,92 @@ class _Doubtful(Exception):
     """A line the typed read cannot vouch for: the file goes through the line-by-line checks."""
 
 
-def _read_well_formed(path: Path) -> pa.Table | None:
-    """The EGOCLIP table when every line of ``path`` is well formed, else None (nothing is skipped here)."""
+def _read_well_formed(path: Path) -> tuple[pa.Table, _Rejects] | None:
+    """The EGOCLIP table of the fast read and what it skipped, or None when it had a doubt."""
+    rejects = _Rejects()
     try:
-        return pa.concat_tables(_well_formed_tables(path)).combine_chunks()
+        return pa.concat_tables(_well_formed_tables(path, rejects=rejects)).combine_chunks(), rejects
     except _Doubtful:
         return None
 
 
-def _well_formed_tables(path: Path, block_size: int = 1 << 22) -> Iterator[pa.Table]:
+class _Rejects:
+    """What the fast read skipped: the records Arrow could not read as rows (in file order), how many short
+    ones it put back (:func:`_short_row`), and whether any value or record spans lines (record numbers are
+    then not line numbers)."""
+
+    def __init__(self) -> None:
+        self.malformed: list[_Skipped] = []
+        self.short_kept = 0
+        self.multiline = False
+
+    def examples(self) -> list[str]:
+        return [f"line {r.number}: {r.why}" for r in self.malformed[:MALFORMED_EXAMPLES]]
+
+
+def _well_formed_tables(
+    path: Path, block_size: int = 1 << 22, *, rejects: _Rejects | None = None
+) -> Iterator[pa.Table]:
     """The EGOCLIP rows of ``path``, typed, one parsed block (``block_size`` bytes of csv) at a time.
 
-    Raises :class:`_Doubtful` at the first line the line-by-line checks (:func:`_read_checked`) might judge
-    otherwise, possibly after some blocks were yielded. Arrow parses the numbers as it would cast the text,
-    on all cores, reading ahead. What it takes that the checks refuse is looked for in each block: NaN and
-    infinities in float columns, hexadecimal (``0x10``) in integer columns (read as text for that reason and
-    cast here). A block always comes, empty for a file of no rows.
+    A record with the wrong number of fields is skipped and kept in ``rejects`` with its line number (Arrow
+    parses on one thread, in file order: its records are numbered; the parquet writer uses the other core),
+    unless it is a short row that lacks only optional fields, which is put back in its place. Raises
+    :class:`_Doubtful` at the first thing the row-by-row checks (:func:`_read_checked`) might judge otherwise,
+    possibly after some blocks were yielded: a number Arrow takes that the checks refuse (NaN and infinities
+    in float columns, hexadecimal ``0x10`` in integer columns, read as text for that reason and cast here)
+    or cannot convert, a short row whose numbers are not, and skipped records when some value or record
+    spans lines (their line numbers would need the checks' count). A block always comes, empty for a file of
+    no rows.
     """
-    invalid: list[pacsv.InvalidRow] = []
+    rejects = _Rejects() if rejects is None else rejects
+    names = _header(path)
+    optional = {f.name for f in EGOCLIP if f.nullable} | (set(names) - set(EGOCLIP.names))
+    pending: list[int] = []  # the numbers of the skipped records not yet placed, in order
+    short: dict[int, list[str]] = {}
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
-        invalid.append(row)
+        pending.append(row.number)
+        missing = names[row.actual_columns :]
+        fields = next(csv.reader(io.StringIO(row.text), delimiter="\t", quotechar='"'), [])
+        if row.actual_columns < len(names) and set(missing) <= optional and len(fields) == row.actual_columns:
+            short[row.number] = fields
+        else:
+            why = f"{row.actual_columns} columns instead of {row.expected_columns}"
+            span = 1 + row.text.count("\n")
+            rejects.malformed.append(_Skipped(row.number, span, why, row.text, row.actual_columns))
+            rejects.multiline |= span > 1
         return "skip"
 
     integers = [f.name for f in EGOCLIP if pa.types.is_integer(f.type)]
     floats = [f.name for f in EGOCLIP if pa.types.is_floating(f.type)]
+    texts = [f.name for f in EGOCLIP if pa.types.is_string(f.type)]
     types = {f.name: pa.string() if f.name in integers else f.type for f in EGOCLIP}
+    cursor = 2  # the number of the next record (the header is record 1)
+
+    def placed(table: pa.Table) -> pa.Table:
+        """``table`` (the next rows read) with the short rows among the records it spans put back."""
+        nonlocal cursor
+        # the table's n rows and the first k skipped records are the records cursor .. cursor + n + k - 1; a
+        # skipped record right after the last row is taken too (the last ones of the file: with no row)
+        n, k = table.num_rows, 0
+        while k < len(pending) and pending[k] <= cursor + n + k:
+            k += 1
+        skipped, back = pending[:k], [number for number in pending[:k] if number in short]
+        del pending[:k]
+        if back:
+            rows = np.setdiff1d(np.arange(cursor, cursor + n + k), skipped)
+            order = np.argsort(np.concatenate([rows, back]), kind="stable")
+            extra = _short_rows([short.pop(number) for number in back], names, table.schema)
+            table = pa.concat_tables([table, extra]).take(pa.array(order))
+            rejects.short_kept += len(back)
+        cursor += n + k
+        return table
+
     try:
         reader = pacsv.open_csv(
             path,
-            read_options=pacsv.ReadOptions(use_threads=True, block_size=block_size),
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=block_size),
             parse_options=_parse_options(on_invalid),
             # only the table's columns: another column of the file is never typed (the streaming reader would
             # infer its type from the first block, and a later block could then fail to convert)
@@ -236,14 +301,20 @@ def _well_formed_tables(path: Path, block_size: int = 1 << 22) -> Iterator[pa.Ta
         yielded = False
         for batch in reader:
             table = pa.Table.from_batches([batch]).select(EGOCLIP.names)
-            if invalid or any(_has_hex_marker(chunk) for name in integers for chunk in table[name].chunks):
+            if any(_has_hex_marker(chunk) for name in integers for chunk in table[name].chunks):
                 raise _Doubtful
-            table = table.cast(EGOCLIP)
+            rejects.multiline |= any(_has_line_break(chunk) for name in texts for chunk in table[name].chunks)
+            table = placed(table).cast(EGOCLIP)
             if not all(pc.all(pc.is_finite(table[name])).as_py() for name in floats):
                 raise _Doubtful
             yielded = True
             yield table
-        if invalid:
+        if pending:  # skipped records after the last row read
+            table = placed(pa.table({n: pa.array([], t) for n, t in types.items()})).cast(EGOCLIP)
+            if table.num_rows:
+                yielded = True
+                yield table
+        if rejects.malformed and rejects.multiline:
             raise _Doubtful
         if not yielded:
             yield EGOCLIP.empty_table()
@@ -251,6 +322,33 @@ def _well_formed_tables(path: Path, block_size: int = 1 << 22) -> Iterator[pa.Ta
         raise _Doubtful from e
     except pa.ArrowInvalid as e:  # a number Arrow cannot read, or too large for its type
         raise _Doubtful from e
+
+
+def _header(path: Path) -> list[str]:
+    """The column names of the csv's first record, as Arrow reads them (a UTF-8 byte order mark dropped)."""
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        return next(csv.reader(f, delimiter="\t", quotechar='"'), [])
+
+
+def _short_rows(rows: list[list[str]], names: list[str], schema: pa.Schema) -> pa.Table:
+    """Short rows (their fields, in file order of ``names``) as a table of ``schema``, missing fields null.
+
+    Raises :class:`_Doubtful` when a number field is not one the checks accept."""
+    column = {name: names.index(name) for name in schema.names}
+    values = {name: [r[i] if i < len(r) else None for r in rows] for name, i in column.items()}
+    for field in EGOCLIP:
+        if pa.types.is_integer(field.type) or pa.types.is_floating(field.type):
+            pattern = _INTEGER if pa.types.is_integer(field.type) else _DECIMAL
+            numbers = pa.array(values[field.name], pa.string())
+            if not pc.all(pc.match_substring_regex(numbers, pattern)).as_py():
+                raise _Doubtful
+    return pa.table({name: pa.array(values[name], pa.string()) for name in schema.names}).cast(schema)
+
+
+def _has_line_break(strings: pa.Array) -> bool:
+    """Whether any value of a string array holds a line break (only a quoted field can)."""
+    data = strings.buffers()[2]
+    return data is not None and bool((np.frombuffer(data, dtype=np.uint8) == ord("\n")).any())
 
 
 def _has_hex_marker(strings: pa.Array) -> bool:
