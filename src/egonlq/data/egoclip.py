@@ -87,9 +87,9 @@ def read_egoclip_csv(path: Path) -> tuple[pa.Table, dict]:
     ``rows_in``, ``malformed_lines``, ``malformed_examples`` (the first few, ``"line N: why"``, N the row's
     first line counted from 1 with the header), ``short_rows_kept``, ``bad_window``, ``rows_out``.
 
-    A well-formed file (the usual case, quoted fields included) is parsed straight into typed columns on all
-    cores (:func:`_well_formed_tables`); any doubt sends it through the row-by-row checks
-    (:func:`_read_checked`).
+    The file is parsed straight into typed columns (:func:`_well_formed_tables`), records with the wrong
+    number of fields skipped on the way; any doubt (a number the checks judge otherwise) sends it through
+    the row-by-row checks (:func:`_read_checked`), which give the same rows and counts.
     """
     path = existing_file(path)
     fast = _read_well_formed(path)
