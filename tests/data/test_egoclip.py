@@ -411,3 +411,12 @@ def test_a_malformed_line_keeps_the_file_on_the_fast_read(tmp_path: Path, monkey
     stats_w = egoclip.write_egoclip_parquet(path, tmp_path / "t.parquet", rows_per_group=7, block_size=512)
     assert stats == stats_w and table.num_rows == 59
     assert stats["malformed_examples"] == ["line 32: 2 columns instead of 11"]
+
+
+@pytest.mark.parametrize("head", [bytes(range(256)) * 4, b"clip_idx\tvideo_uid\xe9\n0\tx\n"])
+def test_a_file_that_is_not_utf8_is_a_clear_error(tmp_path: Path, head: bytes) -> None:
+    path = tmp_path / "egoclip.csv"
+    path.write_bytes(head)
+    with pytest.raises(InputError, match="not UTF-8 text") as info:
+        read_egoclip_csv(path)
+    assert info.value.path == str(path)

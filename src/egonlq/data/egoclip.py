@@ -326,8 +326,12 @@ def _well_formed_tables(
 
 def _header(path: Path) -> list[str]:
     """The column names of the csv's first record, as Arrow reads them (a UTF-8 byte order mark dropped)."""
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        return next(csv.reader(f, delimiter="\t", quotechar='"'), [])
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            return next(csv.reader(f, delimiter="\t", quotechar='"'), [])
+    except UnicodeDecodeError as e:
+        where = f"byte {e.object[e.start : e.start + 1]!r} at offset {e.start}"  # in the first block read
+        raise InputError(path, f"not UTF-8 text ({where})", expected="a UTF-8 tab-separated file") from e
 
 
 def _short_rows(rows: list[list[str]], names: list[str], schema: pa.Schema) -> pa.Table:
