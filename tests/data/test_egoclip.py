@@ -370,6 +370,7 @@ def _no_tags(idx: int, text: str = "#C C picks a cup") -> str:
         "short rows": {0: _no_tags(0), 1: _no_tags(1), 30: _no_tags(30), 31: "31\tx", 59: _no_tags(59)},
         "short row, bad number": {20: _no_tags(20).replace("2.967651", "abc")},
         "quoted line break, then a bad count": {5: _fields(5, '"#C C a\nb"'), 40: "40\tx"},
+        "short row over two lines, then a bad count": {5: _no_tags(5, '"#C C a\nb"'), 40: "40\tx"},
         "all of them": {
             3: "3",
             4: _no_tags(4),

@@ -303,14 +303,17 @@ def _well_formed_tables(
             table = pa.Table.from_batches([batch]).select(EGOCLIP.names)
             if any(_has_hex_marker(chunk) for name in integers for chunk in table[name].chunks):
                 raise _Doubtful
+            table = placed(table)  # short rows included: their text may span lines too
             rejects.multiline |= any(_has_line_break(chunk) for name in texts for chunk in table[name].chunks)
-            table = placed(table).cast(EGOCLIP)
+            table = table.cast(EGOCLIP)
             if not all(pc.all(pc.is_finite(table[name])).as_py() for name in floats):
                 raise _Doubtful
             yielded = True
             yield table
         if pending:  # skipped records after the last row read
-            table = placed(pa.table({n: pa.array([], t) for n, t in types.items()})).cast(EGOCLIP)
+            table = placed(pa.table({n: pa.array([], t) for n, t in types.items()}))
+            rejects.multiline |= any(_has_line_break(chunk) for name in texts for chunk in table[name].chunks)
+            table = table.cast(EGOCLIP)
             if table.num_rows:
                 yielded = True
                 yield table
