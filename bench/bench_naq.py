@@ -19,6 +19,7 @@ clip order within each video and query order included), and our merged JSON equa
 object once both are sorted by ``(video_uid, clip_uid)`` (the reference iterates a Python set).
 
     .venv/bin/python bench/bench_naq.py --world /tmp/naq_world   # builds the full demo world if absent
+    .venv/bin/python bench/bench_naq.py --world /tmp/naq_world --malformed-lines 100   # lines to skip
 """
 
 from __future__ import annotations
@@ -172,6 +173,19 @@ def run_baseline(csv: Path, ann: Path, out: Path) -> None:
         json.dump(naq, f)
 
 
+def with_malformed_lines(csv: Path, out: Path, n: int) -> Path:
+    """A copy of ``csv`` with ``n`` lines of too many fields (a data line and two more) spread through it."""
+    lines = csv.read_bytes().splitlines(keepends=True)
+    step = max(1, (len(lines) - 1) // (n + 1))
+    with open(out, "wb") as f:
+        f.write(lines[0])
+        for i, line in enumerate(lines[1:], start=1):
+            f.write(line)
+            if i % step == 0 and i // step <= n:
+                f.write(line.rstrip(b"\r\n") + b"\textra\tfields\n")
+    return out
+
+
 def _cpu_seconds(who: int) -> float:
     """User + system CPU seconds of this process or its waited-for children (all threads)."""
     usage = resource.getrusage(who)
@@ -216,10 +230,18 @@ def main() -> None:
     ap.add_argument("--world", type=Path, default=Path(tempfile.gettempdir()) / "bench_naq_world")
     ap.add_argument("--preset", default="full", help="demo world preset built when --world has none")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each side (medians, min, max; >= 3)")
+    ap.add_argument(
+        "--malformed-lines",
+        type=int,
+        default=0,
+        help="run on a copy of the csv with this many lines of too many fields spread through it (both sides "
+        "skip them, as EgoVLP's loader expects of the real file)",
+    )
     ap.add_argument("--side", choices=["baseline"], help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--csv", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    csv = args.world / "egoclip.csv"
+    csv = args.csv or args.world / "egoclip.csv"
     ann = args.world / "v1" / "annotations"
     if args.side == "baseline":
         run_baseline(csv, ann, args.out)
@@ -233,12 +255,15 @@ def main() -> None:
     # wall and CPU seconds per run: the baseline up to its merged JSON, our two jobs
     runs: dict[str, list[tuple[float, float]]] = {"baseline": [], "ingest-egoclip": [], "naq": []}
     with tempfile.TemporaryDirectory() as tmp:
+        if args.malformed_lines:
+            csv = with_malformed_lines(csv, Path(tmp) / "egoclip.csv", args.malformed_lines)
         base_out, ours_out = Path(tmp) / "baseline", Path(tmp) / "ours"
         base_out.mkdir()
         ours_out.mkdir()
         for _ in range(args.repeat):
             t0 = time.perf_counter()
             cmd = [sys.executable, __file__, "--side", "baseline", "--world", str(args.world)]
+            cmd += ["--csv", str(csv)]
             proc = subprocess.run([*cmd, "--out", str(base_out)], check=True, capture_output=True, text=True)
             _, done, cpu = next(ln for ln in proc.stdout.splitlines() if ln.startswith("TIMED")).split()
             runs["baseline"].append((float(done) - t0, float(cpu)))
@@ -249,7 +274,8 @@ def main() -> None:
     runs["both jobs"] = [
         (a[0] + b[0], a[1] + b[1]) for a, b in zip(runs["ingest-egoclip"], runs["naq"], strict=True)
     ]
-    print(f"NaQ end to end, {args.world} (medians of {args.repeat} runs each, min and max)")
+    bad = f", {args.malformed_lines} malformed lines added" if args.malformed_lines else ""
+    print(f"NaQ end to end, {args.world}{bad} (medians of {args.repeat} runs each, min and max)")
     labels = {
         "baseline": "baseline (published create_naq_dataset.py method)",
         "ingest-egoclip": "ours: ingest-egoclip",
