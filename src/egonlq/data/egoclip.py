@@ -216,8 +216,8 @@ def _read_well_formed(path: Path) -> tuple[pa.Table, _Rejects] | None:
 
 class _Rejects:
     """What the fast read skipped: the records Arrow could not read as rows (in file order), how many short
-    ones it put back (:func:`_short_row`), and whether any value or record spans lines (record numbers are
-    then not line numbers)."""
+    ones it put back (:func:`_short_row_fields`), and whether any value or record spans lines (record
+    numbers are then not line numbers)."""
 
     def __init__(self) -> None:
         self.malformed: list[_Skipped] = []
@@ -245,15 +245,13 @@ def _well_formed_tables(
     """
     rejects = _Rejects() if rejects is None else rejects
     names = _header(path)
-    optional = {f.name for f in EGOCLIP if f.nullable} | (set(names) - set(EGOCLIP.names))
     pending: list[int] = []  # the numbers of the skipped records not yet placed, in order
     short: dict[int, list[str]] = {}
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         pending.append(row.number)
-        missing = names[row.actual_columns :]
-        fields = next(csv.reader(io.StringIO(row.text), delimiter="\t", quotechar='"'), [])
-        if row.actual_columns < len(names) and set(missing) <= optional and len(fields) == row.actual_columns:
+        fields = _short_row_fields(row.text, row.actual_columns, names)
+        if fields is not None:
             short[row.number] = fields
         else:
             why = f"{row.actual_columns} columns instead of {row.expected_columns}"
@@ -395,23 +393,31 @@ def _first_lines(spans: np.ndarray, skipped: list[_Skipped]) -> tuple[np.ndarray
     return first[read_at], first[skipped_at]
 
 
+def _short_row_fields(text: str, fields: int, names: list[str]) -> list[str] | None:
+    """The fields of a record of ``fields`` fields (its ``text``) when it is a short row to keep, else None.
+
+    ``names``: the header's columns in file order. A record qualifies when every column past its last field
+    is ``tag_verb``, ``tag_noun`` or a column outside the table, as pandas' ``read_csv`` keeps a short row
+    (its missing fields NaN). A short record missing a time or the text stays malformed (pandas would give
+    NaN times, which NaQ's script would write out as queries).
+    """
+    optional = {f.name for f in EGOCLIP if f.nullable} | (set(names) - set(EGOCLIP.names))
+    if fields >= len(names) or not set(names[fields:]) <= optional:
+        return None
+    split = next(csv.reader(io.StringIO(text), delimiter="\t", quotechar='"'), [])
+    return split if len(split) == fields else None  # split as Arrow split it
+
+
 def _with_short_rows(
     table: pa.Table, spans: np.ndarray, skipped: list[_Skipped], names: list[str]
 ) -> tuple[pa.Table, np.ndarray, list[_Skipped], int]:
-    """``table`` with the short records that lack only optional fields put back in file order (tags null), as
-    pandas' ``read_csv`` keeps a short row (its missing fields NaN); the rest of ``skipped``.
-
-    ``names``: the header's columns in file order. A record qualifies when every column past its last field
-    is ``tag_verb``, ``tag_noun`` or a column outside the table. A short record missing a time or the text
-    stays malformed (pandas would give NaN times, which NaQ's script would write out as queries).
-    """
-    optional = {f.name for f in EGOCLIP if f.nullable} | (set(names) - set(EGOCLIP.names))
+    """``table`` with the short records to keep (:func:`_short_row_fields`) put back in file order, tags
+    null; the rest of ``skipped``. ``names``: the header's columns in file order."""
     kept: list[tuple[_Skipped, list[str]]] = []
     for record in skipped:
-        if record.fields < len(names) and set(names[record.fields :]) <= optional:
-            fields = next(csv.reader(io.StringIO(record.text), delimiter="\t", quotechar='"'), [])
-            if len(fields) == record.fields:  # split as Arrow split it
-                kept.append((record, fields))
+        fields = _short_row_fields(record.text, record.fields, names)
+        if fields is not None:
+            kept.append((record, fields))
     if not kept:
         return table, spans, skipped, 0
     column = {name: names.index(name) for name in EGOCLIP.names}
