@@ -224,14 +224,14 @@ def _dead_pid() -> int:
 
 
 def test_a_write_removes_temporaries_of_dead_writers_only(tmp_path: Path, caplog) -> None:
-    from egonlq.io import _HOST
+    from egonlq.io import _WRITER
 
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        dead = {f".a.parquet.{_HOST}-{_dead_pid()}.k2x_9q.tmp", f".b.json.{_HOST}-{_dead_pid()}.zz.tmp"}
+        dead = {f".a.parquet.{_WRITER}-{_dead_pid()}.k2x_9q.tmp", f".b.json.{_WRITER}-{_dead_pid()}.zz.tmp"}
         kept = {
-            f".a.parquet.{_HOST}-{live.pid}.abc.tmp",  # a writer still running
-            f".a.parquet.{_HOST}x-{_dead_pid()}.abc.tmp",  # another host (a cluster node sharing the folder)
+            f".a.parquet.{_WRITER}-{live.pid}.abc.tmp",  # a writer still running
+            f".a.parquet.{_WRITER}9-{_dead_pid()}.abc.tmp",  # another host or container sharing the folder
             ".a.parquet.q1w2e3.tmp",  # the old naming: no host or pid, so no way to know
             "notes.tmp",
             "a.parquet",
@@ -243,7 +243,7 @@ def test_a_write_removes_temporaries_of_dead_writers_only(tmp_path: Path, caplog
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept | {"c.json"})
         assert sum("stopped before it finished" in r.getMessage() for r in caplog.records) == 2
         # once per folder and process: a later stale file waits for the next process
-        late = tmp_path / f".d.json.{_HOST}-{_dead_pid()}.xy.tmp"
+        late = tmp_path / f".d.json.{_WRITER}-{_dead_pid()}.xy.tmp"
         late.write_text("x")
         write_json({"ok": 2}, tmp_path / "c.json")
         assert late.exists()

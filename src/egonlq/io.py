@@ -30,11 +30,19 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-# Temporary files are named ".<name>.<host>-<pid>.<random>.tmp": a process killed before its rename (kill -9,
-# a node lost) leaves one behind, and a later write into the same folder on the same host removes it once that
-# process is gone (see _sweep_stale_temporaries).
-_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
-_STALE = re.compile(rf"^\..+\.{re.escape(_HOST)}-(\d+)\.[^.]+\.tmp$")
+def _pid_namespace() -> str:
+    """This process's pid namespace (Linux; "" elsewhere): containers on one host can share a host name."""
+    try:
+        return re.sub(r"\D", "", os.readlink("/proc/self/ns/pid"))
+    except OSError:
+        return ""
+
+
+# Temporary files are named ".<name>.<host>-<pid namespace>-<pid>.<random>.tmp": a process killed before its
+# rename (kill -9, a node lost) leaves one behind, and a later write into the same folder from the same host
+# and pid namespace removes it once that process is gone (see _sweep_stale_temporaries).
+_WRITER = f"{re.sub(r'[^A-Za-z0-9_]', '_', socket.gethostname()) or 'host'}-{_pid_namespace()}"
+_STALE = re.compile(rf"^\..+\.{re.escape(_WRITER)}-(\d+)\.[^.]+\.tmp$")
 _swept: set[Path] = set()
 _swept_lock = threading.Lock()
 
@@ -45,7 +53,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _sweep_stale_temporaries(path.parent)
-    prefix = f".{path.name}.{_HOST}-{os.getpid()}."
+    prefix = f".{path.name}.{_WRITER}-{os.getpid()}."
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -62,9 +70,10 @@ def _sweep_stale_temporaries(folder: Path) -> None:
     """Remove the temporary files in ``folder`` that a process of this host left when it died before its
     rename, once per folder and process (a folder of 10,000 feature files is listed once, not per write).
 
-    Only files named by :func:`atomic_path` on this host are touched, and only when their process no longer
-    exists: a temporary file of a live writer (another job, another node of a cluster sharing the folder) is
-    never removed. A reused pid keeps its file until a later sweep; files of other names are never touched.
+    Only files named by :func:`atomic_path` on this host and in this pid namespace are touched, and only when
+    their process no longer exists: a temporary file of a live writer (another job, another node of a cluster
+    or another container sharing the folder) is never removed. A reused pid keeps its file until a later
+    sweep; files of other names are never touched.
     """
     folder = folder.resolve()
     with _swept_lock:
