@@ -80,7 +80,7 @@ def read_egoclip_csv(path: Path) -> tuple[pa.Table, dict]:
     Malformed lines are skipped and counted, as EgoVLP's own loader does: a wrong number of columns, or a
     number column (times, durations, indices) that is not a finite decimal number (``abc``, ``nan``, ``inf``,
     empty). Rows whose window is inverted are dropped and counted. A missing column is an error naming it.
-    Fields are read as EgoVLP's and NaQ's loader (pandas' ``read_csv(sep="\t")``) reads them: one that starts
+    Fields are read as EgoVLP's and NaQ's loader (pandas' ``read_csv(sep="\\t")``) reads them: one that starts
     with ``"`` is quoted (``""`` for a quote, tabs and line breaks inside are text, what follows the closing
     quote is joined to it), so a row may span lines, and a row shorter than the header is kept when it lacks
     only ``tag_verb`` / ``tag_noun`` (null here, NaN in pandas) or columns outside the table. Stats:
