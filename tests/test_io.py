@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -227,8 +228,15 @@ def test_a_write_removes_temporaries_of_dead_writers_only(tmp_path: Path, caplog
     from egonlq.io import _WRITER
 
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])  # exits, never reaped until wait(): a zombie
+    while Path(f"/proc/{zombie.pid}/stat").read_text().split(")")[-1].split()[0] != "Z":
+        time.sleep(0.01)
     try:
-        dead = {f".a.parquet.{_WRITER}-{_dead_pid()}.k2x_9q.tmp", f".b.json.{_WRITER}-{_dead_pid()}.zz.tmp"}
+        dead = {
+            f".a.parquet.{_WRITER}-{_dead_pid()}.k2x_9q.tmp",
+            f".b.json.{_WRITER}-{_dead_pid()}.zz.tmp",
+            f".c.pt.{_WRITER}-{zombie.pid}.zz.tmp",  # killed, its parent has not reaped it yet
+        }
         kept = {
             f".a.parquet.{_WRITER}-{live.pid}.abc.tmp",  # a writer still running
             f".a.parquet.{_WRITER}9-{_dead_pid()}.abc.tmp",  # another host or container sharing the folder
@@ -241,7 +249,7 @@ def test_a_write_removes_temporaries_of_dead_writers_only(tmp_path: Path, caplog
         with caplog.at_level("INFO", logger="egonlq.io"):
             write_json({"ok": 1}, tmp_path / "c.json")
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept | {"c.json"})
-        assert sum("stopped before it finished" in r.getMessage() for r in caplog.records) == 2
+        assert sum("stopped before it finished" in r.getMessage() for r in caplog.records) == 3
         # once per folder and process: a later stale file waits for the next process
         late = tmp_path / f".d.json.{_WRITER}-{_dead_pid()}.xy.tmp"
         late.write_text("x")
@@ -250,6 +258,7 @@ def test_a_write_removes_temporaries_of_dead_writers_only(tmp_path: Path, caplog
     finally:
         live.kill()
         live.wait()
+        zombie.wait()
 
 
 def test_a_killed_writer_leaves_a_temporary_that_the_next_run_removes(tmp_path: Path) -> None:

@@ -96,6 +96,8 @@ def _sweep_stale_temporaries(folder: Path) -> None:
 
 
 def _process_exists(pid: int) -> bool:
+    """Whether process ``pid`` still runs: a killed process that its parent has not reaped yet (a zombie,
+    Linux ``/proc/<pid>/stat`` state Z or X) writes nothing more, so it counts as gone."""
     if pid == os.getpid():
         return True
     try:
@@ -103,8 +105,15 @@ def _process_exists(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except OSError:  # PermissionError: it exists, as another user's process
-        return True
-    return True
+        pass
+    if not os.path.isdir("/proc"):
+        return True  # no process table to read: alive, to be safe
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # gone meanwhile
+        return False
+    state = stat[stat.rfind(")") + 2 :][:1]  # the field after the command name, which may hold ")"
+    return state not in ("Z", "X")
 
 
 def write_json(obj: Any, path: str | Path, *, indent: int | None = None) -> None:
