@@ -335,19 +335,26 @@ def _header(path: Path) -> list[str]:
         raise InputError(path, f"not UTF-8 text ({where})", expected="a UTF-8 tab-separated file") from e
 
 
-def _short_rows(rows: list[list[str]], names: list[str], schema: pa.Schema) -> pa.Table:
-    """Short rows (their fields, in file order of ``names``) as a table of ``schema``, missing fields null.
+def _short_table(rows: list[list[str]], names: list[str]) -> pa.Table:
+    """Short rows (their fields, in the file's column order ``names``) as text columns of the table, the
+    fields they lack null."""
+    columns = {}
+    for name in EGOCLIP.names:
+        i = names.index(name)
+        columns[name] = pa.array([r[i] if i < len(r) else None for r in rows], pa.string())
+    return pa.table(columns)
 
-    Raises :class:`_Doubtful` when a number field is not one the checks accept."""
-    column = {name: names.index(name) for name in schema.names}
-    values = {name: [r[i] if i < len(r) else None for r in rows] for name, i in column.items()}
+
+def _short_rows(rows: list[list[str]], names: list[str], schema: pa.Schema) -> pa.Table:
+    """:func:`_short_table` cast to ``schema``; raises :class:`_Doubtful` when a number field is not one the
+    checks accept (the checks then report it)."""
+    table = _short_table(rows, names)
     for field in EGOCLIP:
         if pa.types.is_integer(field.type) or pa.types.is_floating(field.type):
             pattern = _INTEGER if pa.types.is_integer(field.type) else _DECIMAL
-            numbers = pa.array(values[field.name], pa.string())
-            if not pc.all(pc.match_substring_regex(numbers, pattern)).as_py():
+            if not pc.all(pc.match_substring_regex(table[field.name], pattern)).as_py():
                 raise _Doubtful
-    return pa.table({name: pa.array(values[name], pa.string()) for name in schema.names}).cast(schema)
+    return table.select(schema.names).cast(schema)
 
 
 def _has_line_break(strings: pa.Array) -> bool:
@@ -420,13 +427,7 @@ def _with_short_rows(
             kept.append((record, fields))
     if not kept:
         return table, spans, skipped, 0
-    column = {name: names.index(name) for name in EGOCLIP.names}
-    extra = pa.table(
-        {
-            name: pa.array([f[i] if i < len(f) else None for _, f in kept], pa.string())
-            for name, i in column.items()
-        }
-    )
+    extra = _short_table([fields for _, fields in kept], names)
     numbers = np.array([record.number for record in skipped], dtype=np.int64)
     read_numbers = np.setdiff1d(np.arange(2, table.num_rows + len(skipped) + 2), numbers)
     kept_numbers = np.array([record.number for record, _ in kept], dtype=np.int64)
