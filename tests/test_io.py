@@ -142,7 +142,8 @@ def test_use_fast_memory_pool_prefers_jemalloc_unless_the_user_chose(monkeypatch
 
 def test_write_parquet_dictionary_for_text_statistics_for_numbers_and_ids(tmp_path: Path) -> None:
     """The writer policy, on flat and nested columns: the same values read back; text is
-    dictionary-encoded, numbers are not; statistics for numbers, booleans and ``*_uid``, none for text."""
+    dictionary-encoded, numbers are not: integers are delta-encoded and floats split by byte; statistics
+    for numbers, booleans and ``*_uid``, none for text."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -157,6 +158,8 @@ def test_write_parquet_dictionary_for_text_statistics_for_numbers_and_ids(tmp_pa
             "tags": [["a"], None],
             "clip": [{"start": 1.5, "clip_uid": "c1"}, {"start": 2.5, "clip_uid": "c2"}],
             "split": pa.array(["train", "val"]).dictionary_encode(),
+            "emb": pa.array([[0.25, -1.0], [3.0, 1e-30]], pa.list_(pa.float32())),
+            "frame": pa.array([7, -3], pa.int32()),
         }
     )
     path = tmp_path / "t.parquet"
@@ -167,7 +170,11 @@ def test_write_parquet_dictionary_for_text_statistics_for_numbers_and_ids(tmp_pa
     dictionary = {p for p, c in columns.items() if "RLE_DICTIONARY" in c.encodings}
     statistics = {p for p, c in columns.items() if c.is_stats_set}
     assert dictionary == {"video_uid", "text", "tags.list.element", "clip.clip_uid", "split"}
-    assert statistics == {"n", "video_uid", "ok", "clip.start", "clip.clip_uid"}
+    assert statistics == {"n", "video_uid", "ok", "clip.start", "clip.clip_uid", "emb.list.element", "frame"}
+    delta = {p for p, c in columns.items() if "DELTA_BINARY_PACKED" in c.encodings}
+    split = {p for p, c in columns.items() if "BYTE_STREAM_SPLIT" in c.encodings}
+    assert delta == {"n", "frame"}
+    assert split == {"clip.start", "emb.list.element"}
 
 
 def test_write_parquet_stream_writes_a_row_group_per_table(tmp_path: Path) -> None:
