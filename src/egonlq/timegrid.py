@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 
 CANONICAL_FPS = 30.0
+# A feature file may hold one row more or fewer than its grid gives for the video (egonlq.data.features)
+ROW_COUNT_TOLERANCE = 1
 ZERO_LENGTH_SEC = 1.0 / 30.0
 
 

@@ -125,3 +125,31 @@ def test_the_import_lists_are_cached_per_file_change(tmp_path, monkeypatch) -> N
     assert "grounding.vslnet" in again._module_imports("grounding.train")
     importlib.reload(imports)
     assert first == imports.code_files("grounding", "grounding.train")
+
+
+def test_planning_loads_no_torch_matplotlib_or_transformers() -> None:
+    """The modules the Snakefile and its rule files import while Snakemake plans (every ``from egonlq...
+    import``, at any indentation, the feature-set lookup of a real root's ``dim: auto`` included) load without
+    torch, matplotlib or transformers: every Snakemake start (each dry run, each cluster job's) would take
+    ~1.3 s longer with torch and matplotlib (a demo dry run: 4.3 s against 1.9 s)."""
+    import subprocess
+    import sys
+
+    sources = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
+    modules = sorted(
+        {m for p in sources for m in re.findall(r"^\s*from (egonlq[\w.]*) import", p.read_text(), re.M)}
+    )
+    assert "egonlq.data.feature_sets" in modules and "egonlq.grounding.recipes" in modules
+    code = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        "print(sorted(m for m in ('torch', 'matplotlib', 'transformers') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(REPO / "src")},
+    )
+    assert out.stdout.strip() == "[]"

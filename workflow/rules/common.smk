@@ -30,11 +30,11 @@ def auto_feature_dim(name):
     """The dimension of feature set ``name`` for `data.features.dim: auto`: the demo's (256, its writer's
     default), else the set's own sidecar (feature_set.json in v1/<name>/), else the shipped table of known sets
     (egonlq.data.feature_sets)."""
+    if name == "demo_features" and IS_DEMO:
+        return 256
     from egonlq.data.feature_sets import resolve_feature_set
     from egonlq.errors import InputError
 
-    if name == "demo_features" and IS_DEMO:
-        return 256
     try:
         return resolve_feature_set(ROOT / "v1" / name, name).dim
     except InputError as e:

@@ -20,12 +20,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import torch
-
-from egonlq.data.features import ROW_COUNT_TOLERANCE
 from egonlq.errors import InputError
 from egonlq.io import read_json, write_json
-from egonlq.timegrid import OFFICIAL, FeatureGrid
+from egonlq.timegrid import OFFICIAL, ROW_COUNT_TOLERANCE, FeatureGrid
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +160,8 @@ def folder_grid(folder: Path) -> FeatureGrid:
 
 def feature_rows(path: Path) -> int:
     """Rows of a per-video feature file, read without loading its values (memory-mapped)."""
+    import torch  # here, not at the top: the workflow imports this module when it plans (no torch there)
+
     try:
         tensor = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, ... on a bad file

@@ -37,7 +37,7 @@ from egonlq import timegrid
 from egonlq.errors import InputError
 from egonlq.io import atomic_path, write_json
 from egonlq.progress import tqdm
-from egonlq.timegrid import FeatureGrid
+from egonlq.timegrid import ROW_COUNT_TOLERANCE, FeatureGrid
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,6 @@ CLIP_FEATURES = pa.schema(
 GRID_KEY = b"feature_grid"
 CUT_MODES = ("compatible", "corrected")
 ON_MISSING = ("error", "skip")
-ROW_COUNT_TOLERANCE = 1
 # Clips are buffered (copied, so each video is freed once cut) until this many feature bytes, then written
 # as one row group: writing holds about this plus one video. Measured on 300 x 901 x 256 clips: reading all
 # clips takes the same time (within noise) for groups of 8 to 512 MiB, writing slows as groups grow, and a

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from matplotlib.figure import Figure
 
 from egonlq.evaluation.metric import read_metrics
 from egonlq.grounding.experiments import source_matches
@@ -205,6 +204,8 @@ def markdown(summary: pd.DataFrame, *, synthetic: bool) -> str:
 
 def plot(summary: pd.DataFrame, out_png: Path, *, synthetic: bool) -> None:
     """Grouped bars per dual-encoder run (mean over seeds, std as error bars)."""
+    from matplotlib.figure import Figure  # here: the workflow imports this module to plan, without plots
+
     runs = summary[summary["kind"] == "dual_encoder"]
     fig = Figure(figsize=(max(6.0, 1.5 * len(runs) + 3.0), 4.5), layout="constrained")
     ax = fig.subplots()

@@ -26,18 +26,19 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from matplotlib.figure import Figure
 
 from egonlq.errors import InputError
 from egonlq.evaluation.metric import read_metrics
 from egonlq.grounding.experiments import RunSpec, parse_experiments, parse_predictor_name
-from egonlq.grounding.plots import figure_title, save_png
 from egonlq.io import write_parquet, write_text
+
+if TYPE_CHECKING:  # matplotlib is imported where a plot is drawn: the workflow imports this module to plan
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
@@ -480,6 +481,10 @@ def bars_with_seeds(ax: Any, groups: Mapping[str, pd.Series], *, rotation: int =
 def plot_recipe(recipe: Recipe, rows: pd.DataFrame, out_png: Path, *, synthetic: bool) -> Figure:
     """The headline metric per run (mean ± std, seeds as dots); the low-shot recipe as one curve per arm
     over the NLQ fraction. Artists carry ``gid`` ``"{run}"`` (bars, dots) or ``"{arm}"`` (curves)."""
+    from matplotlib.figure import Figure
+
+    from egonlq.grounding.plots import figure_title, save_png
+
     fig = Figure(figsize=(8, 4.5))
     ax = fig.add_subplot()
     if recipe.grows_as_nlq_shrinks:
@@ -620,6 +625,10 @@ def arms_markdown(
 
 def plot_arms(recipe: Recipe, arms: pd.DataFrame, out_png: Path, *, metric: str, synthetic: bool) -> Figure:
     """The headline metric per arm (mean ± std, seeds as dots); artists carry ``gid`` = the arm."""
+    from matplotlib.figure import Figure
+
+    from egonlq.grounding.plots import figure_title, save_png
+
     fig = Figure(figsize=(8, 4.5))
     ax = fig.add_subplot()
     names = list(dict.fromkeys(arms["arm"]))
