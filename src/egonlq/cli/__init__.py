@@ -42,4 +42,3 @@ def main(argv: list[str] | None = None) -> None:
         log.error("bad input: %s", e)
         raise SystemExit(2) from e
     log.info("%s done in %.1f s", args.command, time.perf_counter() - t0)
-

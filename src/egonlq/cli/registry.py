@@ -26,7 +26,6 @@ def log_stats(title: str, stats: dict) -> None:
     log.info("%s: %s", title, json.dumps(stats, indent=1, sort_keys=True, default=str))
 
 
-
 def set_threads(n: int) -> None:
     import torch
 

@@ -119,4 +119,3 @@ def read_cache_file(
             expected="a cache rebuilt with the configured encoder",
         )
     return metadata, tensors
-
