@@ -52,6 +52,7 @@ system-packages:
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/python -m snakemake --lint
 
 dryrun: $(STAMP)
