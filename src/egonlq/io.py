@@ -134,9 +134,10 @@ def parquet_options(schema: pa.Schema) -> dict[str, Any]:
     nearly all distinct: their dictionary is built, then dropped); integers delta-encoded and floats split
     by byte (``DELTA_BINARY_PACKED`` / ``BYTE_STREAM_SPLIT``, standard parquet encodings: DuckDB 2.0 and
     polars 2.2 read the workflow's tables back equal to pyarrow's), which zstd then compresses in a fraction
-    of the time it takes on plain values; min/max statistics for numbers, booleans and identifiers (``*_uid``, which readers filter on),
-    none for other text, whose min/max no reader uses and which cost the most to compute. Same values read
-    back. On the full-scale EGOCLIP table: 0.94 -> 0.74 s of encoding CPU (one thread), 108.6 -> 100.5 MB."""
+    of the time it takes on plain values; min/max statistics for numbers, booleans and identifiers
+    (``*_uid``, which readers filter on), none for other text, whose min/max no reader uses and which cost
+    the most to compute. Same values read back. On the full-scale EGOCLIP table: 0.94 -> 0.74 s of encoding
+    CPU (one thread), 108.6 -> 100.5 MB."""
     dictionary, statistics, encoding = [], [], {}
     for path, leaf in _parquet_leaves(schema):
         text = pa.types.is_string(leaf) or pa.types.is_large_string(leaf) or pa.types.is_dictionary(leaf)
