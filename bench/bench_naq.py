@@ -10,6 +10,13 @@ checked against the set of pool clip uids), the NLQ merge through a set of (vide
 ``calculate_stats`` passes and assertions, and one ``json.dump`` of the merged object. Left out: its tqdm
 progress bars and prints (display only; leaving them out makes the baseline slightly faster, not slower).
 
+Two environments for the baseline. This interpreter's pandas (3.x here) is the method on today's libraries,
+the stricter comparison: pandas 3 parses the csv in a fifth of the time pandas 1.5 takes. But the script as
+published runs on no pandas from 2.0 on (``error_bad_lines`` was removed), so a user runs it with its own
+pins (``requirements.txt``: pandas 1.5.2): ``--published-python`` times the same baseline under a second
+interpreter (``make published-env`` builds ``.venv-published`` with pandas 1.5.2 and numpy 1.23.5), and the
+ratios are given against both.
+
 Ours: the workflow's two jobs, each its own process: ``python -m egonlq.cli ingest-egoclip`` (csv ->
 EGOCLIP parquet) and ``python -m egonlq.cli naq`` (NaQ JSON, merged JSON, the training-queries table, clips
 table, stats). Timed separately and together, so the ratio is given for the NaQ job and for both.
@@ -20,6 +27,7 @@ object once both are sorted by ``(video_uid, clip_uid)`` (the reference iterates
 
     .venv/bin/python bench/bench_naq.py --world /tmp/naq_world   # builds the full demo world if absent
     .venv/bin/python bench/bench_naq.py --world /tmp/naq_world --malformed-lines 100   # lines to skip
+    .venv/bin/python bench/bench_naq.py --world /tmp/naq_world --published-python .venv-published/bin/python
 """
 
 from __future__ import annotations
@@ -168,7 +176,7 @@ def run_baseline(csv: Path, ann: Path, out: Path) -> None:
     merged = _baseline_merge(naq, nlq)
     with open(out / "merged.json", "w") as f:
         json.dump(merged, f)
-    print(f"TIMED {time.perf_counter()} {_cpu_seconds(resource.RUSAGE_SELF)}", flush=True)
+    print(f"TIMED {time.perf_counter()} {_cpu_seconds(resource.RUSAGE_SELF)} {pd.__version__}", flush=True)
     with open(out / "naq_train.json", "w") as f:
         json.dump(naq, f)
 
@@ -237,6 +245,12 @@ def main() -> None:
         help="run on a copy of the csv with this many lines of too many fields spread through it (both sides "
         "skip them, as EgoVLP's loader expects of the real file)",
     )
+    ap.add_argument(
+        "--published-python",
+        type=Path,
+        help="also run the baseline under this interpreter: a venv with the script's own pins (pandas 1.5.2, "
+        "`make published-env`), where its `error_bad_lines=False` still runs; ratios are given against both",
+    )
     ap.add_argument("--side", choices=["baseline"], help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--csv", type=Path, help=argparse.SUPPRESS)
@@ -252,45 +266,64 @@ def main() -> None:
 
         print(f"building the demo world ({args.preset}) in {args.world}", flush=True)
         build_world(args.world, preset=args.preset, write_features=False)
-    # wall and CPU seconds per run: the baseline up to its merged JSON, our two jobs
-    runs: dict[str, list[tuple[float, float]]] = {"baseline": [], "ingest-egoclip": [], "naq": []}
+    interpreters = {"baseline": Path(sys.executable)}
+    if args.published_python:
+        interpreters["published"] = args.published_python
+    # wall and CPU seconds per run: each baseline up to its merged JSON, our two jobs
+    runs: dict[str, list[tuple[float, float]]] = {key: [] for key in (*interpreters, "ingest-egoclip", "naq")}
+    pandas_of: dict[str, str] = {}
+    same: dict[str, tuple[bool, bool]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.malformed_lines:
             csv = with_malformed_lines(csv, Path(tmp) / "egoclip.csv", args.malformed_lines)
-        base_out, ours_out = Path(tmp) / "baseline", Path(tmp) / "ours"
-        base_out.mkdir()
+        ours_out = Path(tmp) / "ours"
         ours_out.mkdir()
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            cmd = [sys.executable, __file__, "--side", "baseline", "--world", str(args.world)]
-            cmd += ["--csv", str(csv)]
-            proc = subprocess.run([*cmd, "--out", str(base_out)], check=True, capture_output=True, text=True)
-            _, done, cpu = next(ln for ln in proc.stdout.splitlines() if ln.startswith("TIMED")).split()
-            runs["baseline"].append((float(done) - t0, float(cpu)))
+        for _ in range(args.repeat):  # the sides alternate, so a drift of the machine's speed hits them all
+            for key, python in interpreters.items():
+                (Path(tmp) / key).mkdir(exist_ok=True)
+                runs[key].append(_baseline_run(python, csv, args.world, Path(tmp) / key, pandas_of, key))
             ingest, naq = run_ours(csv, ann, ours_out)
             runs["ingest-egoclip"].append(ingest)
             runs["naq"].append(naq)
-        naq_same, merged_same = identical(ours_out, base_out)
+        same = {key: identical(ours_out, Path(tmp) / key) for key in interpreters}
     runs["both jobs"] = [
         (a[0] + b[0], a[1] + b[1]) for a, b in zip(runs["ingest-egoclip"], runs["naq"], strict=True)
     ]
     bad = f", {args.malformed_lines} malformed lines added" if args.malformed_lines else ""
     print(f"NaQ end to end, {args.world}{bad} (medians of {args.repeat} runs each, min and max)")
     labels = {
-        "baseline": "baseline (published create_naq_dataset.py method)",
+        "baseline": f"baseline (published method, pandas {pandas_of['baseline']})",
+        "published": f"baseline (published pins, pandas {pandas_of.get('published')})",
         "ingest-egoclip": "ours: ingest-egoclip",
         "naq": "ours: naq",
         "both jobs": "ours: both jobs",
     }
     for i, what in enumerate(("wall", "CPU (user + system, all threads)")):
-        print(f"  {what}")
-        base = median([r[i] for r in runs["baseline"]])
+        print(f"  {what}" + "".join(f"   ratio vs {key}" for key in interpreters))
+        bases = [median([r[i] for r in runs[key]]) for key in interpreters]
         for key, label in labels.items():
+            if key not in runs:
+                continue
             times = [r[i] for r in runs[key]]
-            print(f"    {label:<52}{spread(times):>32}   ratio {base / median(times):5.2f}x")
-    print(f"  output identical: NaQ JSON {naq_same}, merged JSON (sorted) {merged_same}")
-    if not (naq_same and merged_same):
+            ratios = "".join(f"   {base / median(times):8.2f}x" for base in bases)
+            print(f"    {label:<56}{spread(times):>32}{ratios}")
+    for key, (naq_same, merged_same) in same.items():
+        print(f"  output identical to {key}: NaQ JSON {naq_same}, merged JSON (sorted) {merged_same}")
+    if not all(all(pair) for pair in same.values()):
         raise SystemExit("outputs differ")
+
+
+def _baseline_run(
+    python: Path, csv: Path, world: Path, out: Path, pandas_of: dict[str, str], key: str
+) -> tuple[float, float]:
+    """One run of the baseline under ``python``: (wall, CPU) seconds up to its merged JSON, the interpreter's
+    start and imports included; records the pandas version it ran with."""
+    t0 = time.perf_counter()
+    cmd = [str(python), __file__, "--side", "baseline", "--world", str(world), "--csv", str(csv)]
+    proc = subprocess.run([*cmd, "--out", str(out)], check=True, capture_output=True, text=True)
+    _, done, cpu, version = next(ln for ln in proc.stdout.splitlines() if ln.startswith("TIMED")).split()
+    pandas_of[key] = version
+    return float(done) - t0, float(cpu)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,8 @@ QUICK = {
 }
 # what a benchmark reads that only `make run` writes: without it the benchmark is skipped, and said so
 NEEDS = {"bench_vslnet_demo.py": REPO / "results" / "vslnet" / "scratch" / "seed0" / "train_spec.json"}
+# the NaQ script's own pins (`make published-env`): where built, bench_naq also times the method there
+PUBLISHED_PYTHON = REPO / ".venv-published" / "bin" / "python"
 
 
 def dry_run_seconds(repeat: int = 3) -> float:
@@ -83,6 +85,8 @@ def main() -> None:
         if script in NEEDS and not NEEDS[script].exists():
             print(f"\n===== {script}: skipped, it needs {NEEDS[script].relative_to(REPO)} (`make run`)")
             continue
+        if script == "bench_naq.py" and PUBLISHED_PYTHON.exists():
+            extra = [*extra, "--published-python", str(PUBLISHED_PYTHON)]
         print(f"\n===== {script} {' '.join(extra)}", flush=True)
         if subprocess.run([sys.executable, str(BENCH / script), *extra], cwd=REPO).returncode != 0:
             failed.append(script)
