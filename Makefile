@@ -62,8 +62,9 @@ bench: $(STAMP) published-env
 	$(BIN)/python bench/run_all.py
 
 # The NaQ script's own pins (srama2512/NaQ requirements.txt: pandas==1.5.2; numpy 1.23.5, the first with
-# wheels for Python 3.11, for its 1.22.4): the only pandas its `read_csv(..., error_bad_lines=False)` runs
-# on, so `bench_naq.py` times its method there too. Where they do not install (Python 3.12+), it says so.
+# wheels for Python 3.11, for its 1.22.4): its `read_csv(..., error_bad_lines=False)` fails on pandas 2.0 and
+# later, so a user runs it there, and `bench_naq.py` times its method there too. Where they do not install
+# (Python 3.12 and later), it says so.
 PUBLISHED := .venv-published
 published-env:
 	@test -x $(PUBLISHED)/bin/python && $(PUBLISHED)/bin/python -c 'import pandas' 2>/dev/null || { \
