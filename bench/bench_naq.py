@@ -11,7 +11,7 @@ checked against the set of pool clip uids), the NLQ merge through a set of (vide
 progress bars and prints (display only; leaving them out makes the baseline slightly faster, not slower).
 
 Two environments for the baseline. This interpreter's pandas (3.x here) is the method on today's libraries,
-the stricter comparison: pandas 3 parses the csv in a fifth of the time pandas 1.5 takes. But the script as
+the stricter comparison: pandas 3 parses the csv four to six times faster than pandas 1.5. But the script as
 published runs on no pandas from 2.0 on (``error_bad_lines`` was removed), so a user runs it with its own
 pins (``requirements.txt``: pandas 1.5.2): ``--published-python`` times the same baseline under a second
 interpreter (``make published-env`` builds ``.venv-published`` with pandas 1.5.2 and numpy 1.23.5), and the
