@@ -272,7 +272,6 @@ def main() -> None:
     # wall and CPU seconds per run: each baseline up to its merged JSON, our two jobs
     runs: dict[str, list[tuple[float, float]]] = {key: [] for key in (*interpreters, "ingest-egoclip", "naq")}
     pandas_of: dict[str, str] = {}
-    same: dict[str, tuple[bool, bool]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.malformed_lines:
             csv = with_malformed_lines(csv, Path(tmp) / "egoclip.csv", args.malformed_lines)
