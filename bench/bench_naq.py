@@ -319,7 +319,12 @@ def _baseline_run(
     start and imports included; records the pandas version it ran with."""
     t0 = time.perf_counter()
     cmd = [str(python), __file__, "--side", "baseline", "--world", str(world), "--csv", str(csv)]
-    proc = subprocess.run([*cmd, "--out", str(out)], check=True, capture_output=True, text=True)
+    try:
+        proc = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True)
+    except OSError as e:  # no such interpreter
+        raise SystemExit(f"the baseline's interpreter {python} cannot run: {e}") from e
+    if proc.returncode != 0:
+        raise SystemExit(f"the baseline under {python} failed (rc {proc.returncode}):\n{proc.stderr[-2000:]}")
     _, done, cpu, version = next(ln for ln in proc.stdout.splitlines() if ln.startswith("TIMED")).split()
     pandas_of[key] = version
     return float(done) - t0, float(cpu)
