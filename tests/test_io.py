@@ -236,7 +236,9 @@ def test_a_write_removes_temporaries_of_dead_writers_only(tmp_path: Path, caplog
 
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     zombie = subprocess.Popen([sys.executable, "-c", "pass"])  # exits, never reaped until wait(): a zombie
+    deadline = time.monotonic() + 30
     while Path(f"/proc/{zombie.pid}/stat").read_text().split(")")[-1].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the child never became a zombie"
         time.sleep(0.01)
     try:
         dead = {
